@@ -1,0 +1,216 @@
+"""The error catalog: every error ocean raises, each with a machine code.
+
+Each class has a one-line docstring, a stable ``code`` (what clients match on)
+and an HTTP ``status`` that the web layer uses to translate it; nothing else
+in the web layer decides statuses. Parse errors carry a ``line`` and
+``column`` (1-based). ``OceanError.to_dict()`` is the one wire shape:
+``{"ok": false, "error": message, "code": code}`` plus the position when known.
+"""
+from __future__ import annotations
+
+
+class OceanError(Exception):
+    """Base of every error ocean raises on purpose."""
+
+    code = "error"
+    status = 400
+
+    def __init__(self, message: str, *, line: int | None = None, column: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.column = column
+
+    def to_dict(self) -> dict:
+        out = {"ok": False, "error": self.message, "code": self.code}
+        if self.line is not None:
+            out["line"] = self.line
+            out["column"] = self.column
+        return out
+
+
+# -- data model and validation (400) -----------------------------------------
+
+class ValidationError(OceanError):
+    """Input does not fit the data model."""
+    code = "invalid"
+
+
+class InvalidRoute(ValidationError):
+    """A route is not 1-10 segments of [A-Za-z0-9._-], at most 512 characters."""
+    code = "invalid_route"
+
+
+class InvalidKey(ValidationError):
+    """A key is not 1-256 characters of [A-Za-z0-9._-]."""
+    code = "invalid_key"
+
+
+class InvalidField(ValidationError):
+    """A field name is empty, too long, or not a string."""
+    code = "invalid_field"
+
+
+class InvalidPayload(ValidationError):
+    """A payload is not valid JSON data, or has the wrong shape for the operation."""
+    code = "invalid_payload"
+
+
+class PayloadTooLarge(OceanError):
+    """A payload, body or script is over its size limit."""
+    code = "too_large"
+    status = 413
+
+
+class InvalidAmount(ValidationError):
+    """An increment amount is not a finite number."""
+    code = "invalid_amount"
+
+
+class NotACounter(ValidationError):
+    """A counter field would be set to, or incremented from, a non-number."""
+    code = "not_a_counter"
+
+
+class CounterOverflow(ValidationError):
+    """An int64 counter would overflow; the value is left unchanged."""
+    code = "overflow"
+
+
+class InvalidSetting(ValidationError):
+    """A setting has a value it cannot take."""
+    code = "invalid_setting"
+
+
+# -- lookups (404 / 409) -----------------------------------------------------
+
+class NotFound(OceanError):
+    """The entity, route or resource does not exist."""
+    code = "not_found"
+    status = 404
+
+
+class Conflict(OceanError):
+    """The request conflicts with the current state."""
+    code = "conflict"
+    status = 409
+
+
+# -- languages: Drops and SQL (400, with positions) --------------------------
+
+class ParseError(OceanError):
+    """A Drops script or SQL query cannot be read; line and column say where."""
+    code = "parse_error"
+
+
+class UnknownCommand(ParseError):
+    """A Drops line starts with a word that is not a command."""
+    code = "unknown_command"
+
+
+class ScriptTooLarge(PayloadTooLarge):
+    """A Drops script is over the `max_script_bytes` setting."""
+    code = "script_too_large"
+
+
+class SqlError(OceanError):
+    """A SQL query is well formed but cannot run (unknown column, bad types)."""
+    code = "sql_error"
+
+
+class SqlUnavailable(OceanError):
+    """SQL is not available in this build."""
+    code = "sql_unavailable"
+    status = 501
+
+
+class QueryLimit(OceanError):
+    """A query went over a row cap or time limit setting."""
+    code = "query_limit"
+
+
+# -- keys and access (401 / 403 / 429) ---------------------------------------
+
+class Unauthorized(OceanError):
+    """No key, or a key that is not known (or revoked)."""
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(OceanError):
+    """The key is known but its scopes do not allow this."""
+    code = "forbidden"
+    status = 403
+
+
+class TooManyConnections(OceanError):
+    """A connection cap (per key or per server) is reached."""
+    code = "too_many_connections"
+    status = 429
+
+
+# -- HTTP-shaped input errors (raised by the web layer, declared here) --------
+
+class BadRequest(OceanError):
+    """The request is malformed (JSON, encoding, content type)."""
+    code = "bad_request"
+
+
+class UnsupportedMediaType(OceanError):
+    """The request body has a content type this endpoint does not take."""
+    code = "unsupported_media_type"
+    status = 415
+
+
+class MethodNotAllowed(OceanError):
+    """The path exists but not with this method."""
+    code = "method_not_allowed"
+    status = 405
+
+
+# -- the engine's own state (5xx) ---------------------------------------------
+
+class StorageError(OceanError):
+    """The data directory cannot be written (disk full, I/O error); nothing was acknowledged."""
+    code = "storage_unavailable"
+    status = 503
+
+
+class DataDirLocked(OceanError):
+    """Another engine or process already owns this data directory."""
+    code = "data_dir_locked"
+    status = 503
+
+
+class CorruptLog(OceanError):
+    """The log or a snapshot is damaged before its last record; the engine refuses to open."""
+    code = "corrupt_log"
+    status = 500
+
+
+class EngineClosed(OceanError):
+    """The engine was closed (or is shutting down)."""
+    code = "closed"
+    status = 503
+
+
+class CoreNotBuilt(OceanError):
+    """The compiled core `ocean._core` is missing; build it (see the message)."""
+    code = "core_not_built"
+    status = 500
+
+
+class InternalError(OceanError):
+    """An unexpected fault; the message never carries a traceback."""
+    code = "internal"
+    status = 500
+
+
+def catalog() -> list[type[OceanError]]:
+    """Every error class, for docs and the meta tests."""
+    out, todo = [], [OceanError]
+    while todo:
+        cls = todo.pop(0)
+        out.append(cls)
+        todo.extend(cls.__subclasses__())
+    return out

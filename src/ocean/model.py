@@ -1,0 +1,154 @@
+"""Routes, keys, fields and drops: validation and the record shapes (SPEC section 1)."""
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+import uuid
+from datetime import datetime, timezone
+
+from .errors import InvalidAmount, InvalidField, InvalidKey, InvalidPayload, InvalidRoute, PayloadTooLarge
+
+MAX_ROUTE_CHARS = 512
+MAX_SEGMENTS = 10
+MAX_KEY_CHARS = 256
+MAX_FIELD_CHARS = 256
+MAX_INT64 = (1 << 63) - 1
+MIN_INT64 = -(1 << 63)
+
+_SEGMENT = re.compile(r"[A-Za-z0-9._-]+\Z")
+_KEY = re.compile(r"[A-Za-z0-9._-]{1,256}\Z")
+_checked_routes: dict[str, bool] = {}  # PERF: validation of hot routes is a dict hit (~40 ns vs ~1 us)
+
+
+def check_route(route) -> str:
+    """Return ``route`` if valid, else raise InvalidRoute saying what is wrong."""
+    if _checked_routes.get(route) if isinstance(route, str) else False:
+        return route
+    if not isinstance(route, str) or not route:
+        raise InvalidRoute("a route is required (like analytics/daily)")
+    if len(route) > MAX_ROUTE_CHARS:
+        raise InvalidRoute(f"route is {len(route)} characters; at most {MAX_ROUTE_CHARS} are allowed")
+    parts = route.split("/")
+    if len(parts) > MAX_SEGMENTS:
+        raise InvalidRoute(f"route {route[:60]!r} has {len(parts)} segments; at most {MAX_SEGMENTS} are allowed")
+    for part in parts:
+        if not part:
+            raise InvalidRoute(f"route {route[:60]!r} has an empty segment (leading, trailing or double slash)")
+        if not _SEGMENT.match(part):
+            raise InvalidRoute(f"route {route[:60]!r}: segments may hold only letters, digits, '.', '_' and '-'")
+        if part in (".", ".."):
+            raise InvalidRoute(f"route {route[:60]!r}: '.' and '..' are not segments")
+    if len(_checked_routes) < 100000:
+        _checked_routes[route] = True
+    return route
+
+
+def check_prefix(prefix: str) -> str:
+    """Validate a subscription/scope prefix: a route, ``route/*`` or ``*``."""
+    if prefix == "*":
+        return prefix
+    if isinstance(prefix, str) and prefix.endswith("/*"):
+        check_route(prefix[:-2])
+        return prefix
+    return check_route(prefix)
+
+
+def prefix_matches(prefix: str, route: str) -> bool:
+    """True when ``route`` is covered by ``prefix`` (exact route, ``a/*`` subtree, or ``*``)."""
+    if prefix == "*":
+        return True
+    if prefix.endswith("/*"):
+        base = prefix[:-2]
+        return route == base or route.startswith(base + "/")
+    return route == prefix
+
+
+def is_system_route(route: str) -> bool:
+    """Routes whose first segment starts with ``_`` belong to the server."""
+    return route.startswith("_")
+
+
+def check_key(key) -> str:
+    """Return ``key`` if valid, else raise InvalidKey."""
+    if isinstance(key, str) and _KEY.match(key):
+        return key
+    if not isinstance(key, str) or not key:
+        raise InvalidKey("a key is required (like @2026-02-10)")
+    if len(key) > MAX_KEY_CHARS:
+        raise InvalidKey(f"key is {len(key)} characters; at most {MAX_KEY_CHARS} are allowed")
+    raise InvalidKey(f"key {key[:60]!r} may hold only letters, digits, '.', '_' and '-'")
+
+
+def check_field(name) -> str:
+    """Return a valid field name (any non-empty string up to 256 characters, no control characters)."""
+    if not isinstance(name, str) or not name:
+        raise InvalidField("a field name must be a non-empty string")
+    if len(name) > MAX_FIELD_CHARS:
+        raise InvalidField(f"field name is {len(name)} characters; at most {MAX_FIELD_CHARS} are allowed")
+    if not name.isprintable():
+        raise InvalidField(f"field name {name[:60]!r} holds control characters")
+    return name
+
+
+def check_amount(amount, field: str = "") -> int | float:
+    """An increment amount: an int within int64, or a finite float (bools are refused)."""
+    if type(amount) is int:
+        if MIN_INT64 <= amount <= MAX_INT64:
+            return amount
+        raise InvalidAmount(f"amount {amount} for {field!r} is outside the int64 range")
+    if type(amount) is float:
+        if math.isfinite(amount):
+            return amount
+        raise InvalidAmount(f"amount for {field!r} must be a finite number, got {amount}")
+    raise InvalidAmount(f"amount for {field!r} must be a number, got {json.dumps(amount) if _jsonable(amount) else type(amount).__name__}")
+
+
+def _jsonable(value) -> bool:
+    try:
+        json.dumps(value)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def encode_payload(payload, limit: int) -> str:
+    """Encode a payload as compact JSON; refuse non-JSON data, NaN and sizes over ``limit`` bytes."""
+    try:
+        text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidPayload(f"payload is not JSON data: {exc}") from None
+    except RecursionError:
+        raise InvalidPayload("payload is nested too deeply") from None
+    if len(text) > limit // 4 and len(text.encode("utf-8")) > limit:
+        raise PayloadTooLarge(f"payload is over the {limit}-byte limit (setting max_payload_bytes)")
+    return text
+
+
+def split_increments(payload: dict) -> tuple[dict, dict]:
+    """Split ``{"+views": 1, "name": "x"}`` into plain fields and increments."""
+    plain, incs = {}, {}
+    for name, value in payload.items():
+        if isinstance(name, str) and name.startswith("+") and len(name) > 1:
+            field = check_field(name[1:])
+            incs[field] = check_amount(value, field)
+        else:
+            plain[check_field(name)] = value
+    return plain, incs
+
+
+def new_id() -> str:
+    """A drop id (UUID4 text)."""
+    return str(uuid.uuid4())
+
+
+def now_ms() -> int:
+    """Milliseconds since the epoch."""
+    return time.time_ns() // 1_000_000
+
+
+def iso_ms(ms: int) -> str:
+    """``2026-02-10T12:34:56.789Z`` from epoch milliseconds."""
+    dt = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"

@@ -1,0 +1,121 @@
+"""Every setting, declared once: name, type, default, environment variable, help.
+
+The CLI builds its ``--flags`` from this table, the docs list it, and a meta
+test fails if a setting is missing from the README's settings section.
+Values come from (highest first): explicit arguments, ``OCEAN_<NAME>``
+environment variables, defaults.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, make_dataclass, replace
+
+from .errors import InvalidSetting
+
+FSYNC_POLICIES = ("always", "everysec", "no")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One declared setting."""
+
+    name: str
+    type: type
+    default: object
+    help: str
+    choices: tuple = ()
+
+    @property
+    def env(self) -> str:
+        return "OCEAN_" + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def parse(self, raw) -> object:
+        """Turn a raw value (string from env/CLI, or a Python value) into this setting's type."""
+        try:
+            if self.type is bool and isinstance(raw, str):
+                low = raw.strip().lower()
+                if low not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                    raise ValueError(raw)
+                value = low in ("1", "true", "yes", "on")
+            else:
+                value = self.type(raw)
+        except (TypeError, ValueError):
+            raise InvalidSetting(f"setting {self.name} ({self.env}) must be a {self.type.__name__}, got {raw!r}") from None
+        if self.choices and value not in self.choices:
+            raise InvalidSetting(f"setting {self.name} must be one of {', '.join(map(str, self.choices))}, got {raw!r}")
+        if self.type in (int, float) and value < 0:
+            raise InvalidSetting(f"setting {self.name} must not be negative, got {raw!r}")
+        return value
+
+
+SETTINGS: tuple[Setting, ...] = (
+    # serving
+    Setting("host", str, "127.0.0.1", "Address `ocean serve` listens on."),
+    Setting("port", int, 8080, "Port `ocean serve` listens on."),
+    Setting("data", str, "./ocean-data", "Data directory (one server owns it)."),
+    Setting("workers", int, 1, "Worker processes; the embedded engine allows exactly 1."),
+    Setting("worker_connections", int, 10000, "Concurrent connections (SSE streams included) per worker."),
+    Setting("graceful_timeout", int, 10, "Seconds SIGTERM waits for requests to finish."),
+    Setting("metrics_public", bool, True, "Serve /metrics without a key."),
+    Setting("accounting", bool, True, "Count every request on the _admin/* routes."),
+    # durability
+    Setting("fsync", str, "everysec", "When the log is fsynced: always (group commit), everysec, no.", FSYNC_POLICIES),
+    Setting("snapshot_every", int, 200000, "Log records between background snapshots (0: never)."),
+    # limits
+    Setting("max_payload_bytes", int, 1 << 20, "Largest JSON payload of one drop, encoded."),
+    Setting("max_body_bytes", int, 16 << 20, "Largest HTTP request body."),
+    Setting("max_script_bytes", int, 1 << 20, "Largest Drops script."),
+    Setting("max_batch", int, 10000, "Most drops in one POST /drop array."),
+    Setting("history_limit", int, 100, "Past versions kept per entity for `history`."),
+    Setting("event_retention", int, 1000000, "Events kept per route (oldest expire first; 0: unbounded)."),
+    Setting("list_limit", int, 100, "Default and most entities a bare route or /entities returns per page."),
+    Setting("sql_max_rows", int, 100000, "Most rows a SQL query may return."),
+    Setting("sql_time_limit_ms", int, 5000, "Longest a SQL query may run, in milliseconds."),
+    # live streams
+    Setting("replay_history", int, 10000, "Recent drops kept in memory for SSE replay and resume."),
+    Setting("subscriber_queue", int, 1000, "Messages one SSE client may fall behind before it is disconnected."),
+    Setting("heartbeat_s", float, 15.0, "Seconds between SSE heartbeat comments."),
+    Setting("max_sse_clients", int, 10000, "Most open SSE streams per server."),
+    Setting("max_sse_per_key", int, 1000, "Most open SSE streams per key."),
+)
+
+BY_NAME = {s.name: s for s in SETTINGS}
+
+
+class _SettingsMethods:
+    """Methods of ``Settings``; its fields are generated from ``SETTINGS``."""
+
+    @classmethod
+    def load(cls, environ=None, **overrides):
+        """Defaults, then ``OCEAN_*`` environment variables, then ``overrides`` (None means unset)."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for s in SETTINGS:
+            if overrides.get(s.name) is not None:
+                values[s.name] = s.parse(overrides[s.name])
+            elif s.env in environ:
+                values[s.name] = s.parse(environ[s.env])
+            else:
+                values[s.name] = s.default
+        unknown = set(overrides) - set(BY_NAME)
+        if unknown:
+            raise InvalidSetting(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        return cls(**values)
+
+    def with_(self, **changes):
+        """A copy with some values changed (validated)."""
+        return replace(self, **{k: BY_NAME[k].parse(v) for k, v in changes.items()})
+
+
+Settings = make_dataclass(
+    "Settings",
+    [(s.name, s.type, field(default=s.default)) for s in SETTINGS],
+    bases=(_SettingsMethods,),
+    frozen=True,
+)
+Settings.__doc__ = "A resolved set of settings values; build with ``Settings.load(...)``."
+Settings.__module__ = __name__
