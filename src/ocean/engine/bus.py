@@ -1,0 +1,183 @@
+"""Publish/subscribe by route prefix: bounded subscriber queues and a replay ring.
+
+Every write becomes a ``Message`` (seq, route, key, op, fields, time) that is
+put on the ring of recent drops and pushed to each subscriber whose prefix
+covers its route. Its JSON and SSE bytes are built lazily, once, however many
+subscribers send it. A subscriber that falls more than ``maxsize`` messages
+behind is marked overflowed and dropped: the bus never buffers without bound.
+
+Publishing costs a ring append plus one dict walk over the *distinct* watched
+prefixes -- next to nothing when nobody watches. Only ``threading`` primitives
+are used; under gevent's monkey-patching they cooperate with greenlets.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from collections import deque
+
+from ..model import iso_ms, prefix_matches
+
+
+class Message:
+    """One published drop; encoded on first use and cached."""
+
+    __slots__ = ("seq", "route", "key", "op", "fields", "ms", "drop_id", "_json", "_sse")
+
+    def __init__(self, seq, route, key, op, fields, ms, drop_id):
+        self.seq = seq
+        self.route = route
+        self.key = key
+        self.op = op
+        self.fields = fields
+        self.ms = ms
+        self.drop_id = drop_id
+        self._json = None
+        self._sse = None
+
+    @property
+    def data(self) -> dict:
+        """The payload's fields plus ``_route``, ``_key`` (keyed), ``_id``, ``_at`` and ``_op``."""
+        out = dict(self.fields) if isinstance(self.fields, dict) else {"_value": self.fields}
+        out["_route"] = self.route
+        if self.key is not None:
+            out["_key"] = self.key
+        out["_id"] = self.drop_id
+        out["_at"] = iso_ms(self.ms)
+        out["_op"] = self.op
+        return out
+
+    def json(self) -> str:
+        if self._json is None:
+            self._json = json.dumps(self.data, separators=(",", ":"), ensure_ascii=False)
+        return self._json
+
+    def sse(self) -> bytes:
+        """``id: <seq>\\ndata: <json>\\n\\n`` as bytes (JSON has no raw newlines)."""
+        if self._sse is None:
+            self._sse = f"id: {self.seq}\ndata: {self.json()}\n\n".encode("utf-8")
+        return self._sse
+
+
+class Subscription:
+    """One subscriber's bounded queue; ``get`` blocks (cooperatively under gevent)."""
+
+    def __init__(self, bus: "Bus", prefix: str, maxsize: int):
+        self.bus = bus
+        self.prefix = prefix
+        self.maxsize = maxsize
+        self.backlog: list[Message] = []
+        self.gap = False
+        self.overflowed = False
+        self.closed = False
+        self._queue: deque = deque()
+        self._ready = threading.Event()
+
+    def push(self, msg: Message) -> None:
+        if len(self._queue) >= self.maxsize:
+            self.overflowed = True
+            self.bus._remove(self)
+        else:
+            self._queue.append(msg)
+        self._ready.set()
+
+    def get(self, timeout: float | None = None) -> Message | None:
+        """The next message, or None on timeout, overflow or close."""
+        while True:
+            if self.overflowed or self.closed:
+                return None
+            if self._queue:
+                return self._queue.popleft()
+            self._ready.clear()
+            if self._queue or self.overflowed or self.closed:
+                continue
+            if not self._ready.wait(timeout):
+                return None
+
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def close(self) -> None:
+        """Stop receiving; wakes a blocked ``get``. Safe to call twice."""
+        if not self.closed:
+            self.closed = True
+            self.bus._remove(self)
+            self._ready.set()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Bus:
+    """Routes messages to subscribers by prefix and keeps the replay ring."""
+
+    def __init__(self, ring_size: int, queue_size: int, start_seq: int = 0):
+        self.queue_size = queue_size
+        self.ring: deque[Message] = deque(maxlen=max(1, ring_size))
+        self.forgotten = start_seq  # every seq <= this is gone from the ring (or predates it)
+        self._by_prefix: dict[str, list[Subscription]] = {}
+        self._lock = threading.RLock()  # push() may drop a subscriber while publish holds it
+        self.published = 0
+        self.dropped_subscribers = 0
+
+    def publish(self, msg: Message) -> None:
+        """Ring it and fan it out. Callers publish in seq order (under the engine's write lock)."""
+        with self._lock:
+            ring = self.ring
+            if len(ring) == ring.maxlen:
+                self.forgotten = ring[0].seq
+            ring.append(msg)
+            self.published += 1
+            if self._by_prefix:
+                route = msg.route
+                for prefix, subs in list(self._by_prefix.items()):
+                    if prefix_matches(prefix, route):
+                        for sub in list(subs):
+                            sub.push(msg)
+
+    def subscribe(self, prefix: str, after_seq: int | None = None, last: int | None = None,
+                  maxsize: int | None = None) -> Subscription:
+        """Watch ``prefix``; replay from after ``after_seq`` or the last ``last`` drops first."""
+        sub = Subscription(self, prefix, maxsize or self.queue_size)
+        with self._lock:
+            if after_seq is not None:
+                sub.gap = after_seq < self.forgotten
+                sub.backlog = [m for m in self.ring if m.seq > after_seq and prefix_matches(prefix, m.route)]
+            elif last:
+                sub.backlog = self.recent(prefix, last)
+            self._by_prefix.setdefault(prefix, []).append(sub)
+        return sub
+
+    def recent(self, prefix: str, n: int) -> list[Message]:
+        """The last ``n`` ring messages under ``prefix``, oldest first."""
+        out = []
+        with self._lock:
+            ring = list(self.ring)
+        for m in reversed(ring):
+            if len(out) >= n:
+                break
+            if prefix_matches(prefix, m.route):
+                out.append(m)
+        out.reverse()
+        return out
+
+    def _remove(self, sub: Subscription) -> None:
+        with self._lock:
+            subs = self._by_prefix.get(sub.prefix)
+            if subs and sub in subs:
+                subs.remove(sub)
+                if sub.overflowed:
+                    self.dropped_subscribers += 1
+                if not subs:
+                    del self._by_prefix[sub.prefix]
+
+    def subscriber_count(self) -> int:
+        return sum(len(s) for s in self._by_prefix.values())
+
+    def close_all(self) -> None:
+        for subs in list(self._by_prefix.values()):
+            for sub in list(subs):
+                sub.close()

@@ -1,0 +1,366 @@
+"""``Engine``: entities, counters, events and live drops -- the embedded engine, no HTTP.
+
+Every write goes the same way: validate (pure, before any lock) -> under the
+write lock take the next ``seq`` and the clock, let the store log and apply
+the op, publish it on the bus -> outside the lock wait for fsync when the
+policy is ``always`` (group commit), then tell listeners (the SQL columns).
+Reads take no engine lock: they read immutable records and the counter
+table's own shard locks.
+"""
+from __future__ import annotations
+
+import bisect
+import logging
+import threading
+import time
+
+from ..errors import EngineClosed, InvalidAmount, InvalidPayload, NotFound, OceanError
+from ..kernels import core
+from ..model import check_amount, check_field, check_key, check_prefix, check_route, iso_ms, split_increments
+from ..settings import Settings
+from . import ops
+from .bus import Bus, Message
+from .store import LocalStore
+
+log = logging.getLogger("ocean.engine")
+
+
+class Engine:
+    """The embedded engine over one data directory (see the module docstring).
+
+    Args:
+        path: the data directory (created if missing; one engine owns it).
+        fsync: ``"always"``, ``"everysec"`` (default) or ``"no"``; overrides ``settings.fsync``.
+        settings: an ``ocean.settings.Settings``; defaults from the environment.
+        offload: runs a blocking call (fsync, snapshot writing) off the event loop;
+            the gevent server passes its threadpool's ``apply``. Default: call inline.
+        maintenance: run the once-a-second flusher/snapshot/expiry thread (default True).
+    """
+
+    def __init__(self, path: str, fsync: str | None = None, settings: Settings | None = None,
+                 *, offload=None, maintenance: bool = True):
+        core()  # fail now, with the build hint, if the compiled core is missing
+        self.settings = (settings or Settings.load()).with_(**({"fsync": fsync} if fsync else {}))
+        self.path = path
+        self.store = LocalStore(path, self.settings, offload=offload)
+        self.state = self.store.state
+        self._lock = threading.Lock()
+        self._listeners: list = []
+        self._last_ms = 0
+        self._closed = False
+        self.started = time.time()
+        self._seq = self.store.open()
+        self.store.last_seq = self._seq
+        self.instance = self.store.meta["instance"]
+        self.bus = Bus(self.settings.replay_history, self.settings.subscriber_queue, start_seq=self._seq)
+        self._stop = threading.Event()
+        self._maintainer = None
+        if maintenance:
+            self._maintainer = threading.Thread(target=self._maintain_loop, name="ocean-maintenance", daemon=True)
+            self._maintainer.start()
+
+    # -- writes ------------------------------------------------------------
+    def save(self, route: str, payload, key: str | None = None, keep=None, source: str | None = None) -> dict:
+        """Write a drop: an event (no key) or an entity's new plain fields (with a key)."""
+        check_route(route)
+        expires_in = _keep_ms(keep)
+        if key is None:
+            kind, body, incs = ops.EVENT, payload, None
+            if isinstance(payload, dict):
+                _check_object(payload)
+                if any(isinstance(k, str) and k.startswith("+") for k in payload):
+                    raise InvalidPayload("\"+field\" increments need a key: events are never changed")
+        else:
+            check_key(key)
+            if isinstance(payload, dict):
+                _check_object(payload)
+                kind = ops.SAVE
+                body, incs = split_increments(payload)
+                incs = incs or None
+            else:
+                kind, body, incs = ops.VALUE, payload, None
+        seq, ms, _ = self._write(kind, route, key, body, incs, expires_in, source)
+        return {"drop_id": self.drop_id(seq), "seq": seq, "route": route, "key": key, "created_at": iso_ms(ms)}
+
+    def update(self, route: str, key: str, fields: dict, source: str | None = None) -> dict:
+        """Merge ``fields`` into an entity (created if missing); ``"+f": n`` entries increment."""
+        check_route(route)
+        check_key(key)
+        if not isinstance(fields, dict) or not fields:
+            raise InvalidPayload("update needs an object of fields to merge")
+        _check_object(fields)
+        plain, incs = split_increments(fields)
+        self._write(ops.UPDATE, route, key, plain, incs or None, 0, source)
+        return self.get(route, key)
+
+    def incr(self, route: str, key: str, amounts: dict, source: str | None = None) -> dict:
+        """Increment fields of one entity atomically; returns ``{field: new value}``."""
+        check_route(route)
+        check_key(key)
+        if not amounts:
+            raise InvalidAmount("incr needs at least one field")
+        incs = {}
+        for name, amount in amounts.items():
+            incs[check_field(name)] = check_amount(amount, name)
+        return self._write(ops.INCR, route, key, None, incs, 0, source)[2]
+
+    def remove(self, route: str, key: str, source: str | None = None) -> dict:
+        """Delete an entity with its counters; NotFound if absent."""
+        check_route(route)
+        check_key(key)
+        if self.state.live_entity(route, key, self._now()) is None:
+            raise NotFound(f"{route} @{key} does not exist")
+        self._write(ops.REMOVE, route, key, None, None, 0, source)
+        return {"removed": True}
+
+    def publish(self, route: str, data: dict) -> Message:
+        """Put a message on the bus only (not stored), e.g. ``_admin/events``."""
+        with self._lock:
+            self._check_open()
+            self._seq += 1
+            msg = Message(self._seq, route, None, "event", data, self._clock(), self.drop_id(self._seq))
+            self.bus.publish(msg)
+            self.store.last_seq = self._seq
+        return msg
+
+    def _write(self, kind, route, key, body, incs, expires_in, source):
+        with self._lock:
+            self._check_open()
+            seq = self._seq + 1
+            ms = self._clock()
+            op = [kind, seq, ms, route, key, body, incs, ms + expires_in if expires_in else 0, source]
+            try:
+                out, published, ticket = self.store.write(op, self.settings.max_payload_bytes)
+            except OceanError as exc:
+                if getattr(exc, "logged", False):
+                    self._seq = self.store.last_seq = seq  # logged, then refused by apply: seq spent
+                raise
+            self._seq = self.store.last_seq = seq
+            self.bus.publish(Message(seq, route, key, ops.NAMES[kind], published, ms, self.drop_id(seq)))
+        self.store.sync(ticket)
+        if self._listeners:
+            self._notify(kind, route, key, seq, ms, body, op[7], source)
+        return seq, ms, out
+
+    # -- reads -------------------------------------------------------------
+    def get(self, route: str, key: str) -> dict:
+        """The entity record; NotFound when absent."""
+        rec = self.entity(route, key)
+        if rec is None:
+            raise NotFound(f"{route} @{key} not found")
+        return rec
+
+    def entity(self, route: str, key: str) -> dict | None:
+        """The entity record ``{route, key, payload, created_at, updated_at, version}``, or None."""
+        check_route(route)
+        check_key(key)
+        ent = self.state.live_entity(route, key, self._now())
+        return None if ent is None else self._record(route, key, ent)
+
+    def _record(self, route, key, ent) -> dict:
+        return {"route": route, "key": key, "payload": self.state.payload(ent, route, key),
+                "created_at": iso_ms(ent.created_ms), "updated_at": iso_ms(ent.updated_ms),
+                "version": ent.version}
+
+    def list(self, route: str, limit: int | None = None, after: str | None = None) -> list[dict]:
+        """A route's entities in key order, those with keys after ``after``, at most ``limit``."""
+        check_route(route)
+        limit = self.settings.list_limit if limit is None else max(0, int(limit))
+        keys = self.state.entities.sorted_keys(route)
+        start = 0
+        if after is not None:
+            start = bisect.bisect_right(keys, after)
+        out, now = [], self._now()
+        for key in keys[start:]:
+            if len(out) >= limit:
+                break
+            ent = self.state.live_entity(route, key, now)
+            if ent is not None:
+                out.append(self._record(route, key, ent))
+        return out
+
+    def count(self, route: str) -> int:
+        """How many entities a route holds (expired ones excluded)."""
+        check_route(route)
+        now = self.state.entities.routes.get(route, {})
+        t = self._now()
+        return sum(1 for e in list(now.values()) if not e.expires_ms or e.expires_ms > t)
+
+    def route_entities(self, route: str):
+        """``(key, record)`` for every live entity of a route, in key order."""
+        check_route(route)
+        now = self._now()
+        for key in list(self.state.entities.sorted_keys(route)):
+            ent = self.state.live_entity(route, key, now)
+            if ent is not None:
+                yield key, self._record(route, key, ent)
+
+    def history(self, route: str, key: str, limit: int = 100) -> list[dict]:
+        """Past versions of an entity, newest first (saves, updates and removal)."""
+        check_route(route)
+        check_key(key)
+        entries = list(self.state.entities.history.get((route, key), ()))
+        out = []
+        for version, seq, ms, op, payload in reversed(entries[-max(0, int(limit)):] if limit else []):
+            out.append({"version": version, "seq": seq, "op": op, "payload": payload,
+                        "updated_at": iso_ms(ms), "drop_id": self.drop_id(seq)})
+        return out
+
+    def events(self, route: str, limit: int = 100, before: int | None = None) -> list[dict]:
+        """A route's events, newest first; ``before`` is a seq (exclusive) for the next page."""
+        check_route(route)
+        log_ = self.state.events.get(route)
+        if log_ is None:
+            return []
+        return [self._event(route, e) for e in log_.newest(max(0, int(limit)), before, self._now())]
+
+    def route_events(self, route: str):
+        """Every live event of a route, oldest first."""
+        check_route(route)
+        log_ = self.state.events.get(route)
+        if log_ is None:
+            return iter(())
+        return (self._event(route, e) for e in list(log_.live(self._now())))
+
+    def _event(self, route, e) -> dict:
+        seq, ms, payload, expires, source = e
+        return {"drop_id": self.drop_id(seq), "seq": seq, "route": route, "payload": payload,
+                "created_at": iso_ms(ms), "source": source}
+
+    def routes(self) -> list[str]:
+        """Every route that holds entities or events."""
+        names = set(self.state.entities.routes)
+        names.update(r for r, log_ in self.state.events.items() if len(log_))
+        return sorted(names)
+
+    # -- live --------------------------------------------------------------
+    def subscribe(self, prefix: str, after_seq: int | None = None, last: int | None = None,
+                  maxsize: int | None = None):
+        """Watch ``prefix`` (a route, ``a/*`` or ``*``); see ``bus.Subscription``."""
+        check_prefix(prefix)
+        return self.bus.subscribe(prefix, after_seq=after_seq, last=last, maxsize=maxsize)
+
+    def recent(self, prefix: str, n: int) -> list[Message]:
+        """The last ``n`` drops under ``prefix`` still in the replay ring, oldest first."""
+        check_prefix(prefix)
+        return self.bus.recent(prefix, max(0, int(n)))
+
+    def add_listener(self, listener) -> None:
+        """Be told of every change (``entity_changed``/``entity_removed``/``event_added``/``events_removed``)."""
+        self._listeners.append(listener)
+
+    def _notify(self, kind, route, key, seq, ms, body, expires, source):
+        for listener in self._listeners:
+            try:
+                if kind == ops.EVENT:
+                    listener.event_added(route, self._event(route, (seq, ms, body, expires, source)))
+                elif kind == ops.REMOVE:
+                    listener.entity_removed(route, key)
+                else:
+                    listener.entity_changed(route, key)
+            except Exception:  # a listener must never fail a write that is already done
+                log.exception("ocean: listener %r failed", listener)
+
+    # -- bookkeeping ---------------------------------------------------------
+    @property
+    def seq(self) -> int:
+        """The newest seq handed out."""
+        return self._seq
+
+    def drop_id(self, seq: int) -> str:
+        """The drop id of ``seq``: UUID-shaped, unique per data directory and seq, stable across restarts."""
+        inst, s = self.instance, f"{seq:016x}"
+        return f"{inst[:8]}-{inst[8:12]}-{inst[12:16]}-{s[:4]}-{s[4:]}"
+
+    def _clock(self) -> int:
+        """Milliseconds, never going backwards (op times decide expiry on replay too)."""
+        ms = time.time_ns() // 1_000_000
+        if ms <= self._last_ms:
+            return self._last_ms
+        self._last_ms = ms
+        return ms
+
+    def _now(self) -> int:
+        return max(time.time_ns() // 1_000_000, self._last_ms)
+
+    def stats(self) -> dict:
+        """Figures for /health and /metrics."""
+        out = {
+            "entities": self.state.entities.count,
+            "events": self.state.event_count,
+            "counters": len(self.state.counters),
+            "routes": len(self.routes()),
+            "seq": self._seq,
+            "subscribers": self.bus.subscriber_count(),
+            "published": self.bus.published,
+            "dropped_subscribers": self.bus.dropped_subscribers,
+            "uptime_s": round(time.time() - self.started, 3),
+            "implementation": "pure" if core().__name__.endswith("_reference") else "compiled",
+        }
+        out.update(self.store.stats())
+        return out
+
+    def flush(self) -> None:
+        """fsync the log now (used by a graceful shutdown)."""
+        with self._lock:
+            if self.store.wal is not None:
+                self.store.wal.sync_to(self.store.wal.appended)
+
+    def snapshot(self) -> str:
+        """Write a snapshot now and compact the log (normally done in the background)."""
+        self._check_open()
+        return self.store.snapshot(self._lock)
+
+    def sweep(self) -> None:
+        """Purge expired entities and events now (normally done once a second)."""
+        with self._lock:
+            removed, events = self.state.sweep(self._now())
+        for listener in self._listeners:
+            for route, key in removed:
+                listener.entity_removed(route, key)
+            for route, seqs in events.items():
+                listener.events_removed(route, seqs)
+
+    def _maintain_loop(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                self.store.maintain(self._lock)
+                self.sweep()
+            except Exception:
+                log.exception("ocean: maintenance step failed")
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EngineClosed("the engine is closed")
+
+    def close(self) -> None:
+        """Flush and fsync the log, end live streams, release the data directory."""
+        if self._closed:
+            return
+        self._stop.set()
+        if self._maintainer is not None and self._maintainer is not threading.current_thread():
+            self._maintainer.join(timeout=5)
+        with self._lock:
+            self._closed = True
+            self.bus.close_all()
+            self.store.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _keep_ms(keep) -> int:
+    if keep is None:
+        return 0
+    if type(keep) not in (int, float) or not keep > 0 or keep > 10 ** 10:
+        raise InvalidPayload(f"keep must be a positive number of seconds, got {keep!r}")
+    return max(1, int(keep * 1000))
+
+
+def _check_object(payload: dict) -> None:
+    for name in payload:
+        if not isinstance(name, str):
+            raise InvalidPayload(f"field names must be strings, got {name!r}")

@@ -1,0 +1,185 @@
+"""The in-memory state and the one deterministic function that applies an op to it.
+
+An op is the list ``[kind, seq, ms, route, key, body, incs, expires_ms, source]``
+(see ``ops.py``). ``State.apply`` is used both live and when replaying the log,
+so both give the same state. Each apply is atomic: it checks everything that
+can fail before it changes anything, and raises an ``ocean.errors`` error with
+the state untouched. An op that failed live fails the same way on replay (the
+state is the same), so the log may hold it harmlessly.
+
+Expiry is decided by the op's own time: an entity whose ``keep`` ran out
+before an op's ``ms`` is gone for that op, live or replayed alike.
+"""
+from __future__ import annotations
+
+from ..errors import CounterOverflow, InvalidPayload, NotACounter, NotFound
+from ..model import MAX_INT64, MIN_INT64, check_amount
+from . import ops
+from .counters import is_number, new_table
+from .entities import Entity, EntityTable
+from .events import EventLog
+
+
+class State:
+    """Entities, counters and events of every route; ``apply`` changes them."""
+
+    def __init__(self, history_limit: int, retention: int):
+        self.entities = EntityTable(history_limit)
+        self.counters = new_table()
+        self.events: dict[str, EventLog] = {}
+        self.retention = retention
+        self.event_count = 0
+
+    # -- reads -------------------------------------------------------------
+    def live_entity(self, route: str, key: str, ms: int) -> Entity | None:
+        ent = self.entities.get(route, key)
+        if ent is not None and ent.expires_ms and ent.expires_ms <= ms:
+            return None
+        return ent
+
+    def payload(self, ent: Entity, route: str, key: str):
+        """The entity's fields with counters merged (or its plain value)."""
+        if ent.fields is None:
+            return ent.value
+        counts = self.counters.entity(route, key)
+        if not counts:
+            return dict(ent.fields)
+        out = dict(ent.fields)
+        out.update(counts)
+        return out
+
+    # -- the one write path --------------------------------------------------
+    def apply(self, op: list):
+        """Apply one op; returns ``(result, published_fields)``. Raises with nothing changed."""
+        kind = op[0]
+        if kind == ops.EVENT:
+            return self._event(op)
+        route, key, ms = op[3], op[4], op[2]
+        ent = self._expire(route, key, ms)
+        if kind == ops.INCR:
+            return self._write(op, ent, replace=False)
+        if kind in (ops.SAVE, ops.UPDATE):
+            return self._write(op, ent, replace=kind == ops.SAVE)
+        if kind == ops.VALUE:
+            return self._value(op, ent)
+        if kind == ops.REMOVE:
+            return self._remove(op, ent)
+        raise InvalidPayload(f"unknown op kind {kind!r} in the log")
+
+    def _expire(self, route: str, key: str, ms: int) -> Entity | None:
+        ent = self.entities.get(route, key)
+        if ent is not None and ent.expires_ms and ent.expires_ms <= ms:
+            self.entities.delete(route, key)
+            self.counters.delete_entity(route, key)
+            return None
+        return ent
+
+    def _event(self, op):
+        _, seq, ms, route, _, body, _, expires, source = op
+        log = self.events.get(route)
+        if log is None:
+            log = self.events[route] = EventLog()
+        log.append((seq, ms, body, expires, source))
+        self.event_count += 1
+        if self.retention and len(log) > self.retention + max(16, self.retention // 10):
+            self.event_count -= len(log.trim(self.retention, ms))
+        return None, body
+
+    def _value(self, op, ent):
+        _, seq, ms, route, key, body, _, expires, source = op
+        self.counters.delete_entity(route, key)
+        version = ent.version + 1 if ent else 1
+        self.entities.put(route, key, Entity(None, body, ent.created_ms if ent else ms, ms, version, expires))
+        self.entities.record(route, key, version, seq, ms, "save", body)
+        return None, body
+
+    def _write(self, op, ent, replace: bool):
+        """save (replace=True), update and incr: plain fields and increments in one atomic step."""
+        kind, seq, ms, route, key, plain, incs, expires, source = op
+        if ent is not None and ent.fields is None and (incs or not replace):
+            raise NotACounter(f"{route} @{key} holds a plain value, not fields; save an object to replace it")
+        counts = self.counters.entity(route, key) if ent is not None else {}
+        fields = {} if replace or ent is None else dict(ent.fields)
+        sets, promoted = {}, {}
+        for name, value in (plain or {}).items():
+            if name in counts:
+                if not is_number(value):
+                    raise NotACounter(f"field {name!r} is a counter; it can only be set to a number, "
+                                      f"not {_show(value)}")
+                sets[name] = check_amount(value, name)
+            else:
+                fields[name] = value
+        if incs:
+            for name, amount in incs.items():
+                if name in sets or (plain and name in plain and name not in counts):
+                    raise InvalidPayload(f"field {name!r} is both set and incremented in one write")
+                if name in fields:
+                    base = fields[name]
+                    if not is_number(base):
+                        raise NotACounter(f"field {name!r} holds {_show(base)}, not a number; it cannot be incremented")
+                    promoted[name] = _add(base, amount, name)
+        # Everything that can fail is checked; now change the state.
+        totals = {}
+        rest = [n for n in incs if n not in promoted] if incs else ()
+        if rest:
+            values = self.counters.add_many(route, key, rest, [incs[n] for n in rest])
+            totals = dict(zip(rest, values))
+        for name, value in promoted.items():
+            del fields[name]
+            self.counters.set(route, key, name, value)
+            totals[name] = value
+        for name, value in sets.items():
+            self.counters.set(route, key, name, value)
+        if ent is None:
+            new = Entity(fields, None, ms, ms, 1, expires)
+        elif kind == ops.INCR and not promoted:
+            new = ent.touched(ms)
+        else:
+            new = Entity(fields, None, ent.created_ms, ms, ent.version + 1, expires if replace else ent.expires_ms)
+        self.entities.put(route, key, new)
+        if kind != ops.INCR:
+            self.entities.record(route, key, new.version, seq, ms, "save" if replace else "update",
+                                 self.payload(new, route, key))
+        if kind == ops.INCR:
+            return totals, totals
+        published = dict(plain or {})
+        published.update(totals)
+        return (totals if kind == ops.SAVE else self.payload(new, route, key)), published
+
+    def _remove(self, op, ent):
+        _, seq, ms, route, key, _, _, _, source = op
+        if ent is None:
+            raise NotFound(f"{route} @{key} does not exist")
+        self.entities.record(route, key, ent.version + 1, seq, ms, "remove", None)
+        self.entities.delete(route, key)
+        self.counters.delete_entity(route, key)
+        return {"removed": True}, {}
+
+    # -- housekeeping ----------------------------------------------------------
+    def sweep(self, now_ms: int) -> tuple[list, dict]:
+        """Purge expired entities and events; returns ``(removed (route, key) list, {route: seqs})``."""
+        removed = []
+        for route, key in self.entities.due(now_ms):
+            self.entities.delete(route, key)
+            self.counters.delete_entity(route, key)
+            removed.append((route, key))
+        events = {}
+        for route, log in list(self.events.items()):
+            if log.expiring:
+                dropped = log.trim(self.retention, now_ms)
+                if dropped:
+                    self.event_count -= len(dropped)
+                    events[route] = dropped
+        return removed, events
+
+
+def _add(base, amount, name):
+    new = base + amount
+    if type(new) is int and not (MIN_INT64 <= new <= MAX_INT64):
+        raise CounterOverflow(f"counter {name!r} would overflow int64 ({base} + {amount}); it is unchanged")
+    return new
+
+
+def _show(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

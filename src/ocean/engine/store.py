@@ -1,0 +1,214 @@
+"""Storage behind one interface: ``Store``, and the embedded ``LocalStore``.
+
+The engine validates, numbers (seq) and publishes writes; a store makes them
+durable and applies them. ``LocalStore`` keeps the state in memory with a
+write-ahead log and snapshots in one directory. A later backend (for example
+Redis Cluster, for users who outgrow one machine) implements the same methods;
+the engine and its callers do not change.
+"""
+from __future__ import annotations
+
+import abc
+import fcntl
+import json
+import logging
+import os
+import threading
+import time
+
+from ..errors import DataDirLocked, InvalidPayload, OceanError, PayloadTooLarge, StorageError
+from . import ops, snapshot
+from .state import State
+from .wal import WriteAheadLog, list_segments, read_segment
+
+log = logging.getLogger("ocean.store")
+
+
+class Store(abc.ABC):
+    """What the engine needs from storage."""
+
+    state: State
+
+    @abc.abstractmethod
+    def open(self) -> int:
+        """Load everything stored; returns the last seq."""
+
+    @abc.abstractmethod
+    def write(self, op: list, max_bytes: int):
+        """Make ``op`` durable (per policy) and apply it; returns ``(result, published, ticket)``."""
+
+    @abc.abstractmethod
+    def sync(self, ticket) -> None:
+        """Return once the write with ``ticket`` is as durable as the policy promises."""
+
+    @abc.abstractmethod
+    def maintain(self, lock) -> None:
+        """Periodic duties (flush, snapshot); called about once a second."""
+
+    @abc.abstractmethod
+    def stats(self) -> dict:
+        """Storage figures for /health and /metrics."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Flush, fsync and release the storage."""
+
+
+class LocalStore(Store):
+    """Memory + write-ahead log + snapshots in one data directory owned by one process."""
+
+    def __init__(self, path: str, settings, offload=None):
+        self.path = os.path.abspath(path)
+        self.settings = settings
+        self.offload = offload
+        self.state = State(settings.history_limit, settings.event_retention)
+        self.wal: WriteAheadLog | None = None
+        self.meta: dict = {}
+        self.snapshot_seq = 0
+        self.since_snapshot = 0
+        self.snapshot_seconds = 0.0
+        self.snapshot_pause_ms = 0.0
+        self._snapshotting = False
+        self._lock_fd = -1
+
+    # -- opening -----------------------------------------------------------
+    def open(self) -> int:
+        os.makedirs(self.path, exist_ok=True)
+        self._take_directory()
+        self.meta = self._load_meta()
+        seq = 0
+        snaps = snapshot.list_snapshots(self.path)
+        if snaps:
+            snap_seq, name = snaps[-1]
+            snapshot.load(self.path, name, self.state)
+            seq = self.snapshot_seq = snap_seq
+        segments = list_segments(self.path)
+        for i, (_, name) in enumerate(segments):
+            full = os.path.join(self.path, name)
+            bodies, good = read_segment(full, last=i == len(segments) - 1)
+            if good < os.path.getsize(full):
+                with open(full, "r+b") as f:
+                    f.truncate(good)
+                    os.fsync(f.fileno())
+            for body in bodies:
+                op = ops.decode(body)
+                if op[1] <= self.snapshot_seq:
+                    continue
+                seq = max(seq, op[1])
+                self.since_snapshot += 1
+                try:
+                    self.state.apply(op)
+                except OceanError:
+                    pass  # it failed live too (same state), so it changed nothing then either
+        self.wal = WriteAheadLog(self.path, self.settings.fsync, seq + 1, offload=self.offload)
+        return seq
+
+    def _take_directory(self) -> None:
+        fd = os.open(os.path.join(self.path, "ocean.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise DataDirLocked(f"the data directory {self.path} is in use by another ocean engine "
+                                f"or server; stop it, or point this one at another --data directory") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    def _load_meta(self) -> dict:
+        full = os.path.join(self.path, "meta.json")
+        if os.path.exists(full):
+            with open(full, encoding="utf-8") as f:
+                return json.load(f)
+        meta = {"instance": os.urandom(8).hex(), "created_ms": time.time_ns() // 1_000_000, "format": 1}
+        tmp = full + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(meta, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, full)
+        return meta
+
+    # -- writing -----------------------------------------------------------
+    def write(self, op: list, max_bytes: int):
+        try:
+            body = ops.encode(op)
+        except (TypeError, ValueError) as exc:
+            raise InvalidPayload(f"payload is not JSON data: {exc}") from None
+        except RecursionError:
+            raise InvalidPayload("payload is nested too deeply") from None
+        if len(body) > max_bytes and len(body) - len(ops.encode(op[:5] + [None] * 4)) > max_bytes:
+            raise PayloadTooLarge(f"payload is over the {max_bytes}-byte limit (setting max_payload_bytes)")
+        ticket = self.wal.append(body)
+        self.since_snapshot += 1
+        try:
+            result, published = self.state.apply(op)
+        except OceanError as exc:
+            exc.logged = True  # the engine must not reuse this op's seq
+            raise
+        return result, published, ticket
+
+    def sync(self, ticket) -> None:
+        if self.wal.policy == "always":
+            self.wal.sync_to(ticket)
+
+    # -- housekeeping --------------------------------------------------------
+    def maintain(self, lock) -> None:
+        if self.wal.policy == "everysec":
+            try:
+                self.wal.flush_due()
+            except StorageError as exc:
+                log.error("%s", exc)
+        every = self.settings.snapshot_every
+        if every and self.since_snapshot >= every and not self._snapshotting:
+            self.snapshot(lock)
+
+    def snapshot(self, lock) -> str:
+        """Capture the state under ``lock``, write it outside, then drop the log it covers."""
+        self._snapshotting = True
+        try:
+            t0 = time.perf_counter()
+            with lock:
+                seq = self.last_seq
+                old_segment = self.wal.rotate(seq + 1)
+                view = snapshot.capture(self.state, seq, self.meta)
+                self.since_snapshot = 0
+            self.snapshot_pause_ms = (time.perf_counter() - t0) * 1000
+            run = self.offload or (lambda fn, *a: fn(*a))
+            name = run(snapshot.write, self.path, view)
+            self.wal.drop_segments_before(self.wal.segment)
+            for _, older in snapshot.list_snapshots(self.path):
+                if older < name:
+                    os.unlink(os.path.join(self.path, older))
+            self.snapshot_seq = seq
+            self.snapshot_seconds = time.perf_counter() - t0
+            log.info("ocean: snapshot at seq %d (%s), write pause %.1f ms", seq, old_segment, self.snapshot_pause_ms)
+            return name
+        finally:
+            self._snapshotting = False
+
+    last_seq = 0  # kept current by the engine (the seq of the newest write)
+
+    def stats(self) -> dict:
+        wal = self.wal
+        return {
+            "log_bytes": wal.bytes if wal else 0,
+            "fsync": self.settings.fsync,
+            "fsyncs": wal.fsyncs if wal else 0,
+            "fsync_seconds_total": wal.fsync_seconds if wal else 0.0,
+            "last_fsync_ms": wal.last_fsync_ms if wal else 0.0,
+            "snapshot_seq": self.snapshot_seq,
+            "records_since_snapshot": self.since_snapshot,
+            "snapshot_pause_ms": self.snapshot_pause_ms,
+        }
+
+    def close(self) -> None:
+        try:
+            if self.wal is not None:
+                self.wal.close()
+        finally:
+            self.wal = None
+            if self._lock_fd >= 0:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                os.close(self._lock_fd)
+                self._lock_fd = -1
