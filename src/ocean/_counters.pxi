@@ -1,0 +1,647 @@
+# ---------------------------------------------------------------------------
+# Counter shards: (route, key, field) -> int64 | float64, striped C locks.
+# Pure twin (the oracle): ocean/_reference/counters.py -- same names, same errors.
+# ---------------------------------------------------------------------------
+#
+# Layout. The table has ``shards`` stripes; (route, key) picks one from the two
+# strings' cached hashes. A stripe is a dict ``(route, key) -> _CounterEntity``
+# plus one ``PyThread_type_lock``. An entity keeps its values unboxed in a C
+# array (int64 or float64 per slot, with a type tag) and a dict ``field ->
+# slot``; slot numbers are shared int objects, so a counter costs one dict
+# entry plus 9 bytes.
+#
+# PERF: measured on the 1000-field batch (bench/bench_counters.py): storing
+# boxed Python numbers in a dict (the twin's layout, compiled) re-allocates an
+# int per increment; unboxed slots avoid that and the int->slot lookups hit the
+# same field objects every time (identity compare). Boxing happens once, for the
+# return value, after the stripe lock is released.
+#
+# Atomicity. ``add_many`` applies its ops in order under the stripe lock, keeping
+# each op's previous value; on overflow it rolls back in reverse order (new
+# fields are removed again), so an entity changes completely or not at all, and
+# duplicate fields in one batch accumulate exactly as in the twin.
+
+from cpython.pythread cimport (
+    PyThread_type_lock, PyThread_allocate_lock, PyThread_free_lock,
+    PyThread_acquire_lock, PyThread_release_lock, WAIT_LOCK, NOWAIT_LOCK,
+)
+from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
+from cpython.dict cimport PyDict_Next
+from cpython.float cimport PyFloat_FromDouble
+from cpython.long cimport PyLong_FromLongLong
+from libc.stdint cimport int64_t, uint64_t
+from libc.stdlib cimport malloc, realloc, free
+from libc.math cimport isfinite
+cimport cython
+
+from ocean.errors import CounterOverflow as _CounterOverflow, InvalidAmount as _InvalidAmount
+
+cdef extern from "Python.h":
+    # Borrowed-pointer variants, so the hot loops do no reference counting.
+    bint _ocn_is_str "PyUnicode_CheckExact"(PyObject* o)
+    bint _ocn_is_int "PyLong_CheckExact"(PyObject* o)
+    bint _ocn_is_float "PyFloat_CheckExact"(PyObject* o)
+    double _ocn_float_val "PyFloat_AS_DOUBLE"(PyObject* o)
+    long long _ocn_as_ll "PyLong_AsLongLongAndOverflow"(PyObject* o, int* overflow)
+    Py_ssize_t _ocn_as_ssize "PyLong_AsSsize_t"(PyObject* o)
+    PyObject* _ocn_dict_get "PyDict_GetItem"(PyObject* d, PyObject* k)
+    int _ocn_dict_set "PyDict_SetItem"(PyObject* d, PyObject* k, PyObject* v)
+    int _ocn_dict_del "PyDict_DelItem"(PyObject* d, PyObject* k)
+    Py_ssize_t _ocn_dict_size "PyDict_Size"(PyObject* d)
+    Py_ssize_t _ocn_hash "PyObject_Hash"(PyObject* o)
+    PyObject* _ocn_tuple_get "PyTuple_GET_ITEM"(PyObject* t, Py_ssize_t i)
+    PyObject** _ocn_seq_items "PySequence_Fast_ITEMS"(object o)
+    Py_ssize_t _ocn_seq_size "PySequence_Fast_GET_SIZE"(object o)
+    void _ocn_list_set "PyList_SET_ITEM"(object l, Py_ssize_t i, object v)
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    static inline int ocean_add_i64(int64_t a, int64_t b, int64_t *out) {
+    #if defined(__GNUC__) || defined(__clang__)
+        return __builtin_add_overflow(a, b, out);
+    #else
+        if ((b > 0 && a > INT64_MAX - b) || (b < 0 && a < INT64_MIN - b)) return 1;
+        *out = a + b;
+        return 0;
+    #endif
+    }
+    """
+    bint ocean_add_i64(int64_t a, int64_t b, int64_t* out) nogil
+
+
+ctypedef union _ocn_num:
+    int64_t i
+    double d
+
+ctypedef struct _ocn_op:          # one increment of a batch, staged outside the lock
+    _ocn_num amt
+    _ocn_num old                  # value before this op (restored on rollback)
+    _ocn_num new
+    Py_ssize_t slot
+    unsigned char atag, otag, ntag, inserted
+
+ctypedef struct _ocn_cell:        # a value copied out under the lock, boxed after it
+    PyObject* owner               # (route, key) tuple, or NULL
+    PyObject* field
+    _ocn_num v
+    unsigned char tag
+
+cdef enum:
+    _OCN_INT = 0                  # value tags
+    _OCN_FLOAT = 1
+    _OCN_FREE = 2                 # slot on the free list (vals[s].i = next free)
+    _OCN_STACK_OPS = 16           # batches up to this size stage on the stack
+
+# Slot numbers as int objects shared by every entity (dict values must be objects).
+cdef list _ocn_slot_ints = list(range(1024))
+
+
+cdef inline void _ocn_lock(PyThread_type_lock lock) noexcept:
+    # Held only while the GIL is held, so it is normally free; if not (another
+    # thread released the GIL inside its section -- never done here -- or a
+    # free-threaded build), wait without the GIL so the holder can finish.
+    if not PyThread_acquire_lock(lock, NOWAIT_LOCK):
+        with nogil:
+            PyThread_acquire_lock(lock, WAIT_LOCK)
+
+
+cdef inline object _ocn_box(_ocn_num v, unsigned char tag):
+    if tag == _OCN_INT:
+        return PyLong_FromLongLong(v.i)
+    return PyFloat_FromDouble(v.d)
+
+
+cdef inline int _ocn_check_name(PyObject* o) except -1:
+    if not _ocn_is_str(o):
+        raise TypeError(f"route, key and field must be str, got {type(<object>o).__name__}")
+    return 0
+
+
+cdef int _ocn_check_amount(PyObject* o, PyObject* field, _ocn_num* out, unsigned char* tag) except -1:
+    """Unbox an amount into ``out``/``tag``; InvalidAmount exactly as the twin's ``_check``."""
+    cdef int overflow = 0
+    cdef long long v
+    cdef double d
+    if _ocn_is_int(o):
+        v = _ocn_as_ll(o, &overflow)
+        if overflow:
+            raise _InvalidAmount(f"amount {<object>o} for {<object>field!r} is outside the int64 range")
+        out.i = v
+        tag[0] = _OCN_INT
+        return 0
+    if _ocn_is_float(o):
+        d = _ocn_float_val(o)
+        if not isfinite(d):
+            raise _InvalidAmount(f"amount for {<object>field!r} must be a finite number, got {<object>o}")
+        out.d = d
+        tag[0] = _OCN_FLOAT
+        return 0
+    raise _InvalidAmount(f"amount for {<object>field!r} must be a number, got {type(<object>o).__name__}")
+
+
+cdef object _ocn_overflow(object field, _ocn_op* op):
+    old = _ocn_box(op.old, op.otag)
+    amount = _ocn_box(op.amt, op.atag)
+    if op.otag == _OCN_INT and op.atag == _OCN_INT:
+        return _CounterOverflow(
+            f"counter {field!r} would overflow int64 ({old} + {amount}); it is unchanged")
+    return _CounterOverflow(
+        f"counter {field!r} would leave the float64 range ({old} + {amount}); it is unchanged")
+
+
+@cython.final
+@cython.no_gc        # holds only str keys and shared ints: it can never be in a cycle
+cdef class _CounterEntity:
+    """One entity's counters: ``slots`` maps field -> index into ``vals``/``tags``."""
+    cdef dict slots
+    cdef _ocn_num* vals
+    cdef unsigned char* tags
+    cdef Py_ssize_t cap, top, free_head
+
+    def __cinit__(self):
+        self.slots = {}
+        self.free_head = -1
+
+    def __dealloc__(self):
+        free(self.vals)
+        free(self.tags)
+
+    cdef Py_ssize_t alloc_slot(self) noexcept:
+        """A free slot index, or -1 when out of memory (C only: safe under the lock)."""
+        cdef Py_ssize_t s, cap
+        cdef void* p
+        if self.free_head >= 0:
+            s = self.free_head
+            self.free_head = <Py_ssize_t>self.vals[s].i
+            return s
+        if self.top == self.cap:
+            cap = 4 if self.cap == 0 else self.cap * 2
+            p = realloc(self.vals, cap * sizeof(_ocn_num))
+            if p == NULL:
+                return -1
+            self.vals = <_ocn_num*>p
+            p = realloc(self.tags, cap * sizeof(unsigned char))
+            if p == NULL:
+                return -1
+            self.tags = <unsigned char*>p
+            self.cap = cap
+        s = self.top
+        self.top += 1
+        return s
+
+    cdef inline void free_slot(self, Py_ssize_t s) noexcept:
+        self.tags[s] = _OCN_FREE
+        self.vals[s].i = self.free_head
+        self.free_head = s
+
+
+    cdef Py_ssize_t slot_of(self, PyObject* field, bint create, unsigned char* inserted) noexcept:
+        """The field's slot; with ``create`` a new zero int slot (``inserted`` set).
+        -1: absent, -2: out of memory."""
+        cdef PyObject* p = _ocn_dict_get(<PyObject*>self.slots, field)
+        cdef Py_ssize_t s
+        inserted[0] = 0
+        if p != NULL:
+            return _ocn_as_ssize(p)
+        if not create:
+            return -1
+        s = self.alloc_slot()
+        if s < 0:
+            return -2
+        if s >= len(_ocn_slot_ints) and _ocn_grow_slot_ints(s) < 0:
+            self.free_slot(s)
+            return -2
+        if _ocn_dict_set(<PyObject*>self.slots, field,
+                         <PyObject*>(<list>_ocn_slot_ints)[s]) < 0:
+            self.free_slot(s)
+            return -2
+        self.vals[s].i = 0
+        self.tags[s] = _OCN_INT
+        inserted[0] = 1
+        return s
+
+    cdef void unset(self, PyObject* field, Py_ssize_t s) noexcept:
+        _ocn_dict_del(<PyObject*>self.slots, field)      # present: cannot fail
+        self.free_slot(s)
+
+    cdef void rollback(self, PyObject** fields, _ocn_op* ops, Py_ssize_t n) noexcept:
+        """Undo the first ``n`` ops, newest first (so duplicates restore correctly)."""
+        cdef Py_ssize_t t
+        for t in range(n - 1, -1, -1):
+            if ops[t].inserted:
+                self.unset(fields[t], ops[t].slot)
+            else:
+                self.vals[ops[t].slot] = ops[t].old
+                self.tags[ops[t].slot] = ops[t].otag
+
+    cdef Py_ssize_t apply(self, PyObject** fields, _ocn_op* ops, Py_ssize_t n,
+                          Py_ssize_t* created) noexcept:
+        """Apply ``n`` staged increments in order. Returns -1 when all applied, the
+        failing index on overflow, -2 when out of memory; on failure nothing changed."""
+        cdef Py_ssize_t j, s
+        cdef _ocn_op* op
+        cdef int64_t r
+        cdef double d
+        created[0] = 0
+        for j in range(n):
+            op = &ops[j]
+            s = self.slot_of(fields[j], True, &op.inserted)
+            if s == -2:
+                self.rollback(fields, ops, j)
+                created[0] = 0
+                return -2
+            created[0] += op.inserted
+            op.slot = s
+            op.old = self.vals[s]
+            op.otag = self.tags[s]
+            if op.otag == _OCN_INT and op.atag == _OCN_INT:
+                if ocean_add_i64(op.old.i, op.amt.i, &r):
+                    self.rollback(fields, ops, j + 1)
+                    created[0] = 0
+                    return j
+                op.new.i = r
+                op.ntag = _OCN_INT
+            else:
+                d = (<double>op.old.i if op.otag == _OCN_INT else op.old.d) + \
+                    (<double>op.amt.i if op.atag == _OCN_INT else op.amt.d)
+                if not isfinite(d):
+                    self.rollback(fields, ops, j + 1)
+                    created[0] = 0
+                    return j
+                op.new.d = d
+                op.ntag = _OCN_FLOAT
+            self.vals[s] = op.new
+            self.tags[s] = op.ntag
+        return -1
+
+
+cdef int _ocn_grow_slot_ints(Py_ssize_t s) except -1:
+    # Rare, amortised growth of the shared slot numbers. Runs under a stripe
+    # lock: list growth and int creation allocate no GC-tracked object, so no
+    # collection (hence no finaliser, no Python callback) can start here.
+    cdef Py_ssize_t n = len(_ocn_slot_ints)
+    while n <= s:
+        _ocn_slot_ints.append(n)
+        n += 1
+    return 0
+
+
+cdef class CounterTable:
+    """Counters sharded by (route, key); one lock per shard, so an entity's fields change together."""
+
+    cdef readonly Py_ssize_t shards
+    cdef list _maps                   # per shard: dict (route, key) -> _CounterEntity
+    cdef PyThread_type_lock* _locks
+    cdef Py_ssize_t* _counts          # per shard: number of counters
+
+    def __cinit__(self, Py_ssize_t shards=64):
+        cdef Py_ssize_t i
+        if shards < 1:
+            raise ValueError("shards must be >= 1")
+        self._locks = <PyThread_type_lock*>malloc(shards * sizeof(PyThread_type_lock))
+        self._counts = <Py_ssize_t*>malloc(shards * sizeof(Py_ssize_t))
+        if self._locks == NULL or self._counts == NULL:
+            raise MemoryError()
+        for i in range(shards):
+            self._locks[i] = NULL
+            self._counts[i] = 0
+        for i in range(shards):
+            # STRIPE LOCK: a C lock gevent does not patch. It is held only around
+            # plain C work on one shard -- dict look-ups on exact str keys, C array
+            # reads/writes, malloc -- never across I/O, a Python callback, or
+            # anything that can switch greenlets or start a GC collection.
+            # Python objects (results, tuples, dicts) are built after release.
+            self._locks[i] = PyThread_allocate_lock()
+            if self._locks[i] == NULL:
+                raise MemoryError()
+        self._maps = [{} for i in range(shards)]
+        self.shards = shards
+
+    def __dealloc__(self):
+        cdef Py_ssize_t i
+        if self._locks != NULL:
+            for i in range(self.shards):
+                if self._locks[i] != NULL:
+                    PyThread_free_lock(self._locks[i])
+            free(self._locks)
+        free(self._counts)
+
+    cdef inline Py_ssize_t _shard(self, PyObject* route, PyObject* key) noexcept:
+        # str hashes are cached on the objects, so this is a few multiplications.
+        cdef uint64_t h = <uint64_t>_ocn_hash(route) * 0x9E3779B97F4A7C15ULL
+        h ^= <uint64_t>_ocn_hash(key)
+        h ^= h >> 31
+        h *= 0xBF58476D1CE4E5B9ULL
+        h ^= h >> 29
+        return <Py_ssize_t>(h % <uint64_t>self.shards)
+
+    cdef _CounterEntity _entity(self, Py_ssize_t i, tuple k, bint create):
+        """The entity for ``k`` in shard ``i``; the caller holds the shard lock.
+        With ``create`` a missing one is made -- outside the lock, since a new
+        object may start a GC collection -- and the lock is taken again."""
+        cdef PyObject* m = <PyObject*>self._maps[i]
+        cdef PyObject* p = _ocn_dict_get(m, <PyObject*>k)
+        cdef _CounterEntity fresh
+        if p != NULL:
+            return <_CounterEntity>p
+        if not create:
+            return None
+        PyThread_release_lock(self._locks[i])
+        try:
+            fresh = _CounterEntity.__new__(_CounterEntity)
+        finally:
+            _ocn_lock(self._locks[i])
+        p = _ocn_dict_get(m, <PyObject*>k)
+        if p != NULL:                 # another thread made it meanwhile
+            return <_CounterEntity>p
+        if _ocn_dict_set(m, <PyObject*>k, <PyObject*>fresh) < 0:
+            raise MemoryError()
+        return fresh
+
+    cdef inline void _drop_if_empty(self, Py_ssize_t i, tuple k, _CounterEntity ent) noexcept:
+        # Invariant: no empty entity is stored (entity_count counts holders only).
+        # The caller still references ``ent``, so it is not freed under the lock.
+        if _ocn_dict_size(<PyObject*>ent.slots) == 0:
+            _ocn_dict_del(<PyObject*>self._maps[i], <PyObject*>k)
+
+    def add(self, route, key, field, amount):
+        """Add ``amount`` to one counter and return its new value."""
+        cdef _ocn_op op
+        cdef PyObject* f = <PyObject*>field
+        cdef Py_ssize_t i, created, bad
+        cdef _CounterEntity ent
+        _ocn_check_name(f)
+        _ocn_check_amount(<PyObject*>amount, f, &op.amt, &op.atag)
+        _ocn_check_name(<PyObject*>route)
+        _ocn_check_name(<PyObject*>key)
+        k = (route, key)
+        i = self._shard(<PyObject*>route, <PyObject*>key)
+        _ocn_lock(self._locks[i])
+        try:
+            ent = self._entity(i, k, True)
+            bad = ent.apply(&f, &op, 1, &created)
+            self._counts[i] += created
+            if bad != -1:
+                self._drop_if_empty(i, k, ent)
+        finally:
+            PyThread_release_lock(self._locks[i])
+        if bad == -1:
+            return _ocn_box(op.new, op.ntag)
+        if bad == -2:
+            raise MemoryError()
+        raise _ocn_overflow(field, &op)
+
+    def add_many(self, route, key, fields, amounts):
+        """Add to several counters of one entity atomically: all change, or (on error) none."""
+        cdef _ocn_op stack_ops[_OCN_STACK_OPS]
+        cdef _ocn_op* ops = stack_ops
+        cdef PyObject** fs
+        cdef PyObject** am
+        cdef Py_ssize_t n, j, i, created, bad
+        cdef _CounterEntity ent
+        cdef list out
+        if len(fields) != len(amounts):
+            raise ValueError("fields and amounts differ in length")
+        fseq = fields if type(fields) is list or type(fields) is tuple else list(fields)
+        aseq = amounts if type(amounts) is list or type(amounts) is tuple else list(amounts)
+        n = _ocn_seq_size(fseq)
+        if n != _ocn_seq_size(aseq):
+            raise ValueError("fields and amounts differ in length")
+        fs = _ocn_seq_items(fseq)
+        am = _ocn_seq_items(aseq)
+        if n > _OCN_STACK_OPS:
+            ops = <_ocn_op*>malloc(n * sizeof(_ocn_op))
+            if ops == NULL:
+                raise MemoryError()
+        try:
+            for j in range(n):
+                _ocn_check_name(fs[j])
+                _ocn_check_amount(am[j], fs[j], &ops[j].amt, &ops[j].atag)
+            out = [None] * n          # allocated before the lock, filled after it
+            if n == 0:
+                return out
+            k = (route, key)
+            i = self._shard(<PyObject*>route, <PyObject*>key)
+            _ocn_lock(self._locks[i])
+            try:
+                ent = self._entity(i, k, True)
+                bad = ent.apply(fs, ops, n, &created)
+                self._counts[i] += created
+                if bad != -1:
+                    self._drop_if_empty(i, k, ent)
+            finally:
+                PyThread_release_lock(self._locks[i])
+            if bad == -2:
+                raise MemoryError()
+            if bad >= 0:
+                raise _ocn_overflow(<object>fs[bad], &ops[bad])
+            for j in range(n):
+                out[j] = _ocn_box(ops[j].new, ops[j].ntag)
+            return out
+        finally:
+            if ops != stack_ops:
+                free(ops)
+
+    def set(self, route, key, field, value):
+        """Set one counter to ``value`` (an int64 or finite float)."""
+        cdef _ocn_num v
+        cdef unsigned char tag, inserted
+        cdef PyObject* f = <PyObject*>field
+        cdef Py_ssize_t i, s
+        cdef _CounterEntity ent
+        _ocn_check_name(f)
+        _ocn_check_amount(<PyObject*>value, f, &v, &tag)
+        _ocn_check_name(<PyObject*>route)
+        _ocn_check_name(<PyObject*>key)
+        k = (route, key)
+        i = self._shard(<PyObject*>route, <PyObject*>key)
+        _ocn_lock(self._locks[i])
+        try:
+            ent = self._entity(i, k, True)
+            s = ent.slot_of(f, True, &inserted)
+            if s >= 0:
+                ent.vals[s] = v
+                ent.tags[s] = tag
+                self._counts[i] += inserted
+            else:
+                self._drop_if_empty(i, k, ent)
+        finally:
+            PyThread_release_lock(self._locks[i])
+        if s < 0:
+            raise MemoryError()
+
+    def get(self, route, key, field):
+        """One counter's value, or None."""
+        cdef PyObject* f = <PyObject*>field
+        cdef Py_ssize_t i, s = -1
+        cdef unsigned char inserted
+        cdef _ocn_num v
+        cdef unsigned char tag
+        cdef _CounterEntity ent
+        _ocn_check_name(f)
+        _ocn_check_name(<PyObject*>route)
+        _ocn_check_name(<PyObject*>key)
+        k = (route, key)
+        i = self._shard(<PyObject*>route, <PyObject*>key)
+        _ocn_lock(self._locks[i])
+        try:
+            ent = self._entity(i, k, False)
+            if ent is not None:
+                s = ent.slot_of(f, False, &inserted)
+                if s >= 0:
+                    v = ent.vals[s]
+                    tag = ent.tags[s]
+        finally:
+            PyThread_release_lock(self._locks[i])
+        if s < 0:
+            return None
+        return _ocn_box(v, tag)
+
+    def entity(self, route, key):
+        """A copy of one entity's counters (empty when it has none)."""
+        cdef Py_ssize_t i, n = 0, j
+        cdef _ocn_cell* cells = NULL
+        cdef _CounterEntity ent
+        cdef dict out = {}
+        _ocn_check_name(<PyObject*>route)
+        _ocn_check_name(<PyObject*>key)
+        k = (route, key)
+        i = self._shard(<PyObject*>route, <PyObject*>key)
+        _ocn_lock(self._locks[i])
+        try:
+            ent = self._entity(i, k, False)
+            if ent is not None:
+                cells = <_ocn_cell*>malloc((_ocn_dict_size(<PyObject*>ent.slots) + 1) * sizeof(_ocn_cell))
+                if cells != NULL:
+                    n = _ocn_copy_cells(ent, NULL, cells)
+        finally:
+            PyThread_release_lock(self._locks[i])
+        if ent is not None and cells == NULL:
+            raise MemoryError()
+        try:
+            for j in range(n):
+                out[<object>cells[j].field] = _ocn_box(cells[j].v, cells[j].tag)
+        finally:
+            _ocn_release_cells(cells, n)
+        return out
+
+    def delete_entity(self, route, key):
+        """Drop all counters of one entity; returns how many there were."""
+        cdef Py_ssize_t i, n = 0
+        cdef _CounterEntity ent
+        _ocn_check_name(<PyObject*>route)
+        _ocn_check_name(<PyObject*>key)
+        k = (route, key)
+        i = self._shard(<PyObject*>route, <PyObject*>key)
+        _ocn_lock(self._locks[i])
+        try:
+            ent = self._entity(i, k, False)      # kept alive past the lock by this reference
+            if ent is not None:
+                n = _ocn_dict_size(<PyObject*>ent.slots)
+                _ocn_dict_del(<PyObject*>self._maps[i], <PyObject*>k)
+                self._counts[i] -= n
+        finally:
+            PyThread_release_lock(self._locks[i])
+        return n
+
+    def delete_field(self, route, key, field):
+        """Drop one counter; True when it existed."""
+        cdef PyObject* f = <PyObject*>field
+        cdef Py_ssize_t i, s = -1
+        cdef unsigned char inserted
+        cdef _CounterEntity ent
+        _ocn_check_name(f)
+        _ocn_check_name(<PyObject*>route)
+        _ocn_check_name(<PyObject*>key)
+        k = (route, key)
+        i = self._shard(<PyObject*>route, <PyObject*>key)
+        _ocn_lock(self._locks[i])
+        try:
+            ent = self._entity(i, k, False)
+            if ent is not None:
+                s = ent.slot_of(f, False, &inserted)
+                if s >= 0:
+                    ent.unset(f, s)
+                    self._counts[i] -= 1
+                    self._drop_if_empty(i, k, ent)
+        finally:
+            PyThread_release_lock(self._locks[i])
+        return s >= 0
+
+    def export(self):
+        """Every counter as ``(route, key, field, value)``, for snapshots (shard by shard)."""
+        cdef list out = []
+        cdef Py_ssize_t i, j, n, pos
+        cdef _ocn_cell* cells
+        cdef PyObject* kp
+        cdef PyObject* ep
+        for i in range(self.shards):
+            n = 0
+            _ocn_lock(self._locks[i])
+            try:
+                cells = <_ocn_cell*>malloc((self._counts[i] + 1) * sizeof(_ocn_cell))
+                if cells != NULL:
+                    pos = 0
+                    while PyDict_Next(self._maps[i], &pos, &kp, &ep):
+                        n += _ocn_copy_cells(<_CounterEntity>ep, kp, cells + n)
+            finally:
+                PyThread_release_lock(self._locks[i])
+            if cells == NULL:
+                raise MemoryError()
+            try:
+                for j in range(n):
+                    out.append((<object>_ocn_tuple_get(cells[j].owner, 0),
+                                <object>_ocn_tuple_get(cells[j].owner, 1),
+                                <object>cells[j].field,
+                                _ocn_box(cells[j].v, cells[j].tag)))
+            finally:
+                _ocn_release_cells(cells, n)
+        return out
+
+    def __len__(self):
+        cdef Py_ssize_t i, n = 0
+        for i in range(self.shards):
+            _ocn_lock(self._locks[i])
+            n += self._counts[i]
+            PyThread_release_lock(self._locks[i])
+        return n
+
+    def entity_count(self):
+        """How many entities hold at least one counter."""
+        cdef Py_ssize_t i, n = 0
+        for i in range(self.shards):
+            _ocn_lock(self._locks[i])
+            n += _ocn_dict_size(<PyObject*>self._maps[i])
+            PyThread_release_lock(self._locks[i])
+        return n
+
+
+cdef Py_ssize_t _ocn_copy_cells(_CounterEntity ent, PyObject* owner, _ocn_cell* cells) noexcept:
+    """Copy an entity's counters (field order) into ``cells``, taking references.
+    Plain C under the stripe lock: no object is allocated here."""
+    cdef Py_ssize_t pos = 0, n = 0, s
+    cdef PyObject* f
+    cdef PyObject* sp
+    while PyDict_Next(ent.slots, &pos, &f, &sp):
+        s = _ocn_as_ssize(sp)
+        cells[n].owner = owner
+        cells[n].field = f
+        cells[n].v = ent.vals[s]
+        cells[n].tag = ent.tags[s]
+        Py_INCREF(<object>f)
+        if owner != NULL:
+            Py_INCREF(<object>owner)
+        n += 1
+    return n
+
+
+cdef void _ocn_release_cells(_ocn_cell* cells, Py_ssize_t n) noexcept:
+    cdef Py_ssize_t j
+    if cells == NULL:
+        return
+    for j in range(n):
+        Py_DECREF(<object>cells[j].field)
+        if cells[j].owner != NULL:
+            Py_DECREF(<object>cells[j].owner)
+    free(cells)
