@@ -1,0 +1,181 @@
+"""The key store: API keys with read/write scopes, stored only as hashes.
+
+Keys live in ``<data>/keys.json`` beside the engine's files. A token is 32
+random bytes from ``secrets`` (``ok_`` + URL-safe text); the file keeps its
+SHA-256 only (tokens are high-entropy, so a slow KDF buys nothing). Writes
+go to a temporary file that is fsynced and renamed over the old one, under an
+``fcntl`` lock so ``ocean key create`` can run beside a live server, and the
+server re-reads the file when it changes: a revocation takes effect on the
+next request, and the web layer ends open streams of a revoked key.
+
+The first start creates an ``admin`` key and returns its token once, for the
+caller to print; ``OCEAN_ADMIN_KEY`` in the environment is the admin key
+instead (kept in memory only, never written).
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import threading
+from contextlib import contextmanager
+
+from .access import Access
+from .errors import InvalidSetting, NotFound, Unauthorized
+from .model import check_prefix, iso_ms, now_ms
+
+FILENAME = "keys.json"
+ENV_ADMIN = "OCEAN_ADMIN_KEY"
+ENV_ID = "env-admin"
+
+
+def token_hash(token: str) -> str:
+    """The stored form of a token: its SHA-256 in hex."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> str:
+    """A fresh secret token (256 bits from ``secrets``)."""
+    return "ok_" + secrets.token_urlsafe(32)
+
+
+def _access(rec: dict) -> Access:
+    return Access(rec["id"], rec.get("read", ()), rec.get("write", ()), admin=rec.get("admin", False),
+                  name=rec.get("name", ""))
+
+
+class KeyStore:
+    """Hashed keys of one data directory; ``resolve(token)`` gives an ``Access``."""
+
+    def __init__(self, data_dir: str, environ=None):
+        environ = os.environ if environ is None else environ
+        self.path = os.path.join(data_dir, FILENAME)
+        self._lock = threading.Lock()
+        self._stamp = None
+        self._records: list[dict] = []
+        self._by_hash: dict[str, dict] = {}
+        self._env_hash = token_hash(environ[ENV_ADMIN]) if environ.get(ENV_ADMIN) else None
+        os.makedirs(data_dir, exist_ok=True)
+        self._reload(force=True)
+
+    # -- reading -------------------------------------------------------------
+
+    def _file_stamp(self):
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def _reload(self, force: bool = False) -> None:
+        """Re-read the file if it changed since the last read (one ``stat`` otherwise)."""
+        stamp = self._file_stamp()
+        if stamp == self._stamp and not force:
+            return
+        records = []
+        if stamp is not None:
+            try:
+                with open(self.path, encoding="utf-8") as f:
+                    records = json.load(f)["keys"]
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise InvalidSetting(f"cannot read the key file {self.path}: {exc}") from None
+        with self._lock:
+            self._records = records
+            self._by_hash = {r["hash"]: r for r in records if not r.get("revoked_at")}
+            self._stamp = stamp
+
+    def resolve(self, token: str | None) -> Access:
+        """The ``Access`` of ``token``; Unauthorized when missing, unknown or revoked."""
+        if not token:
+            raise Unauthorized("a key is required: send the X-Ocean-Key header or ?_key=")
+        self._reload()
+        digest = token_hash(token)
+        if self._env_hash is not None and hmac.compare_digest(digest, self._env_hash):
+            return Access(ENV_ID, ("*",), ("*",), admin=True, name="admin (OCEAN_ADMIN_KEY)")
+        # NOTE: the dict lookup is on the hash, so its timing tells nothing about
+        # the token; the final comparison is constant-time all the same.
+        rec = self._by_hash.get(digest)
+        if rec is None or not hmac.compare_digest(rec["hash"], digest):
+            raise Unauthorized("this key is not known (or was revoked)")
+        return _access(rec)
+
+    def is_active(self, key_id: str) -> bool:
+        """False once the key ``key_id`` has been revoked (re-reads a changed file)."""
+        if key_id in (ENV_ID, "server"):
+            return True
+        self._reload()
+        return any(r["id"] == key_id for r in self._by_hash.values())
+
+    def list(self) -> list[dict]:
+        """Every key's public record (id, name, scopes, dates; never a hash)."""
+        self._reload()
+        return [{k: v for k, v in r.items() if k != "hash"} for r in self._records]
+
+    # -- writing -------------------------------------------------------------
+
+    @contextmanager
+    def _editing(self):
+        """Hold the file lock, give the current records, write them back atomically."""
+        with open(self.path + ".lock", "a") as lockf:
+            fcntl.flock(lockf, fcntl.LOCK_EX)
+            self._reload(force=True)
+            records = [dict(r) for r in self._records]
+            yield records
+            self._write(records)
+            self._reload(force=True)
+
+    def _write(self, records: list[dict]) -> None:
+        tmp = f"{self.path}.tmp.{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"version": 1, "keys": records}, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        dfd = os.open(os.path.dirname(self.path) or ".", os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+    def create(self, name: str = "", read=(), write=(), admin: bool = False) -> tuple[str, dict]:
+        """Make a key; returns ``(token, public record)``. The token is shown only now."""
+        read = [check_prefix(p) for p in read]
+        write = [check_prefix(p) for p in write]
+        if not (read or write or admin):
+            raise InvalidSetting("a key needs at least one scope: --read PREFIX, --write PREFIX or --admin")
+        token = new_token()
+        rec = {"id": "k_" + secrets.token_hex(6), "name": name, "read": read, "write": write,
+               "admin": admin, "created_at": iso_ms(now_ms()), "revoked_at": None, "hash": token_hash(token)}
+        with self._editing() as records:
+            records.append(rec)
+        return token, {k: v for k, v in rec.items() if k != "hash"}
+
+    def revoke(self, key_id: str) -> dict:
+        """Revoke a key by id (or by name when unique); NotFound if there is none."""
+        with self._editing() as records:
+            hits = [r for r in records if r["id"] == key_id] or [r for r in records if r.get("name") == key_id]
+            live = [r for r in hits if not r.get("revoked_at")]
+            if len(live) != 1:
+                raise NotFound(f"no single live key with id or name {key_id!r}" if len(live) > 1 or not hits
+                               else f"key {key_id!r} is already revoked")
+            live[0]["revoked_at"] = iso_ms(now_ms())
+        return {k: v for k, v in live[0].items() if k != "hash"}
+
+    def ensure_admin(self) -> str | None:
+        """Create the admin key on first start; returns its token then, else None.
+
+        Nothing is created when ``OCEAN_ADMIN_KEY`` is set or any admin key exists.
+        """
+        if self._env_hash is not None or any(r.get("admin") for r in self._records):
+            return None
+        with open(self.path + ".lock", "a") as lockf:
+            fcntl.flock(lockf, fcntl.LOCK_EX)
+            self._reload(force=True)
+            if any(r.get("admin") for r in self._records):
+                return None
+        token, _ = self.create(name="admin", read=["*"], write=["*"], admin=True)
+        return token

@@ -1,0 +1,29 @@
+"""Who is calling: the request's key, resolved to an ``Access`` by the key store.
+
+A key comes in the ``X-Ocean-Key`` header, as ``Authorization: Bearer <key>``,
+or as ``?_key=`` (browsers' ``EventSource`` cannot send headers). The token
+is never logged: only the resolved key *id* travels further.
+"""
+from __future__ import annotations
+
+from ..access import Access
+
+
+def token_of(req) -> str | None:
+    """The key a request carries, if any."""
+    token = req.get_header("X-Ocean-Key")
+    if token:
+        return token.strip()
+    auth = req.get_header("Authorization")
+    if auth and auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return req.get_param("_key") or None
+
+
+def require(req, keys) -> Access:
+    """The caller's ``Access`` from the key store ``keys``; Unauthorized (401) without a valid key."""
+    access = req.context.get("access")
+    if access is None:
+        access = keys.resolve(token_of(req))
+        req.context.access = access
+    return access

@@ -1,0 +1,21 @@
+"""``GET /admin``: the dashboard's page (its other files are a falcon static route)."""
+from __future__ import annotations
+
+import os
+
+from ...errors import NotFound
+
+
+class Index:
+    """Serve ``static/index.html``; needs no key (the page asks for one)."""
+
+    def __init__(self, static_dir: str):
+        self.path = os.path.join(static_dir, "index.html")
+
+    def on_get(self, req, resp):
+        if not os.path.isfile(self.path):
+            raise NotFound("the admin dashboard is not installed in this build")
+        resp.content_type = "text/html; charset=utf-8"
+        resp.cache_control = ["no-cache"]
+        with open(self.path, "rb") as f:
+            resp.data = f.read()

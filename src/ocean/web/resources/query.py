@@ -1,0 +1,50 @@
+"""``POST /exec`` (Drops) and ``POST /sql``: text/plain or JSON ``{"query": ...}``."""
+from __future__ import annotations
+
+from ...errors import InternalError, SqlUnavailable
+from .. import auth, body
+
+try:
+    from ...drops import run as run_drops
+except ImportError:  # pragma: no cover - only while Drops is being written
+    run_drops = None
+try:
+    from ...sql import query as run_sql
+except ImportError:  # pragma: no cover - only while SQL is being written
+    run_sql = None
+
+
+class Exec:
+    """Run a Drops script; 200 with one result object per command."""
+
+    def __init__(self, svc):
+        self.svc = svc
+
+    def on_post(self, req, resp):
+        access = auth.require(req, self.svc.keys)
+        text = body.read_query(req, self.svc.settings.max_body_bytes)
+        if run_drops is None:
+            raise InternalError("Drops is not available in this build")
+        resp.media = run_drops(self.svc.engine, text, access=access, settings=self.svc.settings)
+
+
+class Sql:
+    """Run one SQL query; ``{ok, columns, rows}``."""
+
+    def __init__(self, svc):
+        self.svc = svc
+
+    def on_post(self, req, resp):
+        access = auth.require(req, self.svc.keys)
+        text = body.read_query(req, self.svc.settings.max_body_bytes)
+        if run_sql is None:
+            raise SqlUnavailable("SQL is not available in this build")
+        result = run_sql(self.svc.engine, text, access=access, settings=self.svc.settings)
+        resp.media = as_answer(result)
+
+
+def as_answer(result) -> dict:
+    """``{ok, columns, rows}`` from what ``ocean.sql.query`` returns (a dict or an object)."""
+    if isinstance(result, dict):
+        return {"ok": True, **result}
+    return {"ok": True, "columns": list(result.columns), "rows": list(result.rows)}

@@ -1,0 +1,153 @@
+"""Server-sent event streams: one generator (one greenlet) per client, over a bus subscription.
+
+Each message goes out as the engine's cached ``Message.sse()`` bytes
+(``id: <seq>`` + ``data: <json>``), encoded once however many clients get it.
+``Streams`` counts open streams against the caps, ends the streams of a
+revoked key within a second (one watcher for all streams), and ends every
+stream when the server drains.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+
+from ..errors import EngineClosed, TooManyConnections
+
+log = logging.getLogger("ocean.web.sse")
+
+HELLO = b"retry: 3000\n: ocean stream open\n\n"
+HEARTBEAT = b": heartbeat\n\n"
+BATCH = 256  # messages joined into one write when a client is behind
+
+
+def event(name: str, data: dict) -> bytes:
+    """A named SSE event (``event: gap`` / ``overflow`` / ``end``)."""
+    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+class Streams:
+    """The open streams of this worker: caps, revocation and drain."""
+
+    def __init__(self, keys, settings, check_every: float = 1.0):
+        self.keys = keys
+        self.settings = settings
+        self.check_every = check_every
+        self.open: dict[int, tuple] = {}  # id(subscription) -> (subscription, key id)
+        self.per_key: dict[str, int] = {}
+        self.revoked: set = set()  # ids of subscriptions closed because their key was revoked
+        self.draining = False
+        self._lock = threading.Lock()
+        self._watcher = None
+        self._stop = threading.Event()
+
+    def __len__(self) -> int:
+        return len(self.open)
+
+    def admit(self, access) -> None:
+        """Raise if one more stream for ``access`` would pass a cap (429) or the server drains (503)."""
+        if self.draining:
+            raise EngineClosed("the server is shutting down; reconnect shortly")
+        if len(self.open) >= self.settings.max_sse_clients:
+            raise TooManyConnections(f"the server holds its maximum of {self.settings.max_sse_clients} streams")
+        if self.per_key.get(access.source, 0) >= self.settings.max_sse_per_key:
+            raise TooManyConnections(f"this key holds its maximum of {self.settings.max_sse_per_key} streams")
+
+    def add(self, sub, access) -> None:
+        with self._lock:
+            self.open[id(sub)] = (sub, access.source)
+            self.per_key[access.source] = self.per_key.get(access.source, 0) + 1
+        if self._watcher is None and self.keys is not None:
+            self._watcher = threading.Thread(target=self._watch, name="ocean-sse-revocation", daemon=True)
+            self._watcher.start()
+
+    def remove(self, sub) -> None:
+        with self._lock:
+            _, key_id = self.open.pop(id(sub), (None, None))
+            self.revoked.discard(id(sub))
+            if key_id is not None:
+                left = self.per_key[key_id] - 1
+                if left:
+                    self.per_key[key_id] = left
+                else:
+                    del self.per_key[key_id]
+
+    def _watch(self) -> None:
+        """Close the streams of keys revoked since the last look (one check per key id)."""
+        while not self._stop.wait(self.check_every):
+            try:
+                revoked = {k for k in list(self.per_key) if not self.keys.is_active(k)}
+                for sub, key_id in list(self.open.values()):
+                    if key_id in revoked:
+                        self.revoked.add(id(sub))
+                        sub.close()
+            except Exception:  # a bad key file must not kill the watcher
+                log.exception("revocation check failed")
+
+    def drain(self) -> None:
+        """End every stream (SIGTERM): clients see ``event: end`` and may reconnect elsewhere."""
+        self.draining = True
+        self._stop.set()
+        for sub, _ in list(self.open.values()):
+            sub.close()
+
+
+class Body:
+    """The WSGI body of one stream; ``close()`` frees the subscription even if never iterated."""
+
+    def __init__(self, sub, streams: Streams):
+        self.sub, self.streams = sub, streams
+        self._gen = _messages(sub, streams, streams.settings.heartbeat_s)
+
+    def __iter__(self):
+        return self._gen
+
+    def close(self) -> None:
+        self._gen.close()
+        self.sub.close()
+        self.streams.remove(self.sub)
+
+
+def _messages(sub, streams: Streams, heartbeat_s: float):
+    """Replay, then live messages and heartbeats, until overflow, revocation, drain or disconnect."""
+    try:
+        yield HELLO
+        if sub.gap:
+            yield event("gap", {"reason": "the resume point is older than the replay history; some drops were missed"})
+        backlog = sub.backlog
+        for i in range(0, len(backlog), BATCH):
+            yield b"".join(m.sse() for m in backlog[i:i + BATCH])
+        while True:
+            if sub.overflowed:
+                yield event("overflow", {"reason": "this client fell too far behind; reconnect with Last-Event-ID"})
+                return
+            msg = sub.get(heartbeat_s)
+            if msg is None:
+                if sub.overflowed:
+                    continue
+                if id(sub) in streams.revoked:
+                    yield event("end", {"ok": False, "code": "unauthorized", "error": "the key was revoked"})
+                    return
+                if sub.closed or streams.draining:
+                    yield event("end", {"reason": "server shutting down"})
+                    return
+                yield HEARTBEAT
+                continue
+            chunk = [msg.sse()]
+            while len(chunk) < BATCH:
+                more = sub.get(0)
+                if more is None:
+                    break
+                chunk.append(more.sse())
+            yield b"".join(chunk)
+    finally:
+        sub.close()
+        streams.remove(sub)
+
+
+def open_stream(engine, streams: Streams, access, prefix: str, after_seq=None, last=None):
+    """Admit, subscribe and register one client; returns the body iterator."""
+    streams.admit(access)
+    sub = engine.subscribe(prefix, after_seq=after_seq, last=last)
+    streams.add(sub, access)
+    return Body(sub, streams)
