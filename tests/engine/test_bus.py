@@ -1,0 +1,81 @@
+"""The bus: every write published with its seq, replay ring, gaps, bounded queues."""
+import threading
+
+from ocean.settings import Settings
+
+
+def test_every_write_is_published_with_new_totals(engine):
+    sub = engine.subscribe("analytics/*")
+    engine.incr("analytics/daily", "d", {"page_views": 1})
+    engine.incr("analytics/daily", "d", {"page_views": 1})
+    engine.save("analytics/events", {"method": "GET"})
+    engine.save("other", {"x": 1})
+    msgs = [sub.get(timeout=1) for _ in range(3)]
+    assert [m.seq for m in msgs] == [1, 2, 3]
+    assert msgs[1].data["page_views"] == 2 and msgs[1].data["_key"] == "d"
+    assert msgs[2].data["method"] == "GET" and msgs[2].data["_route"] == "analytics/events"
+    assert "_key" not in msgs[2].data
+    assert sub.get(timeout=0.05) is None  # "other" is not under analytics/*
+
+
+def test_message_encoded_once(engine):
+    a, b = engine.subscribe("r"), engine.subscribe("r")
+    engine.save("r", {"x": 1})
+    ma, mb = a.get(timeout=1), b.get(timeout=1)
+    assert ma is mb and ma.sse() is mb.sse()
+    assert ma.sse().startswith(b"id: 1\ndata: {")
+
+
+def test_resume_from_seq_and_gap(make_engine):
+    eng = make_engine(settings=Settings.load(replay_history=5))
+    for i in range(4):
+        eng.save("r", {"i": i})
+    sub = eng.subscribe("r", after_seq=2)
+    assert not sub.gap and [m.seq for m in sub.backlog] == [3, 4]
+    for i in range(10):
+        eng.save("r", {"i": i})
+    late = eng.subscribe("r", after_seq=2)
+    assert late.gap and [m.seq for m in late.backlog] == [10, 11, 12, 13, 14]
+
+
+def test_resume_after_restart_signals_gap(make_engine):
+    eng = make_engine()
+    eng.save("r", {"i": 1})
+    eng.close()
+    eng2 = make_engine()
+    assert eng2.subscribe("r", after_seq=0).gap
+    assert not eng2.subscribe("r", after_seq=1).gap
+
+
+def test_slow_subscriber_overflows_and_is_dropped(make_engine):
+    eng = make_engine(settings=Settings.load(subscriber_queue=10))
+    slow, fine = eng.subscribe("r"), eng.subscribe("r", maxsize=1000)
+    for i in range(50):
+        eng.save("r", {"i": i})
+    assert slow.overflowed and slow.get(timeout=0.01) is None
+    assert fine.pending() == 50
+    assert eng.stats()["subscribers"] == 1
+
+
+def test_recent_last_n(engine):
+    for i in range(5):
+        engine.save("a/x", {"i": i})
+        engine.save("b", {"i": i})
+    assert [m.data["i"] for m in engine.recent("a/*", 3)] == [2, 3, 4]
+
+
+def test_publish_not_stored(engine):
+    sub = engine.subscribe("_admin/events")
+    engine.publish("_admin/events", {"method": "GET", "status": 200})
+    assert sub.get(timeout=1).data["status"] == 200
+    assert engine.routes() == []
+
+
+def test_close_wakes_blocked_subscriber(engine):
+    sub = engine.subscribe("r")
+    got = []
+    t = threading.Thread(target=lambda: got.append(sub.get(timeout=5)))
+    t.start()
+    sub.close()
+    t.join(2)
+    assert got == [None] and not t.is_alive()

@@ -1,0 +1,192 @@
+"""Engine operations: entities, counters, events, history, validation, atomicity."""
+import pytest
+
+from ocean import errors
+
+
+def test_incr_creates_entity_and_merges_counters(engine):
+    assert engine.incr("analytics/daily", "2026-02-10", {"page_views": 1}) == {"page_views": 1}
+    assert engine.incr("analytics/daily", "2026-02-10", {"page_views": 1, "requests": 5}) == {"page_views": 2, "requests": 5}
+    rec = engine.get("analytics/daily", "2026-02-10")
+    assert rec["payload"] == {"page_views": 2, "requests": 5}
+    assert rec["route"] == "analytics/daily" and rec["key"] == "2026-02-10"
+    assert rec["created_at"].endswith("Z") and len(rec["created_at"]) == 24
+
+
+def test_save_event_and_entity(engine):
+    ev = engine.save("analytics/events", {"method": "POST", "status": 200})
+    assert ev["key"] is None and ev["seq"] == 1 and len(ev["drop_id"]) == 36
+    ent = engine.save("users", {"name": "Alice", "age": 30}, key="u1")
+    assert ent["seq"] == 2
+    assert engine.get("users", "u1")["payload"] == {"name": "Alice", "age": 30}
+    assert [e["payload"]["method"] for e in engine.events("analytics/events")] == ["POST"]
+
+
+def test_save_replaces_plain_fields_but_keeps_counters(engine):
+    engine.save("users", {"name": "A", "city": "X", "+visits": 2}, key="u")
+    engine.save("users", {"name": "B"}, key="u")
+    assert engine.get("users", "u")["payload"] == {"name": "B", "visits": 2}
+
+
+def test_save_sets_counter_with_number_and_refuses_non_number(engine):
+    engine.incr("c", "k", {"n": 5})
+    engine.save("c", {"n": 2}, key="k")
+    assert engine.get("c", "k")["payload"] == {"n": 2}
+    with pytest.raises(errors.NotACounter):
+        engine.save("c", {"n": "two", "other": 1}, key="k")
+    assert engine.get("c", "k")["payload"] == {"n": 2}  # nothing partly applied
+
+
+def test_update_merges_and_increments(engine):
+    engine.save("users", {"name": "A", "age": 1}, key="u")
+    rec = engine.update("users", "u", {"age": 2, "+logins": 3})
+    assert rec["payload"] == {"name": "A", "age": 2, "logins": 3}
+    assert rec["version"] == 2
+
+
+def test_incr_of_plain_number_field_promotes_it(engine):
+    engine.save("users", {"age": 30}, key="u")
+    assert engine.incr("users", "u", {"age": 1}) == {"age": 31}
+    assert engine.get("users", "u")["payload"] == {"age": 31}
+
+
+def test_incr_of_string_field_fails_and_changes_nothing(engine):
+    engine.save("users", {"name": "A"}, key="u")
+    engine.incr("users", "u", {"n": 1})
+    with pytest.raises(errors.NotACounter):
+        engine.incr("users", "u", {"n": 1, "name": 1})
+    assert engine.get("users", "u")["payload"] == {"name": "A", "n": 1}
+
+
+def test_overflow_raises_and_leaves_value(engine):
+    engine.incr("c", "k", {"n": 2 ** 63 - 2, "m": 1})
+    with pytest.raises(errors.CounterOverflow):
+        engine.incr("c", "k", {"m": 1, "n": 5})
+    assert engine.get("c", "k")["payload"] == {"n": 2 ** 63 - 2, "m": 1}
+    assert engine.incr("c", "k", {"n": 1}) == {"n": 2 ** 63 - 1}
+
+
+def test_float_amount_makes_float(engine):
+    engine.incr("c", "k", {"n": 1})
+    assert engine.incr("c", "k", {"n": 0.5}) == {"n": 1.5}
+
+
+@pytest.mark.parametrize("amount", [float("nan"), float("inf"), "1", True, None, 2 ** 64])
+def test_bad_amounts(engine, amount):
+    with pytest.raises(errors.InvalidAmount):
+        engine.incr("c", "k", {"n": amount})
+    assert engine.entity("c", "k") is None
+
+
+@pytest.mark.parametrize("route", ["", "/a", "a/", "a//b", "a b", "/".join("x" * 11), "a/" * 300 + "b", "a/../b"])
+def test_invalid_routes(engine, route):
+    with pytest.raises(errors.InvalidRoute):
+        engine.save(route, {"a": 1})
+
+
+@pytest.mark.parametrize("key", ["", "a b", "x" * 257, "ü", "a/b"])
+def test_invalid_keys(engine, key):
+    with pytest.raises(errors.InvalidKey):
+        engine.save("r", {"a": 1}, key=key)
+
+
+def test_payload_limit(engine):
+    with pytest.raises(errors.PayloadTooLarge):
+        engine.save("r", {"blob": "x" * (1 << 20)})
+    engine.save("r", {"blob": "x" * ((1 << 20) - 100)})
+    assert engine.seq == 1
+
+
+def test_non_json_payload_refused(engine):
+    with pytest.raises(errors.InvalidPayload):
+        engine.save("r", {"a": float("nan")})
+    with pytest.raises(errors.InvalidPayload):
+        engine.save("r", {"a": object()}, key="k")
+    with pytest.raises(errors.InvalidPayload):
+        engine.save("r", {"+a": 1})  # increments need a key
+    assert engine.seq == 0 and engine.routes() == []
+
+
+def test_remove(engine):
+    engine.save("users", {"a": 1, "+n": 1}, key="u")
+    assert engine.remove("users", "u") == {"removed": True}
+    with pytest.raises(errors.NotFound):
+        engine.get("users", "u")
+    with pytest.raises(errors.NotFound):
+        engine.remove("users", "u")
+    assert engine.incr("users", "u", {"n": 1}) == {"n": 1}  # counters went with it
+
+
+def test_history_newest_first(engine):
+    engine.save("users", {"v": 1}, key="u")
+    engine.update("users", "u", {"v": 2})
+    engine.remove("users", "u")
+    hist = engine.history("users", "u")
+    assert [h["op"] for h in hist] == ["remove", "update", "save"]
+    assert hist[1]["payload"] == {"v": 2}
+    assert len(engine.history("users", "u", limit=1)) == 1
+
+
+def test_list_sorted_and_paged(engine):
+    for k in ["b", "a", "c", "d"]:
+        engine.save("r", {"k": k}, key=k)
+    assert [e["key"] for e in engine.list("r")] == ["a", "b", "c", "d"]
+    assert [e["key"] for e in engine.list("r", limit=2, after="b")] == ["c", "d"]
+
+
+def test_events_newest_first_paged(engine):
+    for i in range(10):
+        engine.save("ev", {"i": i})
+    page = engine.events("ev", limit=3)
+    assert [e["payload"]["i"] for e in page] == [9, 8, 7]
+    nxt = engine.events("ev", limit=3, before=page[-1]["seq"])
+    assert [e["payload"]["i"] for e in nxt] == [6, 5, 4]
+
+
+def test_event_retention(make_engine):
+    from ocean.settings import Settings
+    eng = make_engine(settings=Settings.load(event_retention=10))
+    for i in range(100):
+        eng.save("ev", {"i": i})
+    kept = [e["payload"]["i"] for e in eng.route_events("ev")]
+    assert kept[-1] == 99 and 10 <= len(kept) <= 10 + 16  # trimmed in batches of max(16, 10%)
+
+
+def test_keep_expires_entities_and_events(engine, monkeypatch):
+    import time as _time
+    base = _time.time_ns()
+    monkeypatch.setattr(_time, "time_ns", lambda: base)
+    engine.save("s", {"a": 1}, key="k", keep=10)
+    engine.save("s", {"e": 1}, keep=10)
+    assert engine.get("s", "k")["payload"] == {"a": 1}
+    monkeypatch.setattr(_time, "time_ns", lambda: base + 11 * 10 ** 9)
+    assert engine.entity("s", "k") is None
+    assert engine.events("s") == []
+    engine.sweep()
+    assert engine.stats()["entities"] == 0
+
+
+def test_keep_must_be_positive(engine):
+    for bad in (0, -1, "5", float("nan")):
+        with pytest.raises(errors.InvalidPayload):
+            engine.save("s", {"a": 1}, key="k", keep=bad)
+
+
+def test_failed_write_does_not_stop_the_engine(engine):
+    with pytest.raises(errors.InvalidRoute):
+        engine.incr("bad route", "k", {"n": 1})
+    assert engine.incr("good", "k", {"n": 1}) == {"n": 1}
+
+
+def test_second_engine_on_same_directory_refused(make_engine):
+    make_engine()
+    with pytest.raises(errors.DataDirLocked) as info:
+        make_engine()
+    assert "in use" in info.value.message
+
+
+def test_plain_value_entity(engine):
+    engine.save("pages", "<html>hi</html>", key="home")
+    assert engine.get("pages", "home")["payload"] == "<html>hi</html>"
+    with pytest.raises(errors.NotACounter):
+        engine.incr("pages", "home", {"n": 1})
