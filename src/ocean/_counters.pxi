@@ -418,9 +418,11 @@ cdef class CounterTable:
             for j in range(n):
                 _ocn_check_name(fs[j])
                 _ocn_check_amount(am[j], fs[j], &ops[j].amt, &ops[j].atag)
+            _ocn_check_name(<PyObject*>route)
+            _ocn_check_name(<PyObject*>key)
             out = [None] * n          # allocated before the lock, filled after it
             if n == 0:
-                return out
+                return out            # no empty entity is ever stored
             k = (route, key)
             i = self._shard(<PyObject*>route, <PyObject*>key)
             _ocn_lock(self._locks[i])

@@ -23,6 +23,12 @@ def _check(amount, field):
     raise InvalidAmount(f"amount for {field!r} must be a number, got {t.__name__}")
 
 
+def _name(obj):
+    if type(obj) is not str:
+        raise TypeError(f"route, key and field must be str, got {type(obj).__name__}")
+    return obj
+
+
 def _added(old, amount, field):
     new = old + amount
     if type(new) is int and not (_MIN <= new <= _MAX):
@@ -43,6 +49,8 @@ class CounterTable:
         self._locks = [threading.Lock() for _ in range(shards)]
 
     def _shard(self, route, key):
+        _name(route)
+        _name(key)
         return hash((route, key)) % self.shards
 
     def add(self, route: str, key: str, field: str, amount):
@@ -53,31 +61,35 @@ class CounterTable:
         """Add to several counters of one entity atomically: all change, or (on error) none."""
         if len(fields) != len(amounts):
             raise ValueError("fields and amounts differ in length")
-        checked = [_check(a, f) for f, a in zip(fields, amounts)]
+        checked = [_check(a, _name(f)) for f, a in zip(fields, amounts)]
         i = self._shard(route, key)
+        if not checked:
+            return []  # NOTE: no empty entity is stored (entity_count counts holders only)
         with self._locks[i]:
             ent = self._maps[i].get((route, key))
-            current = dict(ent) if ent else {}
+            staged = {}  # only the touched fields: the entity is not copied per call
             out = []
             for f, a in zip(fields, checked):
-                new = _added(current.get(f, 0), a, f)
-                current[f] = new
+                old = staged[f] if f in staged else (ent.get(f, 0) if ent else 0)
+                new = _added(old, a, f)
+                staged[f] = new
                 out.append(new)
             if ent is None:
-                self._maps[i][(route, key)] = current
+                self._maps[i][(route, key)] = staged
             else:
-                ent.update(current)
+                ent.update(staged)
             return out
 
     def set(self, route: str, key: str, field: str, value) -> None:
         """Set one counter to ``value`` (an int64 or finite float)."""
-        value = _check(value, field)
+        value = _check(value, _name(field))
         i = self._shard(route, key)
         with self._locks[i]:
             self._maps[i].setdefault((route, key), {})[field] = value
 
     def get(self, route: str, key: str, field: str):
         """One counter's value, or None."""
+        _name(field)
         i = self._shard(route, key)
         with self._locks[i]:
             ent = self._maps[i].get((route, key))
@@ -99,6 +111,7 @@ class CounterTable:
 
     def delete_field(self, route: str, key: str, field: str) -> bool:
         """Drop one counter; True when it existed."""
+        _name(field)
         i = self._shard(route, key)
         with self._locks[i]:
             ent = self._maps[i].get((route, key))
@@ -119,8 +132,16 @@ class CounterTable:
         return out
 
     def __len__(self) -> int:
-        return sum(len(ent) for m in self._maps for ent in m.values())
+        n = 0
+        for i in range(self.shards):
+            with self._locks[i]:  # NOTE: iterating a shard others write needs its lock
+                n += sum(len(ent) for ent in self._maps[i].values())
+        return n
 
     def entity_count(self) -> int:
         """How many entities hold at least one counter."""
-        return sum(len(m) for m in self._maps)
+        n = 0
+        for i in range(self.shards):
+            with self._locks[i]:
+                n += len(self._maps[i])
+        return n
