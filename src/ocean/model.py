@@ -5,7 +5,6 @@ import json
 import math
 import re
 import time
-import uuid
 from datetime import datetime, timezone
 
 from .errors import InvalidAmount, InvalidField, InvalidKey, InvalidPayload, InvalidRoute, PayloadTooLarge
@@ -81,15 +80,44 @@ def check_key(key) -> str:
     raise InvalidKey(f"key {key[:60]!r} may hold only letters, digits, '.', '_' and '-'")
 
 
+_checked_fields: dict[str, bool] = {}
+
+
 def check_field(name) -> str:
     """Return a valid field name (any non-empty string up to 256 characters, no control characters)."""
+    if _checked_fields.get(name) if type(name) is str else False:
+        return name
     if not isinstance(name, str) or not name:
         raise InvalidField("a field name must be a non-empty string")
     if len(name) > MAX_FIELD_CHARS:
         raise InvalidField(f"field name is {len(name)} characters; at most {MAX_FIELD_CHARS} are allowed")
     if not name.isprintable():
         raise InvalidField(f"field name {name[:60]!r} holds control characters")
+    if len(_checked_fields) < 100000:
+        _checked_fields[name] = True
     return name
+
+
+def check_increments(amounts) -> dict:
+    """Validate ``{field: amount}`` for an increment; returns it unchanged when valid.
+
+    PERF: inlined type/range checks (~0.15 us a field) -- a 1000-field batch spent
+    most of its time here when each field went through check_field/check_amount calls.
+    """
+    if type(amounts) is not dict:
+        raise InvalidAmount("increments must be an object of field: amount")
+    fields = _checked_fields
+    for name, amount in amounts.items():
+        if not fields.get(name, False) if type(name) is str else True:
+            check_field(name)
+        t = type(amount)
+        if t is int:
+            if MIN_INT64 <= amount <= MAX_INT64:
+                continue
+        elif t is float and amount - amount == 0.0:
+            continue
+        check_amount(amount, name)
+    return amounts
 
 
 def check_amount(amount, field: str = "") -> int | float:
@@ -138,9 +166,14 @@ def split_increments(payload: dict) -> tuple[dict, dict]:
     return plain, incs
 
 
-def new_id() -> str:
-    """A drop id (UUID4 text)."""
-    return str(uuid.uuid4())
+def drop_id(instance: str, seq: int) -> str:
+    """A drop's id: UUID-shaped, from the data directory's instance id and the seq.
+
+    Unique per data directory and seq and stable across restarts, so the log
+    need not store it. PERF: ~0.3 us, against ~1.5 us for ``uuid.uuid4()``.
+    """
+    s = f"{seq:016x}"
+    return f"{instance[:8]}-{instance[8:12]}-{instance[12:16]}-{s[:4]}-{s[4:]}"
 
 
 def now_ms() -> int:

@@ -46,6 +46,12 @@ def test_sigkill_loses_nothing_acknowledged(tmp_path, policy, kill_after):
     finally:
         os.killpg(child.pid, signal.SIGKILL)
         child.wait(10)
+    for line in child.stdout.read().splitlines():  # what it printed before the kill landed
+        word, *rest = line.split()
+        if word == "try":
+            tried = int(rest[0])
+        elif len(rest) == 2:
+            acked = int(rest[0])
     assert acked >= kill_after, "the writer did not get going"
     with Engine(data, maintenance=False) as eng:
         n = eng.get("crash/counters", "k")["payload"]["n"]

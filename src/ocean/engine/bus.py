@@ -16,24 +16,28 @@ import json
 import threading
 from collections import deque
 
-from ..model import iso_ms, prefix_matches
+from ..model import drop_id, iso_ms, prefix_matches
 
 
 class Message:
     """One published drop; encoded on first use and cached."""
 
-    __slots__ = ("seq", "route", "key", "op", "fields", "ms", "drop_id", "_json", "_sse")
+    __slots__ = ("seq", "route", "key", "op", "fields", "ms", "instance", "_json", "_sse")
 
-    def __init__(self, seq, route, key, op, fields, ms, drop_id):
+    def __init__(self, seq, route, key, op, fields, ms, instance):
         self.seq = seq
         self.route = route
         self.key = key
         self.op = op
         self.fields = fields
         self.ms = ms
-        self.drop_id = drop_id
+        self.instance = instance
         self._json = None
         self._sse = None
+
+    @property
+    def drop_id(self) -> str:
+        return drop_id(self.instance, self.seq)
 
     @property
     def data(self) -> dict:

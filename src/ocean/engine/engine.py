@@ -16,7 +16,7 @@ import time
 
 from ..errors import EngineClosed, InvalidAmount, InvalidPayload, NotFound, OceanError
 from ..kernels import core
-from ..model import check_amount, check_field, check_key, check_prefix, check_route, iso_ms, split_increments
+from ..model import check_increments, drop_id, check_key, check_prefix, check_route, iso_ms, split_increments
 from ..settings import Settings
 from . import ops
 from .bus import Bus, Message
@@ -99,9 +99,7 @@ class Engine:
         check_key(key)
         if not amounts:
             raise InvalidAmount("incr needs at least one field")
-        incs = {}
-        for name, amount in amounts.items():
-            incs[check_field(name)] = check_amount(amount, name)
+        incs = check_increments(amounts)
         return self._write(ops.INCR, route, key, None, incs, 0, source)[2]
 
     def remove(self, route: str, key: str, source: str | None = None) -> dict:
@@ -118,7 +116,7 @@ class Engine:
         with self._lock:
             self._check_open()
             self._seq += 1
-            msg = Message(self._seq, route, None, "event", data, self._clock(), self.drop_id(self._seq))
+            msg = Message(self._seq, route, None, "event", data, self._clock(), self.instance)
             self.bus.publish(msg)
             self.store.last_seq = self._seq
         return msg
@@ -136,7 +134,7 @@ class Engine:
                     self._seq = self.store.last_seq = seq  # logged, then refused by apply: seq spent
                 raise
             self._seq = self.store.last_seq = seq
-            self.bus.publish(Message(seq, route, key, ops.NAMES[kind], published, ms, self.drop_id(seq)))
+            self.bus.publish(Message(seq, route, key, ops.NAMES[kind], published, ms, self.instance))
         self.store.sync(ticket)
         if self._listeners:
             self._notify(kind, route, key, seq, ms, body, op[7], source)
@@ -268,9 +266,8 @@ class Engine:
         return self._seq
 
     def drop_id(self, seq: int) -> str:
-        """The drop id of ``seq``: UUID-shaped, unique per data directory and seq, stable across restarts."""
-        inst, s = self.instance, f"{seq:016x}"
-        return f"{inst[:8]}-{inst[8:12]}-{inst[12:16]}-{s[:4]}-{s[4:]}"
+        """The drop id of ``seq`` (see ``model.drop_id``)."""
+        return drop_id(self.instance, seq)
 
     def _clock(self) -> int:
         """Milliseconds, never going backwards (op times decide expiry on replay too)."""

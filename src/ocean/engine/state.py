@@ -57,6 +57,14 @@ class State:
         route, key, ms = op[3], op[4], op[2]
         ent = self._expire(route, key, ms)
         if kind == ops.INCR:
+            if ent is not None and ent.fields is not None:
+                fields = ent.fields
+                incs = op[6]
+                if not fields or fields.keys().isdisjoint(incs):
+                    # PERF: the hot path (plain counters) skips the general merge below.
+                    totals = dict(zip(incs, self.counters.add_many(route, key, list(incs), list(incs.values()))))
+                    self.entities.put(route, key, ent.touched(ms))
+                    return totals, totals
             return self._write(op, ent, replace=False)
         if kind in (ops.SAVE, ops.UPDATE):
             return self._write(op, ent, replace=kind == ops.SAVE)

@@ -1,0 +1,127 @@
+"""Engine throughput beside its baselines (pure twin kernel; a dict under a threading.Lock).
+
+Run: ``PYTHONPATH=src python -m pytest bench/bench_engine.py --benchmark-only``
+"""
+import itertools
+import shutil
+import tempfile
+import threading
+
+import pytest
+
+from ocean import Engine
+from ocean._reference import CounterTable as PureCounterTable
+
+N = 20000
+
+
+@pytest.fixture
+def engine_factory():
+    made = []
+
+    def make(pure=False, fsync="no"):
+        eng = Engine(tempfile.mkdtemp(prefix="ocean-bench-"), fsync=fsync, maintenance=False)
+        if pure:
+            eng.state.counters = PureCounterTable()
+        made.append(eng)
+        return eng
+
+    yield make
+    for eng in made:
+        eng.close()
+        shutil.rmtree(eng.path, ignore_errors=True)
+
+
+def _incr_loop(fn):
+    def run():
+        for _ in range(N):
+            fn()
+    return run
+
+
+@pytest.mark.benchmark(group="engine-incr")
+@pytest.mark.parametrize("impl", ["compiled", "pure"])
+def test_engine_incr(benchmark, engine_factory, impl):
+    eng = engine_factory(pure=impl == "pure")
+    benchmark.pedantic(_incr_loop(lambda: eng.incr("analytics/daily", "2026-02-10", {"page_views": 1})),
+                       rounds=5, iterations=1)
+    assert eng.get("analytics/daily", "2026-02-10")["payload"]["page_views"] == 5 * N
+    benchmark.extra_info["ops_per_round"] = N
+
+
+@pytest.mark.benchmark(group="engine-incr")
+def test_locked_dict_incr(benchmark):
+    lock, table = threading.Lock(), {}
+
+    def incr():
+        with lock:
+            ent = table.setdefault(("analytics/daily", "2026-02-10"), {})
+            ent["page_views"] = ent.get("page_views", 0) + 1
+
+    benchmark.pedantic(_incr_loop(incr), rounds=5, iterations=1)
+    assert table[("analytics/daily", "2026-02-10")]["page_views"] == 5 * N
+    benchmark.extra_info["ops_per_round"] = N
+
+
+FIELDS = [f"f{i}" for i in range(1000)]
+
+
+@pytest.mark.benchmark(group="engine-batch-1000")
+@pytest.mark.parametrize("impl", ["compiled", "pure"])
+def test_engine_batch_1000(benchmark, engine_factory, impl):
+    eng = engine_factory(pure=impl == "pure")
+    amounts = dict.fromkeys(FIELDS, 1)
+    benchmark.pedantic(lambda: [eng.incr("b", "k", amounts) for _ in range(50)], rounds=5, iterations=1)
+    payload = eng.get("b", "k")["payload"]
+    assert len(payload) == 1000 and all(v == 250 for v in payload.values())
+    benchmark.extra_info["increments_per_round"] = 50 * 1000
+
+
+@pytest.mark.benchmark(group="engine-batch-1000")
+def test_locked_dict_batch_1000(benchmark):
+    lock, table = threading.Lock(), {}
+
+    def batch():
+        for _ in range(50):
+            with lock:
+                ent = table.setdefault("k", {})
+                for f in FIELDS:
+                    ent[f] = ent.get(f, 0) + 1
+
+    benchmark.pedantic(batch, rounds=5, iterations=1)
+    assert all(v == 250 for v in table["k"].values())
+    benchmark.extra_info["increments_per_round"] = 50 * 1000
+
+
+@pytest.mark.benchmark(group="engine-save-get")
+def test_engine_save_get(benchmark, engine_factory):
+    eng = engine_factory()
+    counter = itertools.count()
+
+    def run():
+        for _ in range(N // 2):
+            i = next(counter)
+            eng.save("users", {"name": "Alice", "age": i}, key=f"u{i % 1000}")
+            assert eng.get("users", f"u{i % 1000}")["payload"]["age"] == i
+
+    benchmark.pedantic(run, rounds=3, iterations=1)
+    benchmark.extra_info["ops_per_round"] = N
+
+
+@pytest.mark.benchmark(group="engine-replay")
+def test_log_replay(benchmark, engine_factory):
+    eng = engine_factory()
+    records = 100000
+    for i in range(records):
+        eng.incr("r", f"k{i % 100}", {"n": 1})
+    path = eng.path
+    eng.close()
+
+    def reopen():
+        e = Engine(path, maintenance=False)
+        total = sum(e.get("r", f"k{i}")["payload"]["n"] for i in range(100))
+        e.close()
+        return total
+
+    assert benchmark.pedantic(reopen, rounds=3, iterations=1) == records
+    benchmark.extra_info["records"] = records
