@@ -119,3 +119,10 @@ Settings = make_dataclass(
 )
 Settings.__doc__ = "A resolved set of settings values; build with ``Settings.load(...)``."
 Settings.__module__ = __name__
+
+
+def markdown_table() -> str:
+    """The settings table of the README (a meta test keeps the README equal to this)."""
+    rows = ["| setting | default | what |", "|---|---|---|"]
+    rows += [f"| `{s.name}` | `{s.default}` | {s.help} |" for s in SETTINGS]
+    return "\n".join(rows)
