@@ -44,6 +44,8 @@ class Service:
 
 def _send(resp, err: errors.OceanError) -> None:
     resp.status = falcon.code_to_http_status(err.status)
+    resp.content_type = falcon.MEDIA_JSON  # a stream may have set text/event-stream already
+    resp.stream = None
     resp.media = err.to_dict()
 
 
@@ -78,8 +80,11 @@ class OceanApp(falcon.App):
     service: Service
 
 
-def create_app(engine, settings, keys) -> OceanApp:
-    """The WSGI app over ``engine``; ``app.service`` holds what it shares (for closing)."""
+def create_app(engine, settings, keys, static_dir: str = STATIC_DIR) -> OceanApp:
+    """The WSGI app over ``engine``; ``app.service`` holds what it shares (for closing).
+
+    ``static_dir`` holds the dashboard served at ``/admin`` (no key needed).
+    """
     svc = Service(engine, settings, keys)
     app = OceanApp(middleware=[falcon.CORSMiddleware(allow_origins="*", expose_headers="*"), svc.accounting])
     app.add_error_handler(Exception, _on_unexpected)
@@ -95,7 +100,7 @@ def create_app(engine, settings, keys) -> OceanApp:
     app.add_route("/stream/{prefix:path}", live.Stream(svc))
     app.add_route("/health", health.Health(svc))
     app.add_route("/metrics", health.Metrics(svc))
-    app.add_route("/admin", admin.Index(STATIC_DIR))
-    app.add_static_route("/admin", STATIC_DIR)
+    app.add_route("/admin", admin.Index(static_dir))
+    app.add_static_route("/admin", os.path.abspath(static_dir))
     app.service = svc
     return app

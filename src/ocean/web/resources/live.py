@@ -32,11 +32,11 @@ def _start(svc, req, resp, prefix: str, last) -> None:
     access = auth.require(req, svc.keys)
     access.check_read(prefix)
     after = _resume_point(req)
+    resp.stream = sse.open_stream(svc.engine, svc.streams, access, prefix,
+                                  after_seq=after, last=None if after is not None else last)
     resp.content_type = "text/event-stream; charset=utf-8"
     resp.cache_control = ["no-cache"]
     resp.set_header("X-Accel-Buffering", "no")
-    resp.stream = sse.open_stream(svc.engine, svc.streams, access, prefix,
-                                  after_seq=after, last=None if after is not None else last)
 
 
 def _last(req, default: int, cap: int) -> int:

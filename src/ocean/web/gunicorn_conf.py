@@ -1,0 +1,102 @@
+"""gunicorn settings for ocean: ``gunicorn -c path/to/gunicorn_conf.py`` (``ocean serve`` runs this).
+
+One gevent worker owns the data directory (the engine is embedded), so
+``workers`` is always 1; ``worker_connections`` bounds open connections,
+SSE streams included. Values come from ``ocean.settings`` (``OCEAN_*`` env).
+No ``preload_app``: the engine opens in the worker, after fork. SIGTERM
+drains: gunicorn stops accepting and lets requests finish, our hook ends
+the SSE streams, and ``worker_exit`` flushes, fsyncs and closes the engine.
+
+NOTE: this is the serving entry point, the one place that imports gevent. It
+monkey-patches before anything imports ocean, so the engine's ``threading``
+locks and events are gevent's in the master and the forked worker alike.
+"""
+from gevent import monkey
+
+monkey.patch_all()
+
+import socket  # noqa: E402
+import sys  # noqa: E402
+
+import gevent  # noqa: E402
+
+from ocean.settings import Settings  # noqa: E402
+
+_settings = Settings.load()
+if _settings.workers != 1:
+    sys.exit("ocean: --workers must be 1: the embedded engine lives in one process that owns "
+             "the data directory (a second process would be refused the lock); one gevent worker "
+             "serves thousands of connections")
+
+bind = f"{_settings.host}:{_settings.port}"
+workers = 1
+worker_class = "gevent"
+worker_connections = _settings.worker_connections
+graceful_timeout = _settings.graceful_timeout
+timeout = 30
+keepalive = 5
+backlog = 4096
+preload_app = False
+wsgi_app = "ocean.web.wsgi:app"
+proc_name = "ocean"
+control_socket_disable = True  # gunicorn >= 24's control socket is one fixed path per user: servers would clash
+accesslog = None  # off by default; if turned on, this format never shows a query (no ?_key=)
+access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
+
+
+def on_starting(server):
+    """Master, before anything: create the admin key on the first start and print it once."""
+    from ocean.keys import KeyStore
+
+    token = KeyStore(_settings.data).ensure_admin()
+    if token:
+        print(f"admin key: {token}", flush=True)
+        print("  (shown once; only its hash is stored. Create scoped keys with `ocean key create`.)", flush=True)
+
+
+def when_ready(server):
+    host = _settings.host if _settings.host not in ("0.0.0.0", "::") else "127.0.0.1"
+    print(f"ocean {_version()} serving http://{host}:{_settings.port} (data: {_settings.data}, "
+          f"fsync: {_settings.fsync})", flush=True)
+
+
+def post_fork(server, worker):
+    """Worker, after fork: TCP_NODELAY on accepted sockets, SIGTERM ends streams, fsync off-loop."""
+    import logging
+
+    from ocean.web import serving
+
+    ocean_log = logging.getLogger("ocean")
+    ocean_log.handlers = list(server.log.error_log.handlers)
+    ocean_log.setLevel(logging.INFO)
+    ocean_log.propagate = False
+    serving.offload = lambda fn, *args: gevent.get_hub().threadpool.apply(fn, args)
+    handle, handle_exit = worker.handle, worker.handle_exit
+
+    def handle_nodelay(listener, client, addr):
+        # Without it, small keep-alive responses wait ~40 ms for Nagle + delayed ACK.
+        try:
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        return handle(listener, client, addr)
+
+    def handle_term(sig, frame):
+        handle_exit(sig, frame)
+        gevent.spawn(serving.drain)
+
+    worker.handle = handle_nodelay
+    worker.handle_exit = handle_term
+
+
+def worker_exit(server, worker):
+    """Worker, on the way out (also after SIGTERM): flush, fsync and close the engine."""
+    from ocean.web import serving
+
+    serving.close()
+
+
+def _version():
+    from ocean._version import __version__
+
+    return __version__

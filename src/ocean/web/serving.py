@@ -1,0 +1,57 @@
+"""The one engine of a serving worker: opened after fork, closed on exit (no gevent here).
+
+gunicorn's config (``gunicorn_conf.py``) owns the process hooks and passes in
+gevent's threadpool as ``offload``; this module only builds and tears down
+the engine, the key store and the app, so the worker owns the data directory.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+
+from ..errors import OceanError
+from ..settings import Settings
+
+log = logging.getLogger("ocean.web")
+BOOT_ERROR = 3  # gunicorn's WORKER_BOOT_ERROR: the master stops instead of respawning
+
+offload = None  # set by gunicorn_conf: runs fsync/snapshot writes off the event loop
+_app = None
+
+
+def app():
+    """The worker's app, opening the engine on first use."""
+    global _app
+    if _app is None:
+        from ..engine import Engine
+        from ..keys import KeyStore
+        from .app import create_app
+
+        settings = Settings.load()
+        try:
+            engine = Engine(settings.data, settings=settings, offload=offload)
+            keys = KeyStore(settings.data)
+        except OceanError as exc:
+            print(f"ocean: cannot open {settings.data}: {exc.message}", file=sys.stderr, flush=True)
+            sys.exit(BOOT_ERROR)
+        _app = create_app(engine, settings, keys)
+    return _app
+
+
+def drain() -> None:
+    """SIGTERM: end every stream now (requests in flight finish; gunicorn stops accepting)."""
+    if _app is not None:
+        _app.service.streams.drain()
+
+
+def close() -> None:
+    """Worker exit: end streams, write pending accounting, flush+fsync and close the engine."""
+    global _app
+    if _app is None:
+        return
+    app_, _app = _app, None
+    try:
+        app_.service.close()
+    finally:
+        app_.service.engine.close()
+        log.info("ocean: engine closed cleanly")

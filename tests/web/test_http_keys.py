@@ -1,0 +1,80 @@
+"""The key store (SPEC section 4): hashed at rest, scopes, revocation, the admin key."""
+import json
+import os
+
+import pytest
+
+from ocean import errors
+from ocean.keys import FILENAME, KeyStore, token_hash
+
+
+def test_tokens_are_stored_only_as_hashes(tmp_path):
+    ks = KeyStore(str(tmp_path), environ={})
+    admin = ks.ensure_admin()
+    token, rec = ks.create(name="dash", read=["analytics/*"])
+    raw = (tmp_path / FILENAME).read_text()
+    assert admin not in raw and token not in raw
+    assert token_hash(token) in raw and token_hash(admin) in raw
+    assert "hash" not in json.dumps(ks.list())
+    assert oct(os.stat(tmp_path / FILENAME).st_mode & 0o777) == "0o600"
+    assert not [p for p in os.listdir(tmp_path) if ".tmp." in p]  # the atomic write left no temp file
+
+
+def test_admin_key_is_made_once(tmp_path):
+    ks = KeyStore(str(tmp_path), environ={})
+    token = ks.ensure_admin()
+    assert token and ks.ensure_admin() is None
+    assert KeyStore(str(tmp_path), environ={}).ensure_admin() is None
+    access = ks.resolve(token)
+    assert access.admin and access.can_write("_admin/daily")
+
+
+def test_env_admin_key_replaces_the_generated_one(tmp_path):
+    ks = KeyStore(str(tmp_path), environ={"OCEAN_ADMIN_KEY": "from-env"})
+    assert ks.ensure_admin() is None and not (tmp_path / FILENAME).exists()
+    assert ks.resolve("from-env").admin
+    with pytest.raises(errors.Unauthorized):
+        ks.resolve("from-env ")
+
+
+def test_scopes_and_revocation(tmp_path):
+    ks = KeyStore(str(tmp_path), environ={})
+    token, rec = ks.create(name="dash", read=["analytics/*"], write=["analytics/events"])
+    a = ks.resolve(token)
+    assert a.can_read("analytics/daily") and not a.can_read("users")
+    assert a.can_write("analytics/events") and not a.can_write("analytics/daily")
+    other = KeyStore(str(tmp_path), environ={})  # another process: `ocean key revoke`
+    other.revoke("dash")
+    with pytest.raises(errors.Unauthorized):
+        ks.resolve(token)  # at once: the file changed, the store re-reads it
+    assert not ks.is_active(rec["id"])
+    with pytest.raises(errors.NotFound):
+        other.revoke(rec["id"])
+
+
+@pytest.mark.parametrize("bad", [None, "", "nope"])
+def test_missing_or_unknown_key_is_401(tmp_path, bad):
+    with pytest.raises(errors.Unauthorized):
+        KeyStore(str(tmp_path), environ={}).resolve(bad)
+
+
+def test_create_validates_scopes(tmp_path):
+    ks = KeyStore(str(tmp_path), environ={})
+    with pytest.raises(errors.OceanError):
+        ks.create(read=["bad route/*"])
+    with pytest.raises(errors.OceanError):
+        ks.create()
+
+
+def test_http_scopes(web):
+    token, _ = web.keys.create(read=["analytics/*"], write=["analytics/events"])
+    c = web.as_key(token)
+    web.engine.save("analytics/daily", {"n": 1}, key="d")
+    web.engine.save("users", {"n": 1}, key="u")
+    assert c.simulate_get("/entity/analytics/daily/d").status_code == 200
+    assert c.simulate_get("/entity/users/u").status_code == 403
+    assert c.simulate_post("/drop", json={"route": "analytics/events", "payload": {"a": 1}}).status_code == 200
+    assert c.simulate_post("/drop", json={"route": "analytics/daily", "key": "d", "payload": {"+n": 1}}).status_code == 403
+    assert c.simulate_delete("/entity/analytics/daily/d").status_code == 403
+    assert c.simulate_get("/live/*").status_code == 403  # a scope never widens to everything
+    assert web.engine.get("analytics/daily", "d")["payload"] == {"n": 1}
