@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import threading
 
 import pytest
@@ -24,6 +25,15 @@ def impl(request):
 @pytest.fixture
 def t(impl):
     return impl.CounterTable(shards=8)
+
+
+@pytest.fixture
+def fast_switching():
+    """Make threads switch often, so races actually interleave."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(old)
 
 
 def test_add_starts_at_zero_and_returns_the_new_value(t):
@@ -237,7 +247,7 @@ def test_same_error_messages(impl):
 
 
 @pytest.mark.parametrize("batch", [False, True], ids=["add", "add_many"])
-def test_threads_lose_no_increment(impl, batch):
+def test_threads_lose_no_increment(impl, batch, fast_switching):
     table = impl.CounterTable(shards=4)
     threads, per = 8, 20000 if not batch else 2000
     start = threading.Barrier(threads)
@@ -262,6 +272,46 @@ def test_threads_lose_no_increment(impl, batch):
         assert table.get("r", "hot", "a") == threads * per
         assert all(table.get("r", f"k{n}", "a") == per for n in range(threads))
         assert len(table) == threads + 1
+
+
+def test_mixed_concurrent_ops_keep_counts_consistent(impl, fast_switching):
+    """Adds, sets, deletes and reads racing on few entities: the table's counts stay exact."""
+    table = impl.CounterTable(shards=2)
+    start = threading.Barrier(6)
+    errors = []
+
+    def work(n):
+        start.wait()
+        try:
+            for i in range(3000):
+                key = f"k{i % 5}"
+                op = (i + n) % 6
+                if op == 0:
+                    table.add_many("r", key, ["a", "b", f"c{n}"], [1, 2.5, 1])
+                elif op == 1:
+                    table.set("r", key, "a", i)
+                elif op == 2:
+                    table.delete_field("r", key, "b")
+                elif op == 3 and i % 50 == 0:
+                    table.delete_entity("r", key)
+                elif op == 4:
+                    table.entity("r", key)
+                else:
+                    table.export()
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    ts = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+    for th in ts:
+        th.start()
+    for th in ts:
+        th.join()
+    assert not errors
+    rows = table.export()
+    assert len(table) == len(rows)
+    assert table.entity_count() == len({(r, k) for r, k, _, _ in rows})
+    for r, k, f, v in rows:
+        assert table.get(r, k, f) == v
 
 
 # ---- differential: the compiled core agrees with the twin on random op sequences ----
