@@ -1,0 +1,149 @@
+"""Hash grouping and per-group aggregates (COUNT, SUM, AVG, MIN, MAX, with DISTINCT).
+
+Group ids come from the compiled ``hash_group`` kernel over one int64 key per
+row (``group_codes`` turns any vector into such keys); aggregates are the
+``group_*`` kernels. Both have pure twins in ``ocean._reference.scan``.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from ..errors import SqlError
+from ..kernels import core
+from .functions import describe, numeric_data
+from .vectors import Vec, narrow
+
+
+def group_codes(v: Vec) -> tuple[np.ndarray, np.ndarray | None]:
+    """(int64 keys, valid mask or None): equal values get equal keys; NULLs are masked."""
+    kind = v.kind
+    if kind == "null":
+        n = len(v.data)
+        return np.zeros(n, np.int64), np.zeros(n, bool)
+    if kind in ("int", "ts"):
+        return v.data, v.valid
+    if kind == "bool":
+        return v.data.astype(np.int64), v.valid
+    if kind == "float":
+        data = v.data + 0.0  # -0.0 -> 0.0: equal values, equal bits
+        return data.view(np.int64), v.valid
+    if kind == "str":
+        codes = v.data
+        valid = codes >= 0
+        if v.dict.unique:
+            return codes.astype(np.int64), valid
+        ranks = np.append(v.dict.ranks(), np.int64(-1))
+        return ranks[codes], valid
+    # obj: values of mixed types, hashed through their JSON text
+    index: dict = {}
+    keys = np.zeros(len(v.data), np.int64)
+    valid = np.ones(len(v.data), bool)
+    for i, x in enumerate(v.data.tolist()):
+        if x is None:
+            valid[i] = False
+            continue
+        token = (type(x) is str, json.dumps(x, sort_keys=True) if not isinstance(x, str) else x)
+        if type(x) in (int, float) and not isinstance(x, bool):
+            token = (False, repr(float(x)))
+        keys[i] = index.setdefault(token, len(index))
+    return keys, valid
+
+
+def group_ids(vecs: list[Vec], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(gid per row, first row of each group) for the combination of ``vecs`` (NULLs group together)."""
+    scan = core()
+    gid, first = None, None
+    for v in vecs:
+        keys, valid = group_codes(v.broadcast(n))
+        g, f = scan.hash_group(keys, valid)
+        g = np.asarray(g, np.int64)
+        if gid is None:
+            gid, first = g, np.asarray(f, np.int64)
+            continue
+        combined = gid * np.int64(len(f)) + g
+        gid, first = scan.hash_group(combined, None)
+        gid, first = np.asarray(gid, np.int64), np.asarray(first, np.int64)
+    if gid is None:
+        gid, first = np.zeros(n, np.int64), np.zeros(min(n, 1), np.int64)
+    return gid, first
+
+
+def _distinct_rows(gid: np.ndarray, v: Vec) -> np.ndarray:
+    """Positions of the first row of each distinct (group, value) pair."""
+    keys, valid = group_codes(v)
+    vg, vf = core().hash_group(keys, valid)
+    vg = np.asarray(vg, np.int64)
+    _, first = core().hash_group(gid * np.int64(max(len(vf), 1)) + vg, None)
+    return np.sort(np.asarray(first, np.int64))
+
+
+def aggregate(name: str, star: bool, distinct: bool, arg: Vec | None, gid: np.ndarray, ngroups: int) -> Vec:
+    """One aggregate over every group: COUNT(*), COUNT/SUM/AVG/MIN/MAX([DISTINCT] x)."""
+    scan = core()
+    if star:
+        return Vec("int", np.asarray(scan.group_count(gid, None, ngroups), np.int64))
+    n = len(gid)
+    arg = narrow(arg.broadcast(n))
+    if distinct:
+        rows = _distinct_rows(gid, arg)
+        gid, arg = gid[rows], arg.take(rows)
+    valid = arg.notnull()
+    if name == "count":
+        if arg.kind == "null":
+            return Vec("int", np.zeros(ngroups, np.int64))
+        return Vec("int", np.asarray(scan.group_count(gid, valid, ngroups), np.int64))
+    if arg.kind == "null":
+        return Vec.nulls(ngroups)
+    if name in ("sum", "avg"):
+        if arg.kind not in ("int", "float", "bool"):
+            raise SqlError(f"{name.upper()}() needs numbers, got {describe(arg)}")
+        if arg.kind == "float":
+            sums, counts = scan.group_sum_f64(gid, arg.data, valid, ngroups)
+            overflow = False
+        else:
+            sums, counts, overflow = scan.group_sum_i64(gid, numeric_data(arg), valid, ngroups)
+        sums, counts = np.asarray(sums), np.asarray(counts, np.int64)
+        has = counts > 0
+        if name == "sum":
+            if overflow:
+                raise SqlError("integer overflow in SUM(); CAST the values AS REAL to sum them approximately")
+            return Vec(sums.dtype == np.float64 and "float" or "int", sums, None if has.all() else has)
+        if overflow:  # exact integer sums overflowed: average the floats instead
+            sums, counts = scan.group_sum_f64(gid, arg.data.astype(np.float64), valid, ngroups)
+            sums, counts = np.asarray(sums), np.asarray(counts, np.int64)
+        with np.errstate(all="ignore"):
+            avg = np.asarray(sums, np.float64) / np.maximum(counts, 1)
+        return Vec("float", avg, None if has.all() else has)
+    # min / max
+    is_max = name == "max"
+    if arg.kind in ("int", "ts", "bool"):
+        vals, has = scan.group_extreme_i64(gid, numeric_data(arg), valid, ngroups, is_max)
+        vals, has = np.asarray(vals), np.asarray(has, bool)
+        kind = arg.kind
+        if kind == "bool":
+            vals = vals.astype(bool)
+        return Vec(kind, vals, None if has.all() else has)
+    if arg.kind == "float":
+        vals, has = scan.group_extreme_f64(gid, arg.data, valid, ngroups, is_max)
+        has = np.asarray(has, bool)
+        return Vec("float", np.asarray(vals), None if has.all() else has)
+    if arg.kind == "str":
+        ranks = arg.dict.ranks()
+        rank_to_code = np.zeros(int(ranks.max()) + 1 if len(ranks) else 1, np.int32)
+        rank_to_code[ranks] = np.arange(len(ranks), dtype=np.int32)
+        row_ranks = np.append(ranks, np.int64(0))[arg.data]
+        vals, has = scan.group_extreme_i64(gid, row_ranks, valid, ngroups, is_max)
+        codes = np.where(np.asarray(has, bool), rank_to_code[np.asarray(vals)], -1).astype(np.int32)
+        return Vec("str", codes, None, arg.dict)
+    # obj: mixed values, in SQLite's cross-type order
+    from .functions import _class_key
+    best: list = [None] * ngroups
+    for g, x in zip(gid.tolist(), arg.data.tolist()):
+        if x is None:
+            continue
+        cur = best[g]
+        if cur is None or (_class_key(x) > _class_key(cur) if is_max else _class_key(x) < _class_key(cur)):
+            best[g] = x
+    return Vec("obj", np.array(best + [None], dtype=object)[:-1])

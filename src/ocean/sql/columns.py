@@ -1,0 +1,504 @@
+"""The column store: one columnar table per route, kept current as writes arrive.
+
+``store_for(engine)`` gives the engine's one ``ColumnStore`` (it registers
+itself as an engine listener once). A route's ``Table`` is built from
+``engine.route_entities`` / ``engine.route_events`` the first time a query
+reads it; after that the listener callbacks only note what changed (a dirty
+key, a new event record, removed event seqs) and the next query patches just
+those rows. Tables are never rebuilt per query.
+
+Rows: entities (``key``, ``created_at``, ``updated_at``, every payload field
+with counters merged) and events (``key`` NULL, ``created_at`` set,
+``updated_at`` NULL), in the order they were first seen. A non-object payload
+is the column ``value``. A payload field named like a system column is hidden by it.
+
+NOTE: listener callbacks run on the writer's thread right after each write;
+they take one small lock and append, nothing more.
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+
+import numpy as np
+
+from ..model import prefix_matches
+from .vectors import Dictionary, Vec, as_kind, concat, encode_strings, from_values, kind_of, merge_kinds
+
+SYSTEM = ("key", "created_at", "updated_at")
+_DTYPES = {"bool": bool, "int": np.int64, "float": np.float64, "ts": np.int64, "str": np.int32, "obj": object}
+
+
+class StoreColumn:
+    """One growable typed column with a null mask (its kind widens as values demand)."""
+
+    __slots__ = ("kind", "data", "valid", "n", "nulls", "strings", "index", "_dict", "_dict_len")
+
+    def __init__(self, n: int = 0):
+        self.kind = "null"
+        self.data = None
+        self.valid = None
+        self.n = n
+        self.nulls = n  # NULL rows (numeric kinds: rows with valid False)
+        self.strings: list = []
+        self.index: dict = {}
+        self._dict = None
+        self._dict_len = -1
+
+    # -- buffers -------------------------------------------------------------
+    def _reserve(self, size: int) -> None:
+        if self.kind == "null" or len(self.data) >= size:
+            return
+        cap = max(size, 2 * len(self.data), 64)
+        data = np.empty(cap, self.data.dtype)
+        data[:self.n] = self.data[:self.n]
+        self.data = data
+        if self.valid is not None:
+            valid = np.zeros(cap, bool)
+            valid[:self.n] = self.valid[:self.n]
+            self.valid = valid
+
+    def _convert(self, kind: str) -> None:
+        """Widen this column to ``kind`` (``merge_kinds`` decided it)."""
+        if kind == self.kind:
+            return
+        cap = max(64, self.n)
+        if self.kind == "null":
+            if kind == "str":
+                self.data = np.full(cap, -1, np.int32)
+            elif kind == "obj":
+                self.data = np.full(cap, None, object)
+            else:
+                self.data = np.zeros(cap, _DTYPES[kind])
+                self.valid = np.zeros(cap, bool)
+            self.kind = kind
+            return
+        old = self.vec()
+        new = as_kind(old, kind)
+        self.kind = kind
+        self.data = np.empty(cap, _DTYPES[kind]) if kind != "obj" else np.full(cap, None, object)
+        self.valid = None
+        self.strings, self.index, self._dict, self._dict_len = [], {}, None, -1
+        if kind == "str":
+            self.data[:] = -1
+            self.data[:self.n] = self._map_codes(new)
+        elif kind == "obj":
+            self.data[:self.n] = new.data
+        else:
+            self.valid = np.zeros(cap, bool)
+            self.data[:self.n] = new.data
+            self.valid[:self.n] = True if new.valid is None else new.valid
+
+    def _map_codes(self, vec: Vec) -> np.ndarray:
+        """Codes of a ``str`` vector's values in this column's dictionary (adding new strings)."""
+        index, strings = self.index, self.strings
+        mapping = np.empty(len(vec.dict.values) + 1, np.int32)
+        for i, s in enumerate(vec.dict.values.tolist()):
+            code = index.get(s)
+            if code is None:
+                code = index[s] = len(strings)
+                strings.append(s)
+            mapping[i] = code
+        mapping[-1] = -1
+        return mapping[vec.data]
+
+    # -- writes --------------------------------------------------------------
+    def extend_nulls(self, count: int) -> None:
+        """Append ``count`` NULL rows."""
+        if count <= 0:
+            return
+        if self.kind != "null":
+            self._reserve(self.n + count)
+            lo, hi = self.n, self.n + count
+            if self.kind == "str":
+                self.data[lo:hi] = -1
+            elif self.kind == "obj":
+                self.data[lo:hi] = None
+            else:
+                self.valid[lo:hi] = False
+        self.n += count
+        self.nulls += count
+
+    def extend(self, vec: Vec) -> None:
+        """Append the rows of ``vec`` (widening this column's kind if needed)."""
+        m = len(vec.data)
+        kind = merge_kinds(self.kind, vec.kind)
+        self._convert(kind)
+        if kind == "null":
+            self.n += m
+            self.nulls += m
+            return
+        vec = as_kind(vec, kind)
+        self._reserve(self.n + m)
+        lo, hi = self.n, self.n + m
+        if kind == "str":
+            codes = self._map_codes(vec)
+            self.data[lo:hi] = codes
+            self.nulls += int((codes < 0).sum())
+        elif kind == "obj":
+            self.data[lo:hi] = vec.data
+        else:
+            self.data[lo:hi] = vec.data
+            if vec.valid is None:
+                self.valid[lo:hi] = True
+            else:
+                self.valid[lo:hi] = vec.valid
+                self.nulls += int(m - vec.valid.sum())
+        self.n = hi
+
+    def set(self, row: int, value) -> None:
+        """Overwrite one row (an entity that changed)."""
+        kind = merge_kinds(self.kind, kind_of(value))
+        if kind != self.kind:
+            self._convert(kind)
+        if kind == "null":
+            return
+        if kind == "str":
+            was_null = self.data[row] < 0
+            if value is None:
+                code = -1
+            else:
+                if type(value) is not str:  # pragma: no cover - merge_kinds keeps str columns str
+                    value = str(value)
+                code = self.index.get(value)
+                if code is None:
+                    code = self.index[value] = len(self.strings)
+                    self.strings.append(value)
+            self.data[row] = code
+            self.nulls += (code < 0) - was_null
+        elif kind == "obj":
+            self.data[row] = value
+        else:
+            was_null = not self.valid[row]
+            if value is None:
+                self.valid[row] = False
+            else:
+                if kind == "ts" and type(value) is str:
+                    value = from_values([value]).data[0]
+                self.data[row] = value
+                self.valid[row] = True
+            self.nulls += (value is None) - was_null
+
+    def compact(self, keep: np.ndarray) -> None:
+        """Keep only rows ``keep`` (ascending positions), dropping removed rows."""
+        if self.kind != "null":
+            self.data = self.data[keep].copy()
+            if self.valid is not None:
+                self.valid = self.valid[keep].copy()
+                self.nulls = int(len(keep) - self.valid.sum())
+            elif self.kind == "str":
+                self.nulls = int((self.data < 0).sum())
+        else:
+            self.nulls = len(keep)
+        self.n = len(keep)
+
+    # -- reads ---------------------------------------------------------------
+    def vec(self) -> Vec:
+        """The column's current rows as a ``Vec`` (views, no copy)."""
+        n = self.n
+        if self.kind == "null":
+            return Vec.nulls(n)
+        if self.kind == "str":
+            if self._dict_len != len(self.strings):
+                self._dict = Dictionary(np.array(self.strings + [""], dtype=object)[:-1])
+                self._dict_len = len(self.strings)
+            return Vec("str", self.data[:n], None, self._dict)
+        if self.kind == "obj":
+            return Vec("obj", self.data[:n])
+        return Vec(self.kind, self.data[:n], None if self.nulls == 0 else self.valid[:n])
+
+
+class Table:
+    """The columnar table of one route, patched from the listener's notes at each query."""
+
+    def __init__(self, route: str):
+        self.route = route
+        self.n = 0
+        self.columns: dict[str, StoreColumn] = {name: StoreColumn() for name in SYSTEM}
+        self.fields: dict[str, StoreColumn] = {}  # payload fields, in the order first seen
+        self.seq = StoreColumn()  # event seqs (NULL for entities), to find removed events
+        self.live = np.ones(64, bool)
+        self.dead = 0
+        self.key_row: dict[str, int] = {}
+        self.lock = threading.RLock()  # held by a query while it patches and reads
+        self.pending_lock = threading.Lock()  # held by listener callbacks only to append
+        self.dirty: set = set()
+        self.new_events: list = []
+        self.removed_seqs: list = []
+        self.loaded_seq = -1
+        self.builds = 0  # full builds (1 for the table's life, unless the engine is replaced)
+        self.patched_rows = 0  # rows patched incrementally since the build
+
+    # -- notes from the listener (cheap) ---------------------------------------
+    def note_entity(self, key: str) -> None:
+        with self.pending_lock:
+            self.dirty.add(key)
+
+    def note_event(self, record: dict) -> None:
+        with self.pending_lock:
+            self.new_events.append(record)
+
+    def note_removed(self, seqs) -> None:
+        with self.pending_lock:
+            self.removed_seqs.extend(seqs)
+
+    # -- building and patching ---------------------------------------------------
+    def build(self, engine) -> None:
+        """Load the route's current entities and events (the first query of this route)."""
+        entities = [(key, rec) for key, rec in engine.route_entities(self.route)]
+        events = list(engine.route_events(self.route))
+        self._append([(k, r["created_at"], r["updated_at"], None, r["payload"]) for k, r in entities])
+        self._append([(None, e["created_at"], None, e["seq"], e["payload"]) for e in events])
+        if events:
+            self.loaded_seq = max(e["seq"] for e in events)
+        self.builds += 1
+
+    def refresh(self, engine) -> None:
+        """Apply the changes noted since the last query (caller holds ``self.lock``)."""
+        with self.pending_lock:
+            dirty, self.dirty = self.dirty, set()
+            new_events, self.new_events = self.new_events, []
+            removed, self.removed_seqs = self.removed_seqs, []
+        if new_events:
+            fresh = [e for e in new_events if e["seq"] > self.loaded_seq]
+            if fresh:
+                self._append([(None, e["created_at"], None, e["seq"], e["payload"]) for e in fresh])
+                self.loaded_seq = max(self.loaded_seq, max(e["seq"] for e in fresh))
+                self.patched_rows += len(fresh)
+        if removed:
+            seqs = self.seq.vec()
+            hit = np.isin(seqs.data, np.asarray(removed, np.int64))
+            if seqs.valid is not None:
+                hit &= seqs.valid
+            hit &= self.live[:self.n]
+            self.live[:self.n][hit] = False
+            self.dead += int(hit.sum())
+            self.patched_rows += int(hit.sum())
+        if dirty:
+            added = []
+            for key in dirty:
+                rec = engine.entity(self.route, key)
+                row = self.key_row.get(key)
+                if rec is None:
+                    if row is not None:
+                        self.live[row] = False
+                        self.dead += 1
+                        del self.key_row[key]
+                elif row is None:
+                    added.append((key, rec["created_at"], rec["updated_at"], None, rec["payload"]))
+                else:
+                    self._set_row(row, rec)
+            self._append(added)
+            self.patched_rows += len(dirty)
+        if self.dead > 1024 and self.dead * 2 > self.n:
+            self._compact()
+
+    def _set_row(self, row: int, rec: dict) -> None:
+        payload = rec["payload"]
+        if not isinstance(payload, dict):
+            payload = {"value": payload}
+        self.columns["created_at"].set(row, rec["created_at"])
+        self.columns["updated_at"].set(row, rec["updated_at"])
+        for name, col in self.fields.items():
+            if name not in payload:
+                col.set(row, None)
+        for name, value in payload.items():
+            col = self.fields.get(name)
+            if col is None:
+                col = self.fields[name] = StoreColumn(self.n)
+            col.set(row, value)
+
+    def _append(self, rows: list) -> None:
+        """Append rows ``(key, created_at, updated_at, seq, payload)`` column by column."""
+        m = len(rows)
+        if not m:
+            return
+        keys = [r[0] for r in rows]
+        per_field: dict = {}
+        for i, r in enumerate(rows):
+            payload = r[4]
+            if not isinstance(payload, dict):
+                payload = {"value": payload}
+            for name, value in payload.items():
+                values = per_field.get(name)
+                if values is None:
+                    values = per_field[name] = [None] * m
+                values[i] = value
+        self.columns["key"].extend(encode_strings(keys))
+        self.columns["created_at"].extend(from_values([r[1] for r in rows]))
+        self.columns["updated_at"].extend(from_values([r[2] for r in rows]))
+        self.seq.extend(from_values([r[3] for r in rows]))
+        for name, values in per_field.items():
+            col = self.fields.get(name)
+            if col is None:
+                col = self.fields[name] = StoreColumn(self.n)
+                col.extend_nulls(0)
+            col.extend(from_values(values))
+        for name, col in self.fields.items():
+            if name not in per_field:
+                col.extend_nulls(m)
+        for i, key in enumerate(keys):
+            if key is not None:
+                self.key_row[key] = self.n + i
+        if len(self.live) < self.n + m:
+            live = np.ones(max(2 * len(self.live), self.n + m), bool)
+            live[:self.n] = self.live[:self.n]
+            self.live = live
+        self.live[self.n:self.n + m] = True
+        self.n += m
+
+    def _compact(self) -> None:
+        keep = np.flatnonzero(self.live[:self.n])
+        for col in list(self.columns.values()) + list(self.fields.values()) + [self.seq]:
+            col.compact(keep)
+        pos = np.full(self.n, -1, np.int64)
+        pos[keep] = np.arange(len(keep))
+        self.key_row = {k: int(pos[r]) for k, r in self.key_row.items()}
+        self.n = len(keep)
+        self.live = np.ones(max(64, self.n), bool)
+        self.dead = 0
+
+    # -- reading -------------------------------------------------------------
+    def view(self) -> "TableView":
+        """A read view of the current rows (caller holds ``self.lock``)."""
+        cols = {name: col for name, col in self.fields.items()}
+        cols.update(self.columns)
+        names = list(SYSTEM) + [f for f in self.fields if f not in SYSTEM]
+        rows = None if self.dead == 0 else np.flatnonzero(self.live[:self.n])
+        return TableView(self.n if rows is None else len(rows), names, lambda name: _col_vec(cols, name, rows))
+
+
+def _col_vec(cols: dict, name: str, rows):
+    col = cols.get(name)
+    if col is None:
+        return None
+    v = col.vec()
+    return v if rows is None else v.take(rows)
+
+
+class TableView:
+    """What the executor reads: ``n`` rows, column ``names`` (for ``*``), ``column(name)``."""
+
+    def __init__(self, n: int, names: list, getter):
+        self.n = n
+        self.names = names
+        self._getter = getter
+        self._cache: dict = {}
+
+    def column(self, name: str) -> Vec:
+        """The column ``name``; all NULL when no row has that field (a missing field is NULL)."""
+        v = self._cache.get(name)
+        if v is None:
+            v = self._getter(name)
+            if v is None:
+                v = Vec.nulls(self.n)
+            self._cache[name] = v
+        return v
+
+    def has(self, name: str) -> bool:
+        return name in self.names
+
+    @staticmethod
+    def from_columns(columns: dict) -> "TableView":
+        """A view over ready-made vectors (tests, and tables built outside an engine)."""
+        n = len(next(iter(columns.values())).data) if columns else 0
+        return TableView(n, list(columns), columns.get)
+
+
+def union_view(parts: list[tuple[str, TableView]]) -> TableView:
+    """The rows of several routes' views one after another, with a ``route`` column first."""
+    names: list = ["route"]
+    for _, view in parts:
+        for name in view.names:
+            if name not in names:
+                names.append(name)
+    total = sum(view.n for _, view in parts)
+
+    def getter(name):
+        if name == "route":
+            routes = np.array([r for r, _ in parts] + [""], dtype=object)[:-1]
+            codes = np.repeat(np.arange(len(parts), dtype=np.int32), [v.n for _, v in parts])
+            return Vec("str", codes, None, Dictionary(routes, unique=True))
+        if not any(view.has(name) for _, view in parts):
+            return None
+        return concat([view.column(name) for _, view in parts]) if parts else Vec.nulls(0)
+
+    return TableView(total, names, getter)
+
+
+class ColumnStore:
+    """All materialised tables of one engine, and the listener that keeps them current."""
+
+    def __init__(self, engine):
+        self._engine = weakref.ref(engine) if _weakrefable(engine) else (lambda e=engine: e)
+        self.tables: dict[str, Table] = {}
+        self.lock = threading.Lock()
+
+    @property
+    def engine(self):
+        return self._engine()
+
+    # listener protocol (see Engine.add_listener): note, never compute
+    def entity_changed(self, route: str, key: str) -> None:
+        t = self.tables.get(route)
+        if t is not None:
+            t.note_entity(key)
+
+    entity_removed = entity_changed
+
+    def event_added(self, route: str, record: dict) -> None:
+        t = self.tables.get(route)
+        if t is not None:
+            t.note_event(record)
+
+    def events_removed(self, route: str, seqs) -> None:
+        t = self.tables.get(route)
+        if t is not None:
+            t.note_removed(seqs)
+
+    def table(self, route: str) -> Table:
+        """The route's table, built on first use (listening starts before the build reads)."""
+        t = self.tables.get(route)
+        if t is None:
+            with self.lock:
+                t = self.tables.get(route)
+                if t is None:
+                    t = Table(route)
+                    with t.lock:
+                        self.tables[route] = t
+                        t.build(self.engine)
+        return t
+
+    def routes(self, target: str) -> list[str]:
+        """The routes ``target`` (a route, ``prefix/*`` or ``*``) covers."""
+        if not (target == "*" or target.endswith("/*")):
+            return [target]
+        return [r for r in self.engine.routes() if prefix_matches(target, r)]
+
+
+_stores: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_stores_lock = threading.Lock()
+
+
+def _weakrefable(obj) -> bool:
+    try:
+        weakref.ref(obj)
+        return True
+    except TypeError:
+        return False
+
+
+def store_for(engine) -> ColumnStore:
+    """The engine's one ColumnStore (created and registered as a listener on first use)."""
+    try:
+        store = _stores.get(engine)
+    except TypeError:  # pragma: no cover - engines are weak-referenceable
+        store = getattr(engine, "_ocean_sql_store", None)
+    if store is None:
+        with _stores_lock:
+            store = _stores.get(engine)
+            if store is None:
+                store = ColumnStore(engine)
+                engine.add_listener(store)
+                _stores[engine] = store
+    return store
