@@ -16,7 +16,7 @@ import os
 import threading
 import time
 
-from ..errors import DataDirLocked, InvalidPayload, OceanError, PayloadTooLarge, StorageError
+from ..errors import CorruptLog, DataDirLocked, InvalidPayload, OceanError, PayloadTooLarge, StorageError
 from . import ops, snapshot
 from .state import State
 from .wal import WriteAheadLog, list_segments, read_segment
@@ -90,8 +90,13 @@ class LocalStore(Store):
                 with open(full, "r+b") as f:
                     f.truncate(good)
                     os.fsync(f.fileno())
-            for body in bodies:
-                op = ops.decode(body)
+            try:
+                decoded = ops.decode_many(bodies)
+            except ValueError as exc:
+                raise CorruptLog(f"the log file {full} holds a record that passed its checksum but is "
+                                 f"not an op ({exc}); it was written by something other than this "
+                                 f"version of ocean. Restore the data directory from a backup.") from None
+            for op in decoded:
                 if op[1] <= self.snapshot_seq:
                     continue
                 seq = max(seq, op[1])
