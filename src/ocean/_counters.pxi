@@ -55,7 +55,6 @@ cdef extern from "Python.h":
     PyObject* _ocn_tuple_get "PyTuple_GET_ITEM"(PyObject* t, Py_ssize_t i)
     PyObject** _ocn_seq_items "PySequence_Fast_ITEMS"(object o)
     Py_ssize_t _ocn_seq_size "PySequence_Fast_GET_SIZE"(object o)
-    void _ocn_list_set "PyList_SET_ITEM"(object l, Py_ssize_t i, object v)
 
 cdef extern from *:
     """
