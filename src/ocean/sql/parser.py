@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from ..errors import ParseError
 from .lexer import Token, syntax_error, tokenize
 
+NON_RESERVED = frozenset({"FIRST", "LAST", "NULLS"})  # keywords that may still name columns and aliases
 MAX_DEPTH = 200  # nesting of parentheses/CASE/calls; deeper queries are refused, never a RecursionError
 
 
@@ -291,10 +292,12 @@ class _Parser:
         alias = None
         if self.kw("AS"):
             tok = self.next()
-            if tok.kind not in ("ident", "string"):
+            if tok.kind not in ("ident", "string") and not (tok.kind == "keyword" and tok.value in NON_RESERVED):
                 raise self.error(f"expected a name after AS, found {self.describe(tok)}", tok)
+            if tok.kind == "keyword":  # a non-reserved word as a name keeps its spelling
+                tok = Token("ident", self.text[tok.pos:tok.pos + len(tok.value)], tok.pos)
             alias = tok.value
-        elif self.at("ident"):
+        elif self.at("ident") or (self.tok.kind == "keyword" and self.tok.value in NON_RESERVED):
             alias = self.next().value
         return SelectItem(expr, alias, alias if alias is not None else name)
 
@@ -461,6 +464,9 @@ class _Parser:
                     raise self.error(f"CAST to INTEGER, REAL or TEXT, found {self.describe(t)}", t)
                 self.expect_op(")")
                 return Cast(operand, CAST_TYPES[type_name])
+            if tok.value in NON_RESERVED:  # first, last, nulls: usable as column names
+                self.next()
+                return Column(self.text[tok.pos:tok.pos + len(tok.value)], tok.pos)
             raise self.error(f"expected an expression, found keyword {tok.value}")
         if tok.kind == "ident":
             self.next()
