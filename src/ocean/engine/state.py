@@ -62,7 +62,7 @@ class State:
                 incs = op[6]
                 if not fields or fields.keys().isdisjoint(incs):
                     # PERF: the hot path (plain counters) skips the general merge below.
-                    totals = dict(zip(incs, self.counters.add_many(route, key, list(incs), list(incs.values()))))
+                    totals = dict(zip(incs, self.counters.add_many(route, key, incs.keys(), incs.values())))
                     self.entities.put(route, key, ent.touched(ms))
                     return totals, totals
             return self._write(op, ent, replace=False)
