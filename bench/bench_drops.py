@@ -1,0 +1,165 @@
+"""Drops beside its baselines: the compiled lexer vs its pure twin; scripts vs direct engine calls.
+
+Run: ``PYTHONPATH=src python -m pytest bench/bench_drops.py --benchmark-only -q``
+Each benchmark asserts its answer; ``extra_info`` carries MB/s or commands/s.
+
+Groups:
+- ``drops-lexer``: ``drops_lex`` on a ~1 MB script of tutorial-like lines, compiled and pure.
+- ``drops-incr-script``: a 10,000-line ``incr`` script through ``ocean.drops.run`` on a real
+  engine; beside it the same 10,000 increments as direct ``engine.incr`` calls (the engine's
+  own cost, which bounds the script) and the script on a null engine (Drops' own cost:
+  lexing, cached parsing, access checks, dispatch, results).
+- ``drops-mixed-script``: a 1,000-line script of every command family on a real engine.
+"""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+import ocean._core as compiled
+import ocean._reference as pure
+from ocean import Engine
+from ocean.drops import run
+from ocean.settings import Settings
+
+INCR_LINES = 10_000
+
+
+def lexer_script() -> bytes:
+    rng = random.Random(3)
+    lines = []
+    while sum(map(len, lines)) < 1_000_000:
+        lines.append(rng.choice([
+            b"incr analytics/daily @2026-02-%02d .page_views" % rng.randint(1, 28),
+            b'incr analytics/endpoints @2026-02-10 ."POST /drop" 3',
+            b'write analytics/events { method: "POST", path: "/drop", status: 200 }',
+            b"-- a comment line about the dashboard",
+            b"find analytics/daily where page_views > 100 sort page_views desc limit 7",
+            b'sql `SELECT key AS date, page_views, requests FROM "analytics/daily" ORDER BY key DESC LIMIT 7`',
+        ]))
+    return b"\n".join(lines)
+
+
+SCRIPT = lexer_script()
+EXPECTED = pure.drops_lex(SCRIPT)
+
+
+@pytest.mark.benchmark(group="drops-lexer")
+@pytest.mark.parametrize("impl", [compiled, pure], ids=["compiled", "pure"])
+def test_lexer_mb_per_s(benchmark, impl):
+    rounds = 20 if impl is compiled else 3
+    out = benchmark.pedantic(impl.drops_lex, args=(SCRIPT,), rounds=rounds, iterations=1, warmup_rounds=1)
+    assert out == EXPECTED
+    benchmark.extra_info["MB/s"] = round(len(SCRIPT) / benchmark.stats.stats.median / 1e6, 1)
+
+
+def incr_script() -> str:
+    return "".join(f"incr analytics/daily @2026-02-{i % 28 + 1:02d} .page_views\n" for i in range(INCR_LINES))
+
+
+@pytest.fixture
+def fresh_engine(tmp_path):
+    engines = []
+
+    def make():
+        eng = Engine(str(tmp_path / f"d{len(engines)}"), maintenance=False)
+        engines.append(eng)
+        return eng
+    yield make
+    for eng in engines:
+        eng.close()
+
+
+def _total(engine) -> int:
+    return sum(rec["payload"]["page_views"] for _k, rec in engine.route_entities("analytics/daily"))
+
+
+@pytest.mark.benchmark(group="drops-incr-script")
+def test_incr_script_on_engine(benchmark, fresh_engine):
+    script = incr_script()
+    engines = []
+
+    def setup():
+        engines.append(fresh_engine())
+        return (engines[-1], script), {}
+    results = benchmark.pedantic(run, setup=setup, rounds=7, iterations=1)
+    assert len(results) == INCR_LINES and all(r["ok"] for r in results)
+    assert _total(engines[-1]) == INCR_LINES
+    benchmark.extra_info["commands/s"] = round(INCR_LINES / benchmark.stats.stats.median)
+
+
+@pytest.mark.benchmark(group="drops-incr-script")
+def test_incr_direct_engine_calls_baseline(benchmark, fresh_engine):
+    engines = []
+    days = [f"2026-02-{i % 28 + 1:02d}" for i in range(INCR_LINES)]
+
+    def setup():
+        engines.append(fresh_engine())
+        return (engines[-1],), {}
+
+    def direct(engine):
+        incr = engine.incr
+        return [incr("analytics/daily", day, {"page_views": 1}) for day in days]
+    out = benchmark.pedantic(direct, setup=setup, rounds=7, iterations=1)
+    assert len(out) == INCR_LINES and _total(engines[-1]) == INCR_LINES
+    benchmark.extra_info["commands/s"] = round(INCR_LINES / benchmark.stats.stats.median)
+
+
+class NullEngine:
+    """Takes each increment and does nothing else: isolates Drops' own cost."""
+
+    settings = Settings.load()
+
+    def __init__(self):
+        self.calls = 0
+
+    def incr(self, route, key, amounts, source=None):
+        self.calls += 1
+        return amounts
+
+
+@pytest.mark.benchmark(group="drops-incr-script")
+def test_incr_script_front_end_only(benchmark):
+    script = incr_script()
+    engine = NullEngine()
+    results = benchmark.pedantic(run, args=(engine, script), rounds=20, iterations=1, warmup_rounds=1)
+    assert results[-1] == {"ok": True, "data": {"page_views": 1}} and len(results) == INCR_LINES
+    assert engine.calls == 21 * INCR_LINES
+    benchmark.extra_info["commands/s"] = round(INCR_LINES / benchmark.stats.stats.median)
+
+
+def mixed_script(n: int = 1000) -> str:
+    rng = random.Random(5)
+    lines = []
+    for i in range(n):
+        day = f"2026-02-{rng.randint(1, 28):02d}"
+        lines.append(rng.choice([
+            f"incr analytics/daily @{day} .page_views .requests 3",
+            f'incr analytics/endpoints @{day} ."POST /drop"',
+            f'write analytics/events {{ method: "GET", path: "/entity/{i}", status: {rng.choice([200, 404])} }}',
+            f'save users @u{i % 50} name: "user {i}" age: {rng.randint(18, 90)}',
+            f"update users @u{i % 50} city: \"Paris\" \"+logins\": 1",
+            f"read analytics/daily @{day}",
+            "find users where age > 40 sort age desc limit 5 then pick key, age",
+            "count analytics/events where status = 404",
+            "find analytics/events group status count",
+            "-- a comment",
+        ]))
+    return "\n".join(["incr analytics/daily @2026-02-01 .page_views"] + [
+        f"incr analytics/daily @2026-02-{d:02d} .page_views" for d in range(1, 29)] + lines)
+
+
+@pytest.mark.benchmark(group="drops-mixed-script")
+def test_mixed_script_on_engine(benchmark, fresh_engine):
+    script = mixed_script()
+    commands = sum(1 for line in script.splitlines() if not line.startswith("--"))
+    engines = []
+
+    def setup():
+        engines.append(fresh_engine())
+        return (engines[-1], script), {}
+    results = benchmark.pedantic(run, setup=setup, rounds=7, iterations=1)
+    assert len(results) == commands
+    assert all(r["ok"] for r in results), next(r for r in results if not r["ok"])
+    benchmark.extra_info["commands/s"] = round(commands / benchmark.stats.stats.median)
