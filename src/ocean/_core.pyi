@@ -25,3 +25,18 @@ class CounterTable:
     def entity_count(self) -> int: ...
 
 # ---- end counters -----------------------------------------------------------------
+
+# -- lexer (_lexer.pxi; twin: ocean/_reference/lexer.py) ------------------------------
+
+DROPS_TOKEN_KINDS: tuple[str, ...]
+DROPS_ERROR_BASE: int
+DROPS_LEX_ERRORS: tuple[str, ...]
+
+def drops_lex(data: bytes | bytearray | memoryview) -> list[tuple[int, int, int, int, bytes]]:
+    """Split a Drops script into commands ``(start, end, line, column, tokens)``.
+
+    ``tokens`` packs native int32 ``(kind, start, end, line, column)`` quintuples
+    (read them with ``struct.iter_unpack("5i", tokens)``); a kind of
+    ``DROPS_ERROR_BASE`` or more is a lexical error and ends its command's tokens.
+    """
+    ...
