@@ -20,7 +20,7 @@ from ..errors import ParseError
 from .lexer import Token, syntax_error, tokenize
 
 NON_RESERVED = frozenset({"FIRST", "LAST", "NULLS"})  # keywords that may still name columns and aliases
-MAX_DEPTH = 200  # nesting of parentheses/CASE/calls; deeper queries are refused, never a RecursionError
+MAX_DEPTH = 64  # nesting of parentheses/CASE/calls/NOT/unary minus; deeper is refused, never a RecursionError
 
 
 # -- the syntax tree ---------------------------------------------------------
@@ -502,6 +502,8 @@ class _Parser:
         return Call(name, tuple(args), distinct, False, name_tok.pos)
 
     def case(self) -> Node:
+        if self.at("keyword", "END"):
+            raise self.error("CASE needs at least one WHEN")
         operand = None if self.at("keyword", "WHEN") else self.expr()
         whens = []
         while self.kw("WHEN"):
