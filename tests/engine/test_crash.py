@@ -1,5 +1,6 @@
 """Kill -9 a writer mid-load: every write it saw acknowledged is there after reopening."""
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -13,7 +14,8 @@ from ocean import Engine
 CHILD = textwrap.dedent("""
     import sys
     from ocean import Engine
-    eng = Engine(sys.argv[1], fsync=sys.argv[2])
+    from ocean.settings import Settings
+    eng = Engine(sys.argv[1], settings=Settings.load(fsync=sys.argv[2], snapshot_every=int(sys.argv[3])))
     out = sys.stdout
     i = 0
     while True:
@@ -29,9 +31,21 @@ CHILD = textwrap.dedent("""
 @pytest.mark.parametrize("policy", ["always", "everysec"])
 @pytest.mark.parametrize("kill_after", [300, 1700])
 def test_sigkill_loses_nothing_acknowledged(tmp_path, policy, kill_after):
+    _crash_and_check(tmp_path, policy, kill_after, snapshot_every=0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_sigkill_during_snapshots(tmp_path, seed):
+    """Snapshots every 400 records (~130 writes), killed at a random point: compaction loses nothing."""
+    kill_after = random.Random(seed).randrange(500, 3000)
+    _crash_and_check(tmp_path, "everysec", kill_after, snapshot_every=400)
+    assert any(n.endswith(".snap") for n in os.listdir(tmp_path / "data"))
+
+
+def _crash_and_check(tmp_path, policy, kill_after, snapshot_every):
     data = str(tmp_path / "data")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    child = subprocess.Popen([sys.executable, "-c", CHILD, data, policy], stdout=subprocess.PIPE,
+    child = subprocess.Popen([sys.executable, "-c", CHILD, data, policy, str(snapshot_every)], stdout=subprocess.PIPE,
                              env=env, text=True, start_new_session=True)
     acked, tried, deadline = 0, 0, time.monotonic() + 60
     try:

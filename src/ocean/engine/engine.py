@@ -54,6 +54,8 @@ class Engine:
         self.instance = self.store.meta["instance"]
         self.bus = Bus(self.settings.replay_history, self.settings.subscriber_queue, start_seq=self._seq)
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._snapshot_every = self.settings.snapshot_every or float("inf")
         self._maintainer = None
         if maintenance:
             self._maintainer = threading.Thread(target=self._maintain_loop, name="ocean-maintenance", daemon=True)
@@ -136,6 +138,8 @@ class Engine:
             self._seq = self.store.last_seq = seq
             self.bus.publish(Message(seq, route, key, ops.NAMES[kind], published, ms, self.instance))
         self.store.sync(ticket)
+        if self.store.since_snapshot >= self._snapshot_every:
+            self._wake.set()  # the maintainer snapshots now, not at its next tick
         if self._listeners:
             self._notify(kind, route, key, seq, ms, body, op[7], source)
         return seq, ms, out
@@ -319,7 +323,12 @@ class Engine:
                 listener.events_removed(route, seqs)
 
     def _maintain_loop(self) -> None:
-        while not self._stop.wait(1.0):
+        """About once a second (or when woken for a snapshot): flush, snapshot, expire."""
+        while not self._stop.is_set():
+            self._wake.wait(1.0)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
             try:
                 self.store.maintain(self._lock)
                 self.sweep()
@@ -335,6 +344,7 @@ class Engine:
         if self._closed:
             return
         self._stop.set()
+        self._wake.set()
         if self._maintainer is not None and self._maintainer is not threading.current_thread():
             self._maintainer.join(timeout=5)
         with self._lock:
