@@ -29,11 +29,12 @@ def free_port() -> int:
 class Server:
     """One ``ocean serve`` process: ``url``, ``key``, ``data``, ``pid``, ``log()``."""
 
-    def __init__(self, data: str, port: int | None = None, env: dict | None = None, **settings):
+    def __init__(self, data: str, port: int | None = None, env: dict | None = None,
+                 admin_key: str | None = ADMIN_KEY, **settings):
         self.data = data
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.key = ADMIN_KEY
+        self.key = admin_key  # None: no OCEAN_ADMIN_KEY, the first start makes and prints one
         self.settings = settings
         self.extra_env = env or {}
         self.proc = None
@@ -42,12 +43,14 @@ class Server:
     def start(self, timeout: float = 20.0) -> "Server":
         env = {k: v for k, v in os.environ.items() if not k.startswith("OCEAN_")}
         env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
-        env["OCEAN_ADMIN_KEY"] = self.key
+        if self.key:
+            env["OCEAN_ADMIN_KEY"] = self.key
         env.update(self.extra_env)
         argv = [sys.executable, "-m", "ocean", "serve", "--host", "127.0.0.1", "--port", str(self.port),
                 "--data", self.data]
         for name, value in self.settings.items():
             argv += ["--" + name.replace("_", "-"), str(value)]
+        os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
         self._logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(argv, env=env, stdout=self._logf, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
@@ -72,7 +75,7 @@ class Server:
             return f.read().decode("utf-8", "replace")
 
     def get_json(self, path: str, timeout: float = 5.0):
-        req = urllib.request.Request(self.url + path, headers={"X-Ocean-Key": self.key})
+        req = urllib.request.Request(self.url + path, headers={"X-Ocean-Key": self.key} if self.key else {})
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return json.loads(resp.read())
 
