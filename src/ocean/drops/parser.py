@@ -9,10 +9,14 @@ serves the same text anywhere in any script.
 """
 from __future__ import annotations
 
-from ..errors import InvalidAmount, OceanError, ParseError, UnknownCommand
+import logging
+
+from ..errors import InternalError, InvalidAmount, OceanError, ParseError, UnknownCommand
 from ..model import check_amount, check_field, check_key, check_prefix, check_route
 from . import commands
 from .lexer import Token, decode
+
+log = logging.getLogger("ocean.drops")
 
 MAX_DEPTH = 64  # nesting of objects, arrays and parentheses
 _CACHE_ENTRIES = 4096
@@ -211,8 +215,10 @@ class _Cursor:
         """Field pairs (``name: "Alice" age: 30``), an object literal, or (unless fields_only) one value."""
         tok = self.peek()
         if tok is None:
-            raise self.error(f"`{self.name}` needs a payload: field pairs like name: \"Alice\" age: 30, "
-                             f"an object {{ ... }} or one value; usage: {commands.BY_NAME[self.name].syntax}")
+            what = "fields to merge" if fields_only else "a payload"
+            also = "" if fields_only else " or one value"
+            raise self.error(f"`{self.name}` needs {what}: field pairs like name: \"Alice\" age: 30, "
+                             f"an object {{ ... }}{also}; usage: {commands.BY_NAME[self.name].syntax}")
         if self.is_pair_start():
             out = {}
             while self.is_pair_start():
@@ -545,6 +551,10 @@ def parse_command(data: bytes, packed: bytes, line: int):
         return Failed(exc, rel, exc.column or 1)
     except RecursionError:
         return Failed(ParseError("the command is nested too deeply"), 0, 1)
+    except Exception as exc:  # noqa: BLE001 - a parser fault must not escape the script
+        log.exception("internal error parsing a Drops command (line %d)", line)
+        return Failed(InternalError(f"internal error reading this command ({type(exc).__name__}); "
+                                    f"see the server log"), 0, 1)
 
 
 def parse(data: bytes, start: int, end: int, line: int, column: int, packed: bytes):
@@ -556,7 +566,8 @@ def parse(data: bytes, start: int, end: int, line: int, column: int, packed: byt
         cmd = _cache.get(key)
         if cmd is None:
             cmd = parse_command(data, packed, line)
-            if len(_cache) >= _CACHE_ENTRIES:
-                _cache.clear()
-            _cache[key] = cmd
+            if type(cmd) is Parsed:  # failures are not cached: their messages may name absolute lines
+                if len(_cache) >= _CACHE_ENTRIES:
+                    _cache.clear()
+                _cache[key] = cmd
     return cmd
