@@ -1,0 +1,91 @@
+// The dashboard's only door to the server: the key, JSON requests, and what a failure means.
+//
+// Every request goes through `request()`, which never throws: it answers
+// {ok, status, body, problem} so callers can say what happened ("the key was
+// rejected", "the server is unreachable") instead of leaving a console error.
+
+const KEY_STORAGE = "ocean.admin.key";
+
+export const keyStore = {
+  get() {
+    try { return localStorage.getItem(KEY_STORAGE) || ""; } catch (e) { return ""; }
+  },
+  set(key) {
+    try { localStorage.setItem(KEY_STORAGE, key); } catch (e) { /* private mode: kept in memory only */ }
+  },
+  clear() {
+    try { localStorage.removeItem(KEY_STORAGE); } catch (e) { /* nothing stored */ }
+  },
+};
+
+/** What a failed request means to a person, by HTTP status (0: no answer at all). */
+export function describeProblem(status, body) {
+  const said = body && typeof body === "object" && body.error ? body.error : "";
+  if (status === 0) return "the server is unreachable (stopped, restarting, or the network dropped)";
+  if (status === 401) return "the server rejected this key" + (said ? ` (${said})` : "");
+  if (status === 403) return "this key is not allowed to do that" + (said ? `: ${said}` : "");
+  if (status === 429) return "too many open streams" + (said ? `: ${said}` : "");
+  if (status === 503) return "the server is shutting down or starting" + (said ? ` (${said})` : "");
+  return `the server answered ${status}` + (said ? `: ${said}` : "");
+}
+
+/**
+ * One request to the server with the current key.
+ * @param {string} path e.g. "/entities/_admin/daily?limit=5"
+ * @param {{method?: string, body?: string, contentType?: string, key?: string, timeoutMs?: number}} opts
+ * @returns {Promise<{ok: boolean, status: number, body: any, problem: string}>}
+ */
+export async function request(path, opts = {}) {
+  const key = opts.key !== undefined ? opts.key : keyStore.get();
+  const headers = {};
+  if (key) headers["X-Ocean-Key"] = key;
+  if (opts.body !== undefined) headers["Content-Type"] = opts.contentType || "text/plain; charset=utf-8";
+  const ctrl = new AbortController();
+  const timer = setTimeout(() => ctrl.abort(), opts.timeoutMs || 15000);
+  let resp;
+  try {
+    resp = await fetch(path, { method: opts.method || "GET", headers, body: opts.body, cache: "no-store", signal: ctrl.signal });
+  } catch (e) {
+    clearTimeout(timer);
+    return { ok: false, status: 0, body: null, problem: describeProblem(0) };
+  }
+  let body = null;
+  try {
+    const text = await resp.text();
+    const type = resp.headers.get("Content-Type") || "";
+    body = type.includes("json") && text ? JSON.parse(text) : text;
+  } catch (e) {
+    body = null;
+  } finally {
+    clearTimeout(timer);
+  }
+  return { ok: resp.ok, status: resp.status, body, problem: resp.ok ? "" : describeProblem(resp.status, body) };
+}
+
+/** The entities of a route with keys after `after` (sorted by key), as a Map key -> payload. */
+export async function entitiesAfter(route, after, limit = 100) {
+  const q = new URLSearchParams({ limit: String(limit) });
+  if (after) q.set("after", after);
+  const res = await request(`/entities/${route}?${q}`);
+  if (!res.ok) return res;
+  const map = new Map();
+  for (const ent of (res.body && res.body.entities) || []) map.set(ent.key, ent.payload || {});
+  return { ...res, map };
+}
+
+/** Prometheus text -> {name: number} for unlabelled samples (what /metrics says about the engine). */
+export function parseMetrics(text) {
+  const out = {};
+  for (const line of String(text || "").split("\n")) {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*) ([-+0-9.eE]+|NaN|\+Inf)$/.exec(line.trim());
+    if (m) out[m[1]] = Number(m[2]);
+  }
+  return out;
+}
+
+// UTC keys, as the server's accounting writes them.
+const pad = (n) => String(n).padStart(2, "0");
+export const dayKey = (d) => `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}`;
+export const hourKey = (d) => `${dayKey(d)}T${pad(d.getUTCHours())}`;
+export const HOUR_MS = 3600e3;
+export const DAY_MS = 24 * HOUR_MS;

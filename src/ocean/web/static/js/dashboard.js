@@ -1,0 +1,364 @@
+// The dashboard's figures: a snapshot read once, then kept current from the live stream.
+//
+// The server's accounting writes _admin/daily, _admin/hourly, _admin/endpoints
+// and _admin/status with `incr`, and every increment is published on the bus
+// with the new totals of the fields it touched. So the page reads the
+// entities once (and again after a reconnect), then merges each published
+// total as it arrives on /live/_admin/*: no polling. These counters only
+// grow, so a merge keeps the larger value, whatever order the snapshot and
+// the stream arrive in. _admin/events messages feed the live list and the
+// p50/p95 of recent requests.
+
+import { request, entitiesAfter, parseMetrics, dayKey, hourKey, HOUR_MS, DAY_MS } from "./client.js";
+import { reportQuietly } from "./live.js";
+
+const COUNTER_ROUTES = ["daily", "hourly", "endpoints", "status"];
+const RECENT_MAX = 500;       // request events kept for p50/p95
+const FEED_MAX = 100;         // rows in the live list
+const STORAGE_EVERY_MS = 5000; // storage figures re-read at most this often, and only after activity
+const QUIET_PATHS = /^\/(metrics|health)$/; // the dashboard's own reads do not trigger a re-read
+
+const $ = (sel, root = document) => root.querySelector(sel);
+
+function el(tag, cls, text) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+export function fmtInt(n) {
+  return Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "—";
+}
+
+export function fmtMs(ms) {
+  if (!Number.isFinite(ms)) return "—";
+  return ms >= 100 ? `${ms.toFixed(0)} ms` : ms >= 10 ? `${ms.toFixed(1)} ms` : `${ms.toFixed(2)} ms`;
+}
+
+export function fmtBytes(n) {
+  if (!Number.isFinite(n)) return "—";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
+  return `${i ? n.toFixed(1) : n} ${units[i]}`;
+}
+
+export function fmtDuration(s) {
+  if (!Number.isFinite(s)) return "—";
+  s = Math.floor(s);
+  const d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);
+  if (d) return `${d}d ${h}h`;
+  if (h) return `${h}h ${m}m`;
+  if (m) return `${m}m ${s % 60}s`;
+  return `${s}s`;
+}
+
+/** The q-quantile (0..1) of sorted numbers, nearest-rank. */
+export function quantile(sorted, q) {
+  if (!sorted.length) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+}
+
+function mergeMax(map, key, fields) {
+  const cur = map.get(key) || {};
+  for (const [name, value] of Object.entries(fields)) {
+    if (name.startsWith("_") || typeof value !== "number") continue;
+    if (!(name in cur) || value > cur[name]) cur[name] = value;
+  }
+  map.set(key, cur);
+}
+
+export class Dashboard {
+  /** @param {(kind: string, text: string) => void} notify shows a message at the top of the page */
+  constructor(notify) {
+    this.notify = notify;
+    this.charts = {};
+    this.reset();
+    this._renderQueued = false;
+    this._storageTimer = null;
+    this._storageAt = 0;
+    setInterval(() => this._tickUptime(), 1000);
+  }
+
+  reset() {
+    this.counters = Object.fromEntries(COUNTER_ROUTES.map((r) => [r, new Map()]));
+    this.recent = [];
+    this.seen = new Set();
+    this.health = null;
+    this.metrics = {};
+    this.healthAt = 0;
+    this.startedAt = null;
+    const feed = $("#feed");
+    if (feed) feed.replaceChildren(el("li", "feed-empty", "No requests yet. They appear here as they happen."));
+    this.render();
+  }
+
+  /** Read the counters (last 48 h, 30 days, today) and the storage figures; false if the key is refused. */
+  async resync() {
+    const now = new Date();
+    const reads = await Promise.all([
+      entitiesAfter("_admin/hourly", hourKey(new Date(now - 48 * HOUR_MS)), 100),
+      entitiesAfter("_admin/daily", dayKey(new Date(now - 30 * DAY_MS)), 100),
+      entitiesAfter("_admin/endpoints", dayKey(new Date(now - DAY_MS)), 5),
+      entitiesAfter("_admin/status", dayKey(new Date(now - DAY_MS)), 5),
+    ]);
+    const failed = reads.find((r) => !r.ok);
+    if (failed) return failed;
+    ["hourly", "daily", "endpoints", "status"].forEach((route, i) => {
+      for (const [key, fields] of reads[i].map) mergeMax(this.counters[route], key, fields);
+    });
+    await this.refreshStorage();
+    this.render();
+    return { ok: true };
+  }
+
+  /** Re-read /health and /metrics (uptime, SSE clients, entities, events, log size). */
+  async refreshStorage() {
+    this._storageAt = Date.now();
+    const [health, metrics] = await Promise.all([request("/health"), request("/metrics")]);
+    if (health.ok && health.body) {
+      const started = Date.now() - health.body.uptime_s * 1000;
+      if (this.startedAt !== null && started - this.startedAt > 2000) {
+        this.notify("info", `The server restarted ${fmtDuration(health.body.uptime_s)} ago; figures were read again.`);
+      }
+      this.startedAt = started;
+      this.health = health.body;
+      this.healthAt = Date.now();
+    }
+    if (metrics.ok) this.metrics = parseMetrics(metrics.body);
+    this.renderStorage();
+  }
+
+  _storageSoon() {
+    if (this._storageTimer) return;
+    const wait = Math.max(0, this._storageAt + STORAGE_EVERY_MS - Date.now());
+    this._storageTimer = setTimeout(() => {
+      this._storageTimer = null;
+      this.refreshStorage().catch(reportQuietly);
+    }, wait);
+  }
+
+  /** One message from /live/_admin/*. */
+  onMessage(data) {
+    const route = data._route || "";
+    if (route === "_admin/events") {
+      if (data._id && this.seen.has(data._id)) return;
+      if (data._id) {
+        this.seen.add(data._id);
+        if (this.seen.size > 4 * RECENT_MAX) this.seen = new Set([...this.seen].slice(-RECENT_MAX));
+      }
+      this.recent.push(data);
+      if (this.recent.length > RECENT_MAX) this.recent.splice(0, this.recent.length - RECENT_MAX);
+      this.addFeedRow(data);
+      if (!QUIET_PATHS.test(data.path || "")) this._storageSoon();
+      this.queueRender();
+      return;
+    }
+    const name = route.slice("_admin/".length);
+    if (route.startsWith("_admin/") && this.counters[name] && data._key) {
+      mergeMax(this.counters[name], data._key, data);
+      this.queueRender();
+    }
+  }
+
+  queueRender() {
+    if (this._renderQueued) return;
+    this._renderQueued = true;
+    requestAnimationFrame(() => {
+      this._renderQueued = false;
+      try { this.render(); } catch (e) { reportQuietly(e); }
+    });
+  }
+
+  render() {
+    this.renderTotals();
+    this.renderCharts();
+    this.renderEndpoints();
+    this.renderStatus();
+  }
+
+  renderTotals() {
+    const today = this.counters.daily.get(dayKey(new Date())) || {};
+    const req = today.requests || 0, errs = today.errors || 0;
+    setText("#stat-requests", fmtInt(req));
+    setText("#stat-errors", fmtInt(errs));
+    setText("#stat-errors-rate", req ? `${((100 * errs) / req).toFixed(1)}% of requests` : "no requests yet");
+    setFigure("#stat-avg", req ? fmtMs((today.ms_total || 0) / req) : "—");
+    const ms = this.recent.map((e) => Number(e.ms)).filter(Number.isFinite).sort((a, b) => a - b);
+    setFigure("#stat-p50", fmtMs(quantile(ms, 0.5)));
+    setFigure("#stat-p95", fmtMs(quantile(ms, 0.95)));
+    setText("#stat-pwindow", ms.length ? `over the last ${fmtInt(ms.length)} requests seen live` : "waiting for live requests");
+  }
+
+  renderStorage() {
+    const m = this.metrics, h = this.health || {};
+    setText("#stat-entities", fmtInt(m.ocean_engine_entities));
+    setText("#stat-events", fmtInt(m.ocean_engine_events));
+    setText("#stat-routes", fmtInt(m.ocean_engine_routes));
+    setFigure("#stat-log", fmtBytes(m.ocean_engine_log_bytes));
+    const clients = Number.isFinite(h.sse_clients) ? h.sse_clients : m.ocean_sse_clients;
+    setText("#stat-clients", fmtInt(clients));
+    setText("#stat-seq", fmtInt(Number.isFinite(h.seq) ? h.seq : m.ocean_engine_seq));
+    setText("#server-version", h.version ? `v${h.version} · ${h.implementation || "?"} core · fsync ${h.fsync || "?"}` : "");
+    this._tickUptime();
+  }
+
+  _tickUptime() {
+    if (!this.health) return;
+    setText("#stat-uptime", fmtDuration(this.health.uptime_s + (Date.now() - this.healthAt) / 1000));
+  }
+
+  renderCharts() {
+    if (typeof uPlot === "undefined") return;
+    const now = Date.now();
+    const hourStart = Math.floor(now / HOUR_MS) * HOUR_MS;
+    const dayStart = Math.floor(now / DAY_MS) * DAY_MS;
+    this._chart("hourly", 48, HOUR_MS, hourStart, hourKey);
+    this._chart("daily", 30, DAY_MS, dayStart, dayKey);
+  }
+
+  _chart(name, n, step, last, keyOf) {
+    const xs = [], reqs = [], errs = [];
+    for (let i = n - 1; i >= 0; i -= 1) {
+      const t = last - i * step;
+      const f = this.counters[name].get(keyOf(new Date(t))) || {};
+      xs.push(t / 1000);
+      reqs.push(f.requests || 0);
+      errs.push(f.errors || 0);
+    }
+    const data = [xs, reqs, errs];
+    const box = $(`#chart-${name}`);
+    if (!box) return;
+    let chart = this.charts[name];
+    if (!chart) {
+      box.replaceChildren();
+      chart = new uPlot(chartOptions(box, step), data, box);
+      this.charts[name] = chart;
+      new ResizeObserver(() => {
+        const w = Math.floor(box.clientWidth);
+        if (w > 0 && w !== chart.width) chart.setSize({ width: w, height: chartHeight(box) });
+      }).observe(box);
+    } else {
+      chart.setData(data);
+    }
+    const total = reqs.reduce((a, b) => a + b, 0);
+    setText(`#chart-${name}-total`, `${fmtInt(total)} requests`);
+  }
+
+  renderEndpoints() {
+    const body = $("#endpoints-body");
+    if (!body) return;
+    const fields = this.counters.endpoints.get(dayKey(new Date())) || {};
+    const rows = Object.entries(fields).sort((a, b) => b[1] - a[1]).slice(0, 10);
+    const top = rows.length ? rows[0][1] : 1;
+    const total = Object.values(fields).reduce((a, b) => a + b, 0);
+    body.replaceChildren(...rows.map(([name, n]) => {
+      const tr = el("tr");
+      const cell = el("td", "endpoint");
+      const sp = name.indexOf(" ");
+      cell.append(el("span", `method m-${name.slice(0, sp).toLowerCase()}`, name.slice(0, sp)), el("span", "tmpl", name.slice(sp + 1)));
+      const bar = el("td", "bar-cell");
+      const fill = el("span", "bar");
+      fill.style.width = `${Math.max(2, (100 * n) / top)}%`;
+      bar.append(fill);
+      tr.append(cell, bar, el("td", "num", fmtInt(n)), el("td", "num dim", total ? `${((100 * n) / total).toFixed(0)}%` : ""));
+      return tr;
+    }));
+    if (!rows.length) {
+      const tr = el("tr");
+      const td = el("td", "empty", "No requests today yet.");
+      td.colSpan = 4;
+      tr.append(td);
+      body.append(tr);
+    }
+  }
+
+  renderStatus() {
+    const list = $("#status-list");
+    if (!list) return;
+    const fields = this.counters.status.get(dayKey(new Date())) || {};
+    const rows = Object.entries(fields).sort((a, b) => a[0].localeCompare(b[0]));
+    const total = rows.reduce((a, [, n]) => a + n, 0);
+    const strip = $("#status-strip");
+    if (strip) {
+      strip.replaceChildren(...rows.map(([code, n]) => {
+        const seg = el("span", `seg s${code[0]}xx`);
+        seg.style.flexGrow = String(n);
+        seg.title = `${code}: ${n}`;
+        return seg;
+      }));
+    }
+    list.replaceChildren(...rows.map(([code, n]) => {
+      const li = el("li", `status-row s${code[0]}xx`);
+      li.append(el("span", "code", code), el("span", "num", fmtInt(n)), el("span", "num dim", total ? `${((100 * n) / total).toFixed(1)}%` : ""));
+      return li;
+    }));
+    if (!rows.length) list.append(el("li", "empty", "No requests today yet."));
+  }
+
+  addFeedRow(ev) {
+    const feed = $("#feed");
+    if (!feed) return;
+    const empty = feed.querySelector(".feed-empty");
+    if (empty) empty.remove();
+    const li = el("li", `feed-row s${String(ev.status || "0")[0]}xx fresh`);
+    const at = typeof ev._at === "string" ? ev._at.slice(11, 19) : "";
+    li.append(
+      el("span", "time", at),
+      el("span", `method m-${String(ev.method || "").toLowerCase()}`, ev.method || "?"),
+      el("span", "path", ev.path || ""),
+      el("span", "status", String(ev.status ?? "")),
+      el("span", "ms", fmtMs(Number(ev.ms))),
+    );
+    li.title = `${ev.method} ${ev.path} → ${ev.status} in ${ev.ms} ms at ${ev._at}`;
+    feed.prepend(li);
+    setTimeout(() => li.classList.remove("fresh"), 1200);
+    while (feed.children.length > FEED_MAX) feed.lastElementChild.remove();
+  }
+}
+
+function setText(sel, text) {
+  const node = $(sel);
+  if (node && node.textContent !== text) node.textContent = text;
+}
+
+/** A figure like "0.74 ms" with its unit in a smaller span. */
+function setFigure(sel, text) {
+  const node = $(sel);
+  if (!node || node.textContent === text) return;
+  const m = /^(\S+) (ms|B|KiB|MiB|GiB|TiB)$/.exec(text);
+  if (!m) {
+    node.textContent = text;
+    return;
+  }
+  node.replaceChildren(document.createTextNode(m[1]), el("span", "unit", m[2]));
+}
+
+function chartHeight(box) {
+  return Math.max(140, Math.min(220, Math.floor(box.clientWidth * 0.38)));
+}
+
+function chartOptions(box, step) {
+  const bars = uPlot.paths.bars({ size: [0.72, 48], gap: 1 });
+  const hourly = step < 86400e3;
+  return {
+    width: Math.max(200, Math.floor(box.clientWidth)),
+    height: chartHeight(box),
+    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
+    padding: [8, 8, 0, 0],
+    scales: { x: { time: true, range: (u, min, max) => [min - step / 2000, max + step / 2000] }, y: { range: (u, min, max) => [0, Math.max(4, max * 1.1)] } },
+    legend: { live: true },
+    cursor: { points: { show: false }, drag: { x: false, y: false } },
+    series: [
+      { label: hourly ? "hour (UTC)" : "day (UTC)", value: hourly ? "{YYYY}-{MM}-{DD} {HH}:00" : "{YYYY}-{MM}-{DD}" },
+      { label: "requests", stroke: "#1c6dd0", fill: "rgba(28,109,208,0.55)", paths: bars, points: { show: false }, value: (u, v) => fmtInt(v) },
+      { label: "errors", stroke: "rgba(209,73,91,0.9)", width: 0, fill: "rgba(209,73,91,0.9)", paths: bars, points: { show: false }, value: (u, v) => fmtInt(v) },
+    ],
+    axes: [
+      { stroke: "#5b6577", grid: { show: false }, ticks: { stroke: "#d8dee8" }, values: hourly ? "{HH}:00\n{MMM} {D}" : "{MMM} {D}" },
+      { stroke: "#5b6577", size: 48, grid: { stroke: "#eef1f6" }, ticks: { show: false },
+        values: (u, ticks) => ticks.map((v) => (v >= 1e6 ? `${(v / 1e6).toFixed(1)}M` : v >= 1e3 ? `${(v / 1e3).toFixed(1)}k` : String(v))) },
+    ],
+  };
+}
