@@ -9,7 +9,7 @@ import tempfile
 
 import atheris
 
-with atheris.instrument_imports():
+with atheris.instrument_imports(include=["ocean.drops", "ocean.model"]):
     from ocean import Engine
     from ocean.drops import run
     from ocean.errors import ScriptTooLarge

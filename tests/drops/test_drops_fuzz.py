@@ -75,6 +75,8 @@ def test_atheris_if_installed():
     target = Path(__file__).with_name("fuzz_drops_atheris.py")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     runs = os.environ.get("OCEAN_ATHERIS_RUNS", "20000")
-    proc = subprocess.run([sys.executable, str(target), f"-runs={runs}", "-max_len=512", "-len_control=0", "-seed=1"],
+    seconds = os.environ.get("OCEAN_ATHERIS_SECONDS", "5")
+    proc = subprocess.run([sys.executable, str(target), f"-runs={runs}", f"-max_total_time={seconds}",
+                           "-max_len=512", "-len_control=0", "-seed=1"],
                           env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
