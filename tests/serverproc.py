@@ -15,7 +15,10 @@ import sys
 import time
 import urllib.request
 
-SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+import ocean
+
+# The server runs the same ocean this process imported (a source tree built in place, or an install).
+SRC = os.path.dirname(os.path.dirname(os.path.abspath(ocean.__file__)))
 ADMIN_KEY = "test-admin-key-0123456789abcdef0123456789"
 
 

@@ -188,3 +188,12 @@ def test_key_in_query_and_bearer(web):
 
     assert web.anon.simulate_get("/entities/a", params={"_key": ADMIN}).status_code == 200
     assert web.anon.simulate_get("/entities/a", headers={"Authorization": f"Bearer {ADMIN}"}).status_code == 200
+
+
+def test_drop_increment_answers_name_their_drop_under_every_fsync_policy(make_web):
+    for policy in ("always", "everysec"):
+        w = make_web(fsync=policy)
+        r = w.client.simulate_post("/drop", json={"route": "c", "key": "k", "payload": {"+n": 2, "+m": 1}})
+        msg = w.engine.recent("c", 1)[0]
+        assert r.json["seq"] == msg.seq and r.json["drop_id"] == msg.drop_id
+        assert w.engine.get("c", "k")["payload"] == {"n": 2, "m": 1}

@@ -42,13 +42,22 @@ class Accounting:
         self.engine = engine
         self.enabled = enabled
         self.metrics = Metrics()
-        self._pending: dict[tuple[str, str], dict[str, float]] = {}
+        # (hour "YYYY-MM-DDTHH", "METHOD /template", status) -> [requests, ms_total]
+        self._pending: dict[tuple[str, str, str], list] = {}
         self._lock = threading.Lock()
         self._flusher = None
         self._stop = threading.Event()
+        self._hour_start, self._hour = 0.0, ""
 
     def process_request(self, req, resp) -> None:
         req.context.t0 = time.perf_counter()
+
+    def _hour_key(self) -> str:
+        now = time.time()
+        if not self._hour_start <= now < self._hour_start + 3600:
+            self._hour_start = now - now % 3600
+            self._hour = time.strftime("%Y-%m-%dT%H", time.gmtime(self._hour_start))
+        return self._hour
 
     def process_response(self, req, resp, resource, req_succeeded) -> None:
         seconds = time.perf_counter() - req.context.get("t0", time.perf_counter())
@@ -57,40 +66,55 @@ class Accounting:
         self.metrics.observe(req.method, template, status, seconds)
         if not self.enabled:
             return
-        ms = round(seconds * 1000, 3)
-        now = time.gmtime()
-        day, hour = time.strftime("%Y-%m-%d", now), time.strftime("%Y-%m-%dT%H", now)
-        err = 1 if int(status) >= 400 else 0
+        ms = seconds * 1000
+        key = (self._hour_key(), f"{req.method} {template}", status)
         with self._lock:
-            for route, key, fields in (
-                ("_admin/daily", day, {"requests": 1, "errors": err, "ms_total": ms}),
-                ("_admin/hourly", hour, {"requests": 1, "errors": err, "ms_total": ms}),
-                ("_admin/endpoints", day, {f"{req.method} {template}": 1}),
-                ("_admin/status", day, {status: 1}),
-            ):
-                acc = self._pending.setdefault((route, key), {})
-                for name, n in fields.items():
-                    acc[name] = acc.get(name, 0) + n
-        self._start()
+            acc = self._pending.get(key)
+            if acc is None:
+                self._pending[key] = [1, ms]
+            else:
+                acc[0] += 1
+                acc[1] += ms
+        if self._flusher is None:
+            self._start()
         try:
-            self.engine.publish("_admin/events", {"method": req.method, "path": req.path, "status": int(status), "ms": ms})
+            self.engine.publish("_admin/events", {"method": req.method, "path": req.path, "status": int(status),
+                                                  "ms": round(ms, 3)})
         except Exception:  # accounting must never fail a request
             log.exception("publishing _admin/events failed")
 
     def _start(self) -> None:
-        if self._flusher is None:
-            self._flusher = threading.Thread(target=self._run, name="ocean-accounting", daemon=True)
-            self._flusher.start()
+        self._flusher = threading.Thread(target=self._run, name="ocean-accounting", daemon=True)
+        self._flusher.start()
 
     def _run(self) -> None:
         while not self._stop.wait(FLUSH_S):
             self.flush()
 
+    @staticmethod
+    def _entities(pending) -> dict[tuple[str, str], dict]:
+        """The summed increments per (route, key) of the four ``_admin`` entities."""
+        out: dict[tuple[str, str], dict] = {}
+
+        def add(route, key, field, n):
+            fields = out.setdefault((route, key), {})
+            fields[field] = fields.get(field, 0) + n
+
+        for (hour, endpoint, status), (n, ms) in pending.items():
+            day, err = hour[:10], n if int(status) >= 400 else 0
+            for route, key in (("_admin/daily", day), ("_admin/hourly", hour)):
+                add(route, key, "requests", n)
+                add(route, key, "errors", err)
+                add(route, key, "ms_total", round(ms, 3))
+            add("_admin/endpoints", day, endpoint, n)
+            add("_admin/status", day, status, n)
+        return out
+
     def flush(self) -> None:
         """Write the summed counts to the engine (one ``incr`` per entity)."""
         with self._lock:
             pending, self._pending = self._pending, {}
-        for (route, key), amounts in pending.items():
+        for (route, key), amounts in self._entities(pending).items():
             amounts = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in amounts.items()}
             try:
                 self.engine.incr(route, key, amounts, source="server")

@@ -1,0 +1,111 @@
+"""HTTP throughput against a real server, each beside its baseline in one group.
+
+* ``incr`` through ``POST /exec`` beside ``GET /health`` on the same server
+  (target ratio >= 0.85: a counter write costs about what the cheapest read does);
+* increments through ``POST /drop`` arrays of 1000 beside a real ``redis-server``
+  (AOF everysec) taking pipelined ``HINCRBY`` in batches of 1000 (target ratio >= 1.0).
+
+Run: ``PYTHONPATH=src python -m pytest bench/load/bench_http.py --benchmark-only -s``
+(``OCEAN_BENCH_LONG=1`` for the long run).
+"""
+import json
+
+import pytest
+
+from conftest import LONG
+from httpload import hammer, request
+
+REQUESTS = 30000 if LONG else 3000
+BATCHES = 60 if LONG else 8
+BATCH = 1000
+ROUNDS = 5 if LONG else 2
+CONNS = 32
+results: dict[str, float] = {}
+
+
+def _run(benchmark, name, fn, work: int):
+    """Benchmark ``fn`` (which does ``work`` operations); keeps the best operations/s."""
+    times = []
+
+    def once():
+        out = fn()
+        times.append(out)
+        return out
+
+    benchmark.pedantic(once, rounds=ROUNDS, iterations=1, warmup_rounds=0)
+    best = work / min(times)
+    results[name] = best
+    benchmark.extra_info["ops_per_s"] = round(best)
+    print(f"\n{name}: {best:,.0f}/s")
+    return len(times)
+
+
+@pytest.mark.benchmark(group="http-incr-vs-health")
+def test_health(benchmark, ocean_server):
+    req = request("GET", "/health", None)
+
+    def run():
+        seconds, statuses, _ = hammer(ocean_server.port, req, REQUESTS, CONNS)
+        assert statuses == {200: REQUESTS}
+        return seconds
+
+    _run(benchmark, "GET /health req", run, REQUESTS)
+
+
+@pytest.mark.benchmark(group="http-incr-vs-health")
+def test_exec_incr(benchmark, ocean_server):
+    req = request("POST", "/exec", ocean_server.key, b"incr bench/daily @2026-02-10 .page_views")
+
+    def run():
+        seconds, statuses, _ = hammer(ocean_server.port, req, REQUESTS, CONNS)
+        assert statuses == {200: REQUESTS}
+        return seconds
+
+    rounds = _run(benchmark, "POST /exec incr req", run, REQUESTS)
+    value = ocean_server.get_json("/entity/bench/daily/2026-02-10")["payload"]["page_views"]
+    assert value == rounds * REQUESTS  # none lost
+    if "GET /health req" in results:
+        ratio = results["POST /exec incr req"] / results["GET /health req"]
+        benchmark.extra_info["ratio_vs_health"] = round(ratio, 3)
+        print(f"incr/health ratio: {ratio:.2f} (target >= 0.85)")
+
+
+@pytest.mark.benchmark(group="batched-increments-vs-redis")
+def test_drop_batches(benchmark, ocean_server):
+    body = json.dumps([{"route": "bench/drop", "key": f"k{i % 10}", "payload": {"+n": 1}}
+                       for i in range(BATCH)]).encode()
+    req = request("POST", "/drop", ocean_server.key, body, "application/json")
+
+    def run():
+        seconds, statuses, bodies = hammer(ocean_server.port, req, BATCHES, conns=4, keep_bodies=True)
+        assert statuses == {200: BATCHES}
+        assert all(b.count(b'"ok": true') == BATCH for b in bodies[:2])
+        return seconds
+
+    rounds = _run(benchmark, "POST /drop x1000 incr", run, BATCHES * BATCH)
+    total = sum(ocean_server.get_json(f"/entity/bench/drop/k{i}")["payload"]["n"] for i in range(10))
+    assert total == rounds * BATCHES * BATCH
+
+
+@pytest.mark.benchmark(group="batched-increments-vs-redis")
+def test_redis_hincrby_pipelined(benchmark, redis_server):
+    r = redis_server
+    r.delete("bench:drop")
+
+    def run():
+        import time
+
+        t0 = time.perf_counter()
+        for _ in range(BATCHES):
+            pipe = r.pipeline(transaction=False)
+            for i in range(BATCH):
+                pipe.hincrby("bench:drop", f"k{i % 10}", 1)
+            pipe.execute()
+        return time.perf_counter() - t0
+
+    rounds = _run(benchmark, "redis HINCRBY x1000 pipelined incr", run, BATCHES * BATCH)
+    assert sum(int(v) for v in r.hvals("bench:drop")) == rounds * BATCHES * BATCH
+    if "POST /drop x1000 incr" in results:
+        ratio = results["POST /drop x1000 incr"] / results["redis HINCRBY x1000 pipelined incr"]
+        benchmark.extra_info["ratio_vs_redis"] = round(ratio, 3)
+        print(f"ocean/redis ratio: {ratio:.2f} (target >= 1.0)")
