@@ -64,10 +64,14 @@ class FixtureEngine:
 
     def add_event(self, route, payload, at="2026-03-01T00:00:00.000Z"):
         d = self.data.setdefault(route, {"entities": {}, "events": []})
-        seq = max([e["seq"] for r in self.data.values() for e in r["events"]] + [0]) + 1
+        if not hasattr(self, "_seq"):
+            self._seq = max([e["seq"] for r in self.data.values() for e in r["events"]] + [0])
+        self._seq += 1
+        seq = self._seq
         e = {"seq": seq, "created_at": at, "payload": payload}
         d["events"].append(e)
-        rec = next(r for r in self.route_events(route) if r["seq"] == seq)
+        rec = {"drop_id": f"d{seq}", "seq": seq, "route": route, "payload": payload, "created_at": at,
+               "source": "test"}
         for lst in self.listeners:
             lst.event_added(route, rec)
         return seq

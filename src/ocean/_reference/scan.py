@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-_CANON = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.(\d{3})Z\Z")
+_CANON = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})\.([0-9]{3})Z\Z")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 

@@ -22,9 +22,10 @@ OPERATORS = ("<>", "<=", ">=", "!=", "==", "||", "(", ")", ",", "*", "+", "-", "
 
 MAX_QUERY_CHARS = 100_000
 
-_NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMBER = re.compile(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 _SPACE = re.compile(r"\s+")
+_DIGITS = frozenset("0123456789")
 
 
 class Token(NamedTuple):
@@ -105,7 +106,7 @@ def tokenize(text: str) -> list[Token]:
                 out.append(Token("ident", value, i))
             i = k + 1
             continue
-        if c.isdigit() or (c == "." and i + 1 < n and text[i + 1].isdigit()):
+        if c in _DIGITS or (c == "." and i + 1 < n and text[i + 1] in _DIGITS):
             m = _NUMBER.match(text, i)
             raw = m.group()
             end = m.end()

@@ -27,7 +27,7 @@ from ..kernels import core
 KINDS = ("null", "bool", "int", "float", "ts", "str", "obj")
 NUMERIC = ("bool", "int", "float")
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
-_CANON_TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\Z")
+_CANON_TS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z\Z")
 
 
 class Dictionary:
