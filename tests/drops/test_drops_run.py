@@ -123,3 +123,16 @@ def test_a_typo_that_is_also_a_route_with_data_lists_it(engine):
     assert run(engine, "hepl")[0]["code"] == "unknown_command"
     run(engine, "save hepl @a v: 1")
     assert run(engine, "hepl")[0] == {"ok": True, "data": [{"key": "a", "v": 1}]}
+
+
+def test_sql_error_positions_point_into_the_script(engine, monkeypatch):
+    from ocean.errors import ParseError
+
+    def query(eng, text, access=None, settings=None):
+        lines = text.split("\n")
+        raise ParseError("bad", line=len(lines), column=len(lines[-1]) + 1)
+    monkeypatch.setitem(sys.modules, "ocean.sql", types.SimpleNamespace(query=query))
+    _missing, one, multi, quoted = run(engine, 'get a @b\n\nsql `SELECT x FROM`\nsql `SELECT x\n    FROM`\nsql "SELECT"')
+    assert (one["line"], one["column"]) == (3, 19)
+    assert (multi["line"], multi["column"]) == (5, 9)
+    assert (quoted["line"], quoted["column"]) == (6, 1) and "of the query" in quoted["error"]

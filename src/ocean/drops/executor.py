@@ -198,7 +198,8 @@ def _count(engine, access, settings, q: Query):
     return sum(1 for _ in rows)
 
 
-def _sql(engine, access, settings, text):
+def _sql(engine, access, settings, args):
+    text = args[0]
     try:
         from ..sql import query
     except ImportError as exc:
@@ -235,7 +236,13 @@ def execute(engine, cmd, line: int, column: int, access, settings) -> dict:
         data = EXECUTORS[name](engine, access, settings, cmd.args)
     except OceanError as exc:
         message = exc.message
-        if exc.line is not None:  # a position inside the SQL text, not in the script
+        if exc.line is not None:  # a position inside the SQL text: map it into the script
+            origin = cmd.args[1] if name == "sql" else None
+            if origin is not None:
+                rel, first_col = origin
+                q_line, q_col = exc.line, exc.column or 1
+                return {"ok": False, "error": message, "code": exc.code, "line": line + rel + q_line - 1,
+                        "column": first_col + q_col - 1 if q_line == 1 else q_col}
             message += f" (line {exc.line}, column {exc.column} of the query)"
         return {"ok": False, "error": message, "code": exc.code, "line": line, "column": column}
     except Exception as exc:  # noqa: BLE001 - a command's fault must not escape the script

@@ -327,12 +327,19 @@ def _p_history(c: _Cursor) -> tuple:
     return route, key, limit
 
 
-def _p_sql(c: _Cursor) -> str:
+def _p_sql(c: _Cursor) -> tuple:
+    """The query text, and where its first character sits (line relative to the command, column).
+
+    Only a backtick query maps one to one onto the script, so only then is the
+    position kept: SQL errors can then point into the script.
+    """
     tok = c.take("a query between backticks, like `SELECT * FROM \"analytics/daily\"`")
     if tok.kind not in ("backtick", "string"):
         raise c.error(f"expected the query between backticks (`SELECT ...`), got {_quote(tok.text)}", tok)
     c.end()
-    return tok.value
+    if tok.kind == "backtick":
+        return tok.value, (tok.line - c.toks[0].line, tok.column + 1)
+    return tok.value, None
 
 
 def _p_help(c: _Cursor):
