@@ -58,13 +58,13 @@ def query(engine, text: str, access: Access | None = None, settings=None) -> dic
         access = access or Access.server()
         settings = settings if settings is not None else getattr(engine, "settings", None)
         max_rows = getattr(settings, "sql_max_rows", 100000)
-        deadline = Deadline(getattr(settings, "sql_time_limit_ms", 5000))
+        limit_ms = getattr(settings, "sql_time_limit_ms", 5000)
         p = prepare(text)
         source = p.source
         check_prefix(source)
         access.check_read(source)
         store = store_for(engine)
-        return _run(store, p, source, max_rows, deadline)
+        return _run(store, p, source, max_rows, limit_ms)
     except OceanError:
         raise
     except RecursionError:
@@ -75,17 +75,20 @@ def query(engine, text: str, access: Access | None = None, settings=None) -> dic
         raise InternalError(f"the SQL query failed unexpectedly ({type(exc).__name__}: {exc})") from exc
 
 
-def _run(store, p: Plan, source: str, max_rows: int, deadline: Deadline) -> dict:
+def _run(store, p: Plan, source: str, max_rows: int, limit_ms: int) -> dict:
+    # NOTE: the time limit covers running the query, not building a route's table the first
+    # time it is read (or applying the writes noted since the last query): that work is the
+    # store's, done once, and every later query reuses it.
     prefix = source == "*" or source.endswith("/*")
     if not prefix:
         table = store.tables.get(source)
         if table is None and source not in store.engine.routes():
             return execute(p, TableView(0, ["key", "created_at", "updated_at"], lambda name: None), max_rows,
-                           deadline)
+                           Deadline(limit_ms))
         table = store.table(source)
         with table.lock:
             table.refresh(store.engine)
-            return execute(p, table.view(), max_rows, deadline)
+            return execute(p, table.view(), max_rows, Deadline(limit_ms))
     tables = [store.table(r) for r in sorted(store.routes(source))]
     for t in tables:  # locks in route order: no two queries wait on each other in a cycle
         t.lock.acquire()
@@ -94,7 +97,7 @@ def _run(store, p: Plan, source: str, max_rows: int, deadline: Deadline) -> dict
         for t in tables:
             t.refresh(store.engine)
             parts.append((t.route, t.view()))
-        return execute(p, union_view(parts), max_rows, deadline)
+        return execute(p, union_view(parts), max_rows, Deadline(limit_ms))
     finally:
         for t in reversed(tables):
             t.lock.release()

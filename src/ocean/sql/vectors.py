@@ -247,31 +247,26 @@ def parse_ts_array(values: list) -> tuple[np.ndarray, bool]:
 def from_values(values: list, kind: str | None = None) -> Vec:
     """A vector of Python values (None is NULL), of the narrowest kind that holds them all."""
     n = len(values)
+    types = set(map(type, values))
+    has_null = type(None) in types
+    types.discard(type(None))
     if kind is None:
-        kind = "null"
-        kinds = set(map(type, values))
-        if kinds <= {int, type(None)} or kinds <= {float, type(None)} or kinds <= {bool, type(None)}:
-            for v in values:
-                if v is not None:
-                    kind = merge_kinds(kind, kind_of(v))
-                    if kind != "int":
-                        break
-                    if not INT64_MIN <= v <= INT64_MAX:
-                        kind = "obj"
-                        break
-        elif kinds <= {str, type(None)}:
-            first = next((v for v in values if v is not None), None)
+        if not types:
+            kind = "null"
+        elif types == {int}:
+            kind = "int"
+        elif types == {float} or types == {int, float}:
+            kind = "float"
+        elif types == {bool}:
+            kind = "bool"
+        elif types == {str}:
+            first = next(v for v in values if v is not None)
             kind = "ts" if kind_of(first) == "ts" else "str"
         else:
-            for v in values:
-                kind = merge_kinds(kind, kind_of(v))
-                if kind == "obj":
-                    break
+            kind = "obj"
     if kind == "null":
         return Vec.nulls(n)
-    valid = None
-    if any(v is None for v in values):
-        valid = np.fromiter((v is not None for v in values), bool, n)
+    valid = np.fromiter((v is not None for v in values), bool, n) if has_null else None
     if kind == "ts":
         ms, ok = parse_ts_array(values)
         if ok:
@@ -279,12 +274,19 @@ def from_values(values: list, kind: str | None = None) -> Vec:
         kind = "str"
     if kind == "str":
         return encode_strings(values)
+    if kind == "int":
+        try:
+            data = np.fromiter((0 if v is None else v for v in values), np.int64, n) if has_null \
+                else np.fromiter(values, np.int64, n)
+        except OverflowError:  # beyond int64: keep the exact Python ints
+            kind = "obj"
+        else:
+            return Vec("int", data, valid)
     if kind == "obj":
         return Vec("obj", np.array(values + [None], dtype=object)[:-1])
-    if kind == "int":
-        data = np.fromiter((0 if v is None else v for v in values), np.int64, n)
-    elif kind == "float":
-        data = np.fromiter((0.0 if v is None else v for v in values), np.float64, n)
+    if kind == "float":
+        data = np.fromiter((0.0 if v is None else v for v in values), np.float64, n) if has_null \
+            else np.fromiter(values, np.float64, n)
     else:
         data = np.fromiter((False if v is None else v for v in values), bool, n)
     return Vec(kind, data, valid)
