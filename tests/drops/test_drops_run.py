@@ -136,3 +136,10 @@ def test_sql_error_positions_point_into_the_script(engine, monkeypatch):
     assert (one["line"], one["column"]) == (3, 19)
     assert (multi["line"], multi["column"]) == (5, 9)
     assert (quoted["line"], quoted["column"]) == (6, 1) and "of the query" in quoted["error"]
+
+
+def test_crlf_scripts_a_bom_and_an_indented_first_line(engine):
+    results = run(engine, "\ufeff  incr a @k .n\r\nincr a @k\r\n  .n 2\r\n-- c\r\nget a @k\r\n")
+    assert [r.get("data") for r in results] == [{"n": 1}, {"n": 3}, {"n": 3}]
+    (bad,) = run(engine, "  get a @k 'x'")
+    assert (bad["line"], bad["column"]) == (1, 12)
