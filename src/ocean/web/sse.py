@@ -133,8 +133,11 @@ def _messages(sub, streams: Streams, heartbeat_s: float):
                     return
                 yield HEARTBEAT
                 continue
+            if not sub.pending():
+                yield msg.sse()  # the common case: caught up, one message, no copy
+                continue
             chunk = [msg.sse()]
-            while len(chunk) < BATCH:
+            while len(chunk) < BATCH and sub.pending():
                 more = sub.get(0)
                 if more is None:
                     break

@@ -1,0 +1,68 @@
+"""SSE fan-out from one server to 1,000 and 5,000 clients: delivery p50/p99, messages/s, RSS per stream.
+
+Targets: p99 <= 500 ms at 5,000 clients; <= 25 KB of worker memory per open stream.
+Run: ``PYTHONPATH=src python -m pytest bench/load/bench_sse.py --benchmark-only -s``
+(``OCEAN_BENCH_LONG=1`` sends more messages).
+"""
+import gc
+import time
+
+import pytest
+
+from conftest import LONG
+from sseload import Fleet, rss_kb, worker_pid
+
+MESSAGES = 50 if LONG else 10
+GAP_S = 0.25  # between writes: each message fans out fully before the next
+
+
+def _pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p))]
+
+
+@pytest.mark.benchmark(group="sse-fanout")
+@pytest.mark.parametrize("clients", [1000, 5000])
+def test_sse_fanout(benchmark, ocean_server, clients):
+    srv = ocean_server
+    route = f"fan/c{clients}"
+    worker = worker_pid(srv.pid)
+    before = rss_kb(worker)
+    fleet = Fleet(srv.port, f"/live/{route}", srv.key, clients)
+    try:
+        fleet.wait_open()
+        time.sleep(0.5)
+        per_conn_kb = (rss_kb(worker) - before) / clients
+        assert srv.get_json("/health")["sse_clients"] >= clients
+
+        def run():
+            start_count = fleet.received
+            t0 = time.perf_counter()
+            for i in range(MESSAGES):
+                srv.post_json("/drop", {"route": route, "payload": {"i": i, "t": time.time()}})
+                fleet.pump(lambda: False if fleet.received < start_count + (i + 1) * clients else True, 60)
+                time.sleep(GAP_S if i < MESSAGES - 1 else 0)
+            return time.perf_counter() - t0
+
+        gc.disable()
+        try:
+            seconds = benchmark.pedantic(run, rounds=1, iterations=1)
+        finally:
+            gc.enable()
+        assert fleet.received == MESSAGES * clients  # every client got every message
+        lat = fleet.latencies
+        p50, p99 = _pct(lat, 0.50) * 1000, _pct(lat, 0.99) * 1000
+        busy = seconds - GAP_S * (MESSAGES - 1)
+        rate = MESSAGES * clients / busy
+        benchmark.extra_info.update({"clients": clients, "p50_ms": round(p50, 1), "p99_ms": round(p99, 1),
+                                     "deliveries_per_s": round(rate), "rss_kb_per_stream": round(per_conn_kb, 1)})
+        print(f"\nSSE fan-out to {clients}: p50 {p50:.1f} ms, p99 {p99:.1f} ms, {rate:,.0f} deliveries/s, "
+              f"worker RSS {per_conn_kb:.1f} KB per stream")
+    finally:
+        fleet.close()
+    # The server notices closed sockets when it next writes to them (a drop or a heartbeat).
+    deadline = time.monotonic() + 30
+    while srv.get_json("/health")["sse_clients"] and time.monotonic() < deadline:
+        srv.post_json("/drop", {"route": route, "payload": {"bye": True}})
+        time.sleep(0.3)
+    assert srv.get_json("/health")["sse_clients"] == 0
