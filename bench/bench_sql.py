@@ -1,0 +1,244 @@
+"""SQL beside stdlib sqlite3 (in memory, the same rows): ocean's time should be <= 1.0x sqlite3's.
+
+Run: ``PYTHONPATH=src python -m pytest bench/bench_sql.py --benchmark-only``
+(``OCEAN_BENCH_SQL_SIZES=200000`` skips the 1M-event data set; the default is
+``200000,1000000``.)
+
+Every benchmark asserts its answer, and ocean's answer equals sqlite3's. Groups:
+
+- ``sql-groupby-day-<n>``: n events, ``GROUP BY`` day with ``COUNT(*)`` and ``SUM``.
+- ``sql-top10-<n>``: a filtered top-10 (``WHERE ... ORDER BY latency DESC LIMIT 10``).
+- ``sql-tutorial-3y``: the tutorial's query over 3 years of daily entities; sqlite3 plain
+  (the same rows, no index) and with ``key`` as its PRIMARY KEY (an index ocean does not keep).
+- ``sql-after-1000-writes``: the day group-by on 200k events right after 1,000 new events
+  were written (writes not timed): the columns are patched, never rebuilt.
+
+Setup: the data goes through the real engine (``fsync="no"``, no maintenance thread).
+At ~35 us a write, the 1M-event set takes ~40 s to write and ~7 s for ocean's one-off
+column build (its first query); the timed queries run on the built columns, the way a
+server answers every query after the first.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import shutil
+import sqlite3
+import tempfile
+
+import numpy as np
+import pytest
+
+from ocean import Engine
+from ocean.settings import Settings
+from ocean.sql import query
+from ocean.sql.columns import store_for
+
+SIZES = [int(s) for s in os.environ.get("OCEAN_BENCH_SQL_SIZES", "200000,1000000").split(",") if s]
+PATHS = ["/drop", "/entity/*", "/sql", "/live/*", "/admin", "/exec"]
+
+GROUP_OCEAN = ('SELECT date_trunc(\'day\', ts) AS day, COUNT(*) AS n, SUM(bytes) AS total '
+               'FROM "bench/events" GROUP BY day ORDER BY day')
+# sqlite3 has no date_trunc: grouping on the date prefix of the ISO text is its fastest equivalent
+GROUP_SQLITE = ("SELECT substr(ts, 1, 10) || 'T00:00:00.000Z' AS day, COUNT(*) AS n, SUM(bytes) AS total "
+                "FROM events GROUP BY substr(ts, 1, 10) ORDER BY day")
+TOP_OCEAN = ('SELECT path, status, latency FROM "bench/events" WHERE status = 500 AND latency > 100 '
+             'ORDER BY latency DESC LIMIT 10')
+TOP_SQLITE = ("SELECT path, status, latency FROM events WHERE status = 500 AND latency > 100 "
+              "ORDER BY latency DESC LIMIT 10")
+TUTORIAL = 'SELECT key AS date, page_views, requests FROM "analytics/daily" ORDER BY key DESC LIMIT 7'
+TUTORIAL_SQLITE = "SELECT key AS date, page_views, requests FROM daily ORDER BY key DESC LIMIT 7"
+
+
+def _open_engine() -> Engine:
+    settings = Settings.load(environ={}, snapshot_every=0, event_retention=0)
+    return Engine(tempfile.mkdtemp(prefix="ocean-bench-sql-"), fsync="no", settings=settings, maintenance=False)
+
+
+def _close(eng: Engine) -> None:
+    eng.close()
+    shutil.rmtree(eng.path, ignore_errors=True)
+
+
+def _events(n: int, seed: int = 42) -> list[dict]:
+    """n request events spread over 2025: ISO ``ts``, path, status, latency, bytes."""
+    rng = np.random.default_rng(seed)
+    ms = rng.integers(0, 365 * 86_400_000, n)
+    ts = np.datetime_as_string(np.datetime64("2025-01-01T00:00:00.000") + ms.astype("timedelta64[ms]"), unit="ms")
+    status = rng.choice([200, 200, 200, 201, 404, 500], n).tolist()
+    latency = np.round(rng.gamma(2.0, 30.0, n), 3).tolist()
+    size = rng.integers(100, 100_000, n).tolist()
+    path = rng.choice(PATHS, n).tolist()
+    return [{"ts": t + "Z", "path": p, "status": s, "latency": lat, "bytes": b}
+            for t, p, s, lat, b in zip(ts.tolist(), path, status, latency, size)]
+
+
+class Dataset:
+    """The same rows in ocean (through the engine) and in sqlite3 (in memory)."""
+
+    def __init__(self, events: list[dict]):
+        self.engine = _open_engine()
+        for payload in events:
+            self.engine.save("bench/events", payload)
+        self.sqlite = sqlite3.connect(":memory:")
+        self.sqlite.execute("CREATE TABLE events (key, created_at, updated_at, ts, path, status, latency, bytes)")
+        self.insert_sqlite(list(self.engine.route_events("bench/events")))
+        query(self.engine, 'SELECT COUNT(*) FROM "bench/events"')  # ocean's one-off column build
+
+    def insert_sqlite(self, records: list[dict]) -> None:
+        self.sqlite.executemany(
+            "INSERT INTO events VALUES (NULL, ?, NULL, ?, ?, ?, ?, ?)",
+            [(r["created_at"], r["payload"]["ts"], r["payload"]["path"], r["payload"]["status"],
+              r["payload"]["latency"], r["payload"]["bytes"]) for r in records])
+
+    def close(self) -> None:
+        _close(self.engine)
+        self.sqlite.close()
+
+
+_datasets: dict[int, Dataset] = {}
+
+
+@pytest.fixture(scope="module")
+def datasets():
+    yield _datasets
+    for ds in _datasets.values():
+        ds.close()
+    _datasets.clear()
+
+
+def dataset(datasets, n: int) -> Dataset:
+    if n not in datasets:
+        datasets[n] = Dataset(_events(n))
+    return datasets[n]
+
+
+def _rows(out) -> list[tuple]:
+    return [tuple(r.values()) for r in out["rows"]] if isinstance(out, dict) else [tuple(r) for r in out]
+
+
+def _check_groupby(got, n: int) -> None:
+    rows = _rows(got)
+    assert len(rows) == 365
+    assert rows[0][0] == "2025-01-01T00:00:00.000Z" and rows[-1][0] == "2025-12-31T00:00:00.000Z"
+    assert sum(r[1] for r in rows) == n
+
+
+def _check_top(got) -> None:
+    rows = _rows(got)
+    assert len(rows) == 10 and all(r[1] == 500 and r[2] > 100 for r in rows)
+    assert [r[2] for r in rows] == sorted((r[2] for r in rows), reverse=True)
+
+
+# -- GROUP BY day ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("engine_name", ["ocean", "sqlite3"])
+def test_groupby_day(benchmark, datasets, n, engine_name):
+    ds = dataset(datasets, n)
+    benchmark.group = f"sql-groupby-day-{n}"
+    if engine_name == "ocean":
+        got = benchmark(query, ds.engine, GROUP_OCEAN)
+    else:
+        got = benchmark(lambda: ds.sqlite.execute(GROUP_SQLITE).fetchall())
+    _check_groupby(got, n)
+    assert _rows(got) == _rows(ds.sqlite.execute(GROUP_SQLITE).fetchall())
+
+
+# -- filtered top-10 -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("engine_name", ["ocean", "sqlite3"])
+def test_filtered_top10(benchmark, datasets, n, engine_name):
+    ds = dataset(datasets, n)
+    benchmark.group = f"sql-top10-{n}"
+    if engine_name == "ocean":
+        got = benchmark(query, ds.engine, TOP_OCEAN)
+    else:
+        got = benchmark(lambda: ds.sqlite.execute(TOP_SQLITE).fetchall())
+    _check_top(got)
+    assert _rows(got) == _rows(ds.sqlite.execute(TOP_SQLITE).fetchall())
+
+
+# -- the tutorial's query over 3 years of days -------------------------------------------------
+
+@pytest.fixture(scope="module")
+def three_years():
+    eng = _open_engine()
+    start = datetime.date(2023, 1, 1)
+    for i in range(3 * 365 + 1):
+        day = (start + datetime.timedelta(days=i)).isoformat()
+        eng.incr("analytics/daily", day, {"page_views": (i * 37) % 5000 + 1, "requests": (i * 91) % 20000 + 1})
+    rows = [(k, r["created_at"], r["updated_at"], r["payload"]["page_views"], r["payload"]["requests"])
+            for k, r in eng.route_entities("analytics/daily")]
+    plain = sqlite3.connect(":memory:")
+    plain.execute("CREATE TABLE daily (key, created_at, updated_at, page_views, requests)")
+    plain.executemany("INSERT INTO daily VALUES (?, ?, ?, ?, ?)", rows)
+    indexed = sqlite3.connect(":memory:")
+    indexed.execute("CREATE TABLE daily (key TEXT PRIMARY KEY, created_at, updated_at, page_views, requests)")
+    indexed.executemany("INSERT INTO daily VALUES (?, ?, ?, ?, ?)", rows)
+    query(eng, TUTORIAL)
+    yield eng, {"sqlite3": plain, "sqlite3-primary-key": indexed}
+    _close(eng)
+
+
+@pytest.mark.parametrize("engine_name", ["ocean", "sqlite3", "sqlite3-primary-key"])
+def test_tutorial_three_years(benchmark, three_years, engine_name):
+    eng, sqlites = three_years
+    benchmark.group = "sql-tutorial-3y"
+    if engine_name == "ocean":
+        got = benchmark(query, eng, TUTORIAL)
+        assert got["columns"] == ["date", "page_views", "requests"]
+    else:
+        con = sqlites[engine_name]
+        got = benchmark(lambda: con.execute(TUTORIAL_SQLITE).fetchall())
+    rows = _rows(got)
+    assert [r[0] for r in rows] == ["2025-12-31", "2025-12-30", "2025-12-29", "2025-12-28", "2025-12-27",
+                                    "2025-12-26", "2025-12-25"]
+    assert rows == _rows(sqlites["sqlite3"].execute(TUTORIAL_SQLITE).fetchall())
+
+
+# -- a query right after 1,000 new writes -------------------------------------------------------
+
+AFTER_N = 200_000
+
+
+@pytest.fixture(scope="module")
+def after_writes():
+    ds = Dataset(_events(AFTER_N, seed=7))
+    ds.extra = iter(_events(200 * 1000, seed=8))
+    yield ds
+    ds.close()
+
+
+@pytest.mark.parametrize("engine_name", ["ocean", "sqlite3"])
+def test_query_after_1000_writes(benchmark, after_writes, engine_name):
+    ds = after_writes
+    table = store_for(ds.engine).table("bench/events")
+    benchmark.group = "sql-after-1000-writes"
+    state = {"expected": _total(ds, engine_name)}
+
+    def write_1000():
+        batch = [next(ds.extra) for _ in range(1000)]
+        if engine_name == "ocean":
+            for payload in batch:
+                ds.engine.save("bench/events", payload)
+        else:
+            ds.insert_sqlite([{"created_at": "2026-01-01T00:00:00.000Z", "payload": p} for p in batch])
+        state["expected"] += 1000
+        return (), {}
+
+    if engine_name == "ocean":
+        run = lambda: query(ds.engine, GROUP_OCEAN)  # noqa: E731
+    else:
+        run = lambda: ds.sqlite.execute(GROUP_SQLITE).fetchall()  # noqa: E731
+    got = benchmark.pedantic(run, setup=write_1000, rounds=40, iterations=1)
+    _check_groupby(got, state["expected"])
+    if engine_name == "ocean":
+        assert table.builds == 1, "the columns were patched with the new rows, never rebuilt"
+
+
+def _total(ds, engine_name) -> int:
+    if engine_name == "ocean":
+        return query(ds.engine, 'SELECT COUNT(*) AS n FROM "bench/events"')["rows"][0]["n"]
+    return ds.sqlite.execute("SELECT COUNT(*) FROM events").fetchone()[0]
