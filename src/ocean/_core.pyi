@@ -40,3 +40,42 @@ def drops_lex(data: bytes | bytearray | memoryview) -> list[tuple[int, int, int,
     ``DROPS_ERROR_BASE`` or more is a lexical error and ends its command's tokens.
     """
     ...
+
+# -- scans (_scan.pxi; twin: ocean/_reference/scan.py) --------------------------------
+
+import numpy as _np
+from numpy.typing import NDArray as _NDArray
+
+def iso_parse(values: _NDArray[_np.object_]) -> tuple[_NDArray[_np.int64], _NDArray[_np.uint8]]:
+    """Epoch ms of canonical ISO strings ``YYYY-MM-DDTHH:MM:SS.mmmZ``: (ms, ok); ok 0 for anything else."""
+    ...
+
+def hash_group(keys: _NDArray[_np.int64], valid: _NDArray[_np.bool_] | None = None) -> tuple[_NDArray[_np.int64], _NDArray[_np.int64]]:
+    """(gid, first): group ids numbered by first appearance (NULL rows form one group), first row of each."""
+    ...
+
+def group_count(gid: _NDArray[_np.int64], valid: _NDArray[_np.bool_] | None, ngroups: int) -> _NDArray[_np.int64]:
+    """Rows per group (only ``valid`` rows when given)."""
+    ...
+
+def group_sum_i64(gid: _NDArray[_np.int64], values: _NDArray[_np.int64], valid: _NDArray[_np.bool_] | None,
+                  ngroups: int) -> tuple[_NDArray[_np.int64], _NDArray[_np.int64], bool]:
+    """(sums, counts, overflowed) of non-NULL int64 values per group."""
+    ...
+
+def group_sum_f64(gid: _NDArray[_np.int64], values: _NDArray[_np.float64], valid: _NDArray[_np.bool_] | None,
+                  ngroups: int) -> tuple[_NDArray[_np.float64], _NDArray[_np.int64]]:
+    """(sums, counts) of non-NULL float64 values per group."""
+    ...
+
+def group_extreme_i64(gid: _NDArray[_np.int64], values: _NDArray[_np.int64], valid: _NDArray[_np.bool_] | None,
+                      ngroups: int, is_max: bool) -> tuple[_NDArray[_np.int64], _NDArray[_np.uint8]]:
+    """(MIN or MAX, has) of non-NULL int64 values per group."""
+    ...
+
+def group_extreme_f64(gid: _NDArray[_np.int64], values: _NDArray[_np.float64], valid: _NDArray[_np.bool_] | None,
+                      ngroups: int, is_max: bool) -> tuple[_NDArray[_np.float64], _NDArray[_np.uint8]]:
+    """(MIN or MAX, has) of non-NULL float64 values per group; NaN never wins."""
+    ...
+
+# -- end scans ------------------------------------------------------------------------
