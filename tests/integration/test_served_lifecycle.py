@@ -97,3 +97,38 @@ def test_first_start_prints_the_admin_key_once(tmp_path):
         assert keys[0] not in open(os.path.join(srv.data, "keys.json")).read()
     finally:
         srv.stop()
+
+
+def test_gunicorn_conf_is_usable_directly_and_logs_no_keys(tmp_path):
+    """``gunicorn -c .../gunicorn_conf.py`` serves ocean; its access log never shows a key."""
+    from serverproc import ADMIN_KEY, free_port
+
+    import ocean.web
+
+    conf = os.path.join(os.path.dirname(ocean.web.__file__), "gunicorn_conf.py")
+    port = free_port()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("OCEAN_")}, "PYTHONPATH": SRC,
+           "OCEAN_ADMIN_KEY": ADMIN_KEY, "OCEAN_PORT": str(port), "OCEAN_DATA": str(tmp_path / "data")}
+    log = tmp_path / "gunicorn.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", conf, "--access-logfile", "-"], env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                requests.get(url + "/health", timeout=2)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+        r = requests.get(f"{url}/entities/a?_key={ADMIN_KEY}", timeout=5, headers={"Referer": f"{url}/?_key={ADMIN_KEY}"})
+        assert r.status_code == 200
+        requests.get(f"{url}/entities/a", timeout=5, headers={"X-Ocean-Key": ADMIN_KEY + "-wrong"})
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+    text = log.read_text()
+    assert '"GET /entities/a" 200' in text and '"GET /entities/a" 401' in text  # logged, without the query
+    assert ADMIN_KEY not in text

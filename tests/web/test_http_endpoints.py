@@ -197,3 +197,11 @@ def test_drop_increment_answers_name_their_drop_under_every_fsync_policy(make_we
         msg = w.engine.recent("c", 1)[0]
         assert r.json["seq"] == msg.seq and r.json["drop_id"] == msg.drop_id
         assert w.engine.get("c", "k")["payload"] == {"n": 2, "m": 1}
+
+
+@needs_sql
+def test_sql_checks_the_scope_of_from(web):
+    web.engine.save("users", {"n": 1}, key="u")
+    token, _ = web.keys.create(read=["analytics/*"])
+    r = web.as_key(token).simulate_post("/sql", body='SELECT key FROM "users"', headers={"Content-Type": "text/plain"})
+    assert r.status_code == 403 and r.json["code"] == "forbidden"

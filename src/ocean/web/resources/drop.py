@@ -13,6 +13,15 @@ from ...model import check_route, iso_ms, now_ms
 from .. import auth, body
 
 FIELDS = {"route", "key", "payload", "keep"}
+_last_stamp = [0, ""]
+
+
+def _stamp() -> str:
+    """``created_at`` of a drop written now (formatted once per millisecond: batches repeat it)."""
+    ms = now_ms()
+    if ms != _last_stamp[0]:
+        _last_stamp[0], _last_stamp[1] = ms, iso_ms(ms)
+    return _last_stamp[1]
 
 
 def _has_increments(payload) -> bool:
@@ -51,8 +60,7 @@ def merge(engine, route: str, key: str, payload: dict, source: str) -> dict:
         else:
             engine.update(route, key, payload, source=source)
         seq = engine.seq
-        return {"drop_id": engine.drop_id(seq), "seq": seq, "route": route, "key": key,
-                "created_at": iso_ms(now_ms())}
+        return {"drop_id": engine.drop_id(seq), "seq": seq, "route": route, "key": key, "created_at": _stamp()}
     rec = engine.update(route, key, payload, source=source)
     # fsync=always yields while waiting for the group commit: find the drop by version.
     for h in engine.history(route, key, limit=2):
