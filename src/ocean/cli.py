@@ -159,7 +159,7 @@ def cmd_key(args) -> int:
                               r["created_at"], r.get("revoked_at")] for r in recs]))
         else:
             rec = store.revoke(args.id)
-            print(f"revoked {rec['id']} ({rec.get('name') or 'unnamed'})")
+            print(json.dumps(rec, indent=2) if args.json else f"revoked {rec['id']} ({rec.get('name') or 'unnamed'})")
     except OceanError as exc:
         print(f"ocean: {exc.message}", file=sys.stderr)
         return 1

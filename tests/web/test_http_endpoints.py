@@ -205,3 +205,18 @@ def test_sql_checks_the_scope_of_from(web):
     token, _ = web.keys.create(read=["analytics/*"])
     r = web.as_key(token).simulate_post("/sql", body='SELECT key FROM "users"', headers={"Content-Type": "text/plain"})
     assert r.status_code == 403 and r.json["code"] == "forbidden"
+
+
+def test_admin_serves_the_shipped_dashboard_without_a_key(web):
+    from ocean.web.app import STATIC_DIR
+
+    import os
+
+    if not os.path.isfile(os.path.join(STATIC_DIR, "index.html")):
+        import pytest
+
+        pytest.skip("the dashboard is not in this checkout")
+    r = web.anon.simulate_get("/admin")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    r = web.anon.simulate_get("/admin/js/main.js")
+    assert r.status_code == 200 and "javascript" in r.headers["content-type"]
