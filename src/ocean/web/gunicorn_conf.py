@@ -71,6 +71,7 @@ def post_fork(server, worker):
     ocean_log.setLevel(logging.INFO)
     ocean_log.propagate = False
     serving.offload = lambda fn, *args: gevent.get_hub().threadpool.apply(fn, args)
+    _raise_open_files(worker_connections + 256)
     handle, handle_exit = worker.handle, worker.handle_exit
 
     def handle_nodelay(listener, client, addr):
@@ -94,6 +95,16 @@ def worker_exit(server, worker):
     from ocean.web import serving
 
     serving.close()
+
+
+def _raise_open_files(want: int) -> None:
+    """Lift the soft open-files limit (often 1024) toward ``want`` so streams are not refused."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def _version():
