@@ -50,7 +50,11 @@ def describe(v: Vec) -> str:
 
 
 def length(*vecs: Vec) -> int:
-    return max(len(v.data) for v in vecs)
+    """Rows of the result: a non-constant's length (constants broadcast to it), else 1."""
+    for v in vecs:
+        if not v.const:
+            return len(v.data)
+    return 1
 
 
 def is_const(*vecs: Vec) -> bool:
