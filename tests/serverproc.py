@@ -44,7 +44,8 @@ class Server:
         self.log_path = os.path.join(os.path.dirname(os.path.abspath(data)), f"server-{self.port}.log")
 
     def start(self, timeout: float = 20.0) -> "Server":
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OCEAN_")}
+        # Settings come only from this object; which kernels to use (OCEAN_PUREPYTHON) passes through.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OCEAN_") or k == "OCEAN_PUREPYTHON"}
         env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
         if self.key:
             env["OCEAN_ADMIN_KEY"] = self.key
