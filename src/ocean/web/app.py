@@ -62,7 +62,7 @@ def _on_http_error(req, resp, ex, params):
     elif ex.status_code == 405:
         message = f"{req.method} is not allowed on {req.path} (allowed: {(ex.headers or {}).get('Allow', '-')})"
     else:
-        message = " ".join(p for p in (ex.title, ex.description) if p) or "request failed"
+        message = ": ".join(p for p in (ex.title, ex.description) if p) or "request failed"
     err = cls(message) if cls else errors.OceanError(message)
     if cls is None:
         err.code, err.status = f"http_{ex.status_code}", ex.status_code
