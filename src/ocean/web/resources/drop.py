@@ -32,8 +32,8 @@ def write_one(engine, access, item) -> dict:
     """Write one drop for ``access``; the answer ``{ok, drop_id, seq, route, key, created_at}``."""
     if not isinstance(item, dict):
         raise InvalidPayload("a drop is an object like {\"route\": \"analytics/events\", \"payload\": {...}}")
-    extra = set(item) - FIELDS
-    if extra:
+    if not item.keys() <= FIELDS:
+        extra = item.keys() - FIELDS
         raise InvalidPayload(f"unknown drop field(s): {', '.join(sorted(map(str, extra)))}; a drop has route, key, payload, keep")
     if "payload" not in item:
         raise InvalidPayload("a drop needs a payload")
@@ -42,12 +42,12 @@ def write_one(engine, access, item) -> dict:
     if key is not None and _has_increments(payload):
         if item.get("keep") is not None:
             raise InvalidPayload("keep cannot go with \"+field\" increments (they merge into the entity)")
-        return {"ok": True, **merge(engine, route, key, payload, access.source)}
+        return merge(engine, route, key, payload, access.source)
     return {"ok": True, **engine.save(route, payload, key=key, keep=item.get("keep"), source=access.source)}
 
 
 def merge(engine, route: str, key: str, payload: dict, source: str) -> dict:
-    """Merge a payload with increments into an entity; the answer names the drop that did it."""
+    """Merge a payload with increments into an entity; the answer (``ok`` first) names the drop."""
     only_increments = all(isinstance(k, str) and k.startswith("+") and len(k) > 1 for k in payload)
     if engine.settings.fsync != "always":
         # NOTE: update()/incr() answer with the entity or the totals, not the drop.
@@ -60,12 +60,14 @@ def merge(engine, route: str, key: str, payload: dict, source: str) -> dict:
         else:
             engine.update(route, key, payload, source=source)
         seq = engine.seq
-        return {"drop_id": engine.drop_id(seq), "seq": seq, "route": route, "key": key, "created_at": _stamp()}
+        return {"ok": True, "drop_id": engine.drop_id(seq), "seq": seq, "route": route, "key": key,
+                "created_at": _stamp()}
     rec = engine.update(route, key, payload, source=source)
     # fsync=always yields while waiting for the group commit: find the drop by version.
     for h in engine.history(route, key, limit=2):
         if h["version"] == rec["version"]:
-            return {"drop_id": h["drop_id"], "seq": h["seq"], "route": route, "key": key, "created_at": h["updated_at"]}
+            return {"ok": True, "drop_id": h["drop_id"], "seq": h["seq"], "route": route, "key": key,
+                    "created_at": h["updated_at"]}
     raise InternalError("the merged drop is not in the entity's history")
 
 
