@@ -6,7 +6,6 @@ clock), so the latency includes the fan-out and this reader's own delay.
 """
 from __future__ import annotations
 
-import json
 import selectors
 import socket
 import time
@@ -40,19 +39,24 @@ class Fleet:
         buf = self.bufs[s] + data
         if s not in self.opened and b"ocean stream open" in buf:
             self.opened.add(s)
+        # PERF: the reader's own cost is part of the measured latency, so the writer's
+        # time is cut out of each data line without a JSON parse.
+        start = 0
         while True:
-            i = buf.find(b"data: ")
+            i = buf.find(b'"t":', start)
             if i < 0:
                 break
             j = buf.find(b"\n", i)
             if j < 0:
                 break
-            msg = json.loads(buf[i + 6:j])
-            if "t" in msg:
-                self.latencies.append(now - msg["t"])
-                self.received += 1
-            buf = buf[j + 1:]
-        self.bufs[s] = buf[-4096:] if b"data: " not in buf else buf
+            k = i + 4
+            end = k
+            while buf[end] in b"0123456789.eE+-":
+                end += 1
+            self.latencies.append(now - float(buf[k:end]))
+            self.received += 1
+            start = j + 1
+        self.bufs[s] = buf[start:][-8192:]
 
     def pump(self, until, timeout: float) -> None:
         """Read until ``until()`` is true (or fail after ``timeout`` seconds)."""
