@@ -25,11 +25,17 @@ FLUSH_S = 1.0
 _PARAM = re.compile(r"\{[^}]*\}")
 
 
+_templates: dict[str, str] = {}
+
+
 def template_of(req) -> str:
     """The route template of a request, never its raw path (``/entity/*``)."""
     tmpl = req.uri_template
     if tmpl:
-        return _PARAM.sub("*", tmpl)
+        out = _templates.get(tmpl)
+        if out is None:
+            out = _templates[tmpl] = _PARAM.sub("*", tmpl)
+        return out
     if req.path == "/admin" or req.path.startswith("/admin/"):
         return "/admin/*" if req.path != "/admin" else "/admin"
     return "(unmatched)"
