@@ -9,7 +9,7 @@ from ocean._reference import scan as pure
 
 compiled = pytest.importorskip("ocean._core") if os.environ.get("OCEAN_PUREPYTHON") != "1" else None
 NAMES = ["iso_parse", "hash_group", "group_count", "group_sum_i64", "group_sum_f64", "group_extreme_i64",
-         "group_extreme_f64"]
+         "group_extreme_f64", "top_k_i64", "top_k_f64"]
 
 
 def test_the_loaded_core_has_every_scan_kernel():
@@ -77,3 +77,14 @@ def test_iso_parse_accepts_only_canonical_timestamps():
         ms, ok = impl.iso_parse(values)
         assert list(np.asarray(ok)) == want_ok
         assert list(np.asarray(ms)[:4]) == [1770726896789, 0, -1, 1709164800000]
+
+
+@pytest.mark.parametrize("n", [0, 1, 9, 1096, 20000])
+def test_top_k_is_a_stable_sorts_first_k(n):
+    rng = np.random.default_rng(n)
+    ints = rng.integers(0, 40, n)
+    floats = rng.normal(size=n).round(1)
+    for k in (0, 1, 7, 10, n, n + 5):
+        for impl in _impls():
+            assert list(impl.top_k_i64(ints, k)) == list(np.lexsort((np.arange(n), ints))[:k])
+            assert list(impl.top_k_f64(floats, k)) == list(np.lexsort((np.arange(n), floats))[:k])

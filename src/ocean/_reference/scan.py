@@ -142,3 +142,15 @@ def group_extreme_i64(gid, values, valid, ngroups, is_max):
 def group_extreme_f64(gid, values, valid, ngroups, is_max):
     """Per-group MIN (or MAX when ``is_max``) of non-NULL float64 values: (values, has)."""
     return _extreme(gid, values, valid, ngroups, is_max, np.float64)
+
+
+def top_k_i64(values, k):
+    """Positions of the ``k`` smallest int64 values, smallest first, ties by position."""
+    values = np.asarray(values, np.int64)
+    return np.lexsort((np.arange(len(values)), values))[:max(k, 0)].astype(np.int64)
+
+
+def top_k_f64(values, k):
+    """Positions of the ``k`` smallest float64 values (no NaN), smallest first, ties by position."""
+    values = np.asarray(values, np.float64)
+    return np.lexsort((np.arange(len(values)), values))[:max(k, 0)].astype(np.int64)

@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from ..errors import QueryLimit, SqlError
+from ..kernels import core
 from . import functions as F
 from .aggregates import aggregate, group_ids
 from .parser import Between, Binary, Call, Case, Cast, Column, InList, IsNull, Like, Literal, Star, Unary
@@ -200,7 +201,7 @@ def _sort_arrays(v: Vec, n: int, desc: bool, nulls_first: bool | None):
                 prev = key
             val[i] = rank
     elif kind == "str":
-        val = np.append(v.dict.ranks(), np.int64(0))[v.data]
+        val = v.dict.ranks_ext()[v.data]
     elif kind == "null":
         val = np.zeros(n, np.int64)
     elif kind == "bool":
@@ -226,6 +227,14 @@ def order_rows(keys: list[Vec], descs: list[bool], nulls: list, n: int, k: int |
         lex.append(val)
         if null_key is not None:
             lex.append(null_key)
+    if k is not None and len(arrays) == 1 and arrays[0][0] is None and k < n:
+        # one key, no NULLs: the top-k kernel (a bounded heap) gives a stable sort's first k
+        val = arrays[0][1]
+        if val.dtype == np.float64:
+            if not np.isnan(val).any():
+                return np.asarray(core().top_k_f64(val, k), np.int64)
+        else:
+            return np.asarray(core().top_k_i64(val, k), np.int64)
     if k is not None and k < n // 2 and arrays[0][0] is None:
         if k == 0:
             return np.zeros(0, np.int64)

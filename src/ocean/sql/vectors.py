@@ -33,12 +33,13 @@ _CANON_TS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.
 class Dictionary:
     """The distinct strings of a ``str`` vector, with their sort ranks computed once."""
 
-    __slots__ = ("values", "unique", "_ranks", "_lookup")
+    __slots__ = ("values", "unique", "_ranks", "_ranks_ext", "_lookup")
 
     def __init__(self, values: np.ndarray, unique: bool = True):
         self.values = values
         self.unique = unique
         self._ranks = None
+        self._ranks_ext = None
         self._lookup = None
 
     def __len__(self) -> int:
@@ -53,6 +54,12 @@ class Dictionary:
                 uniq, inverse = np.unique(self.values, return_inverse=True)
                 self._ranks = inverse.astype(np.int64).reshape(-1)
         return self._ranks
+
+    def ranks_ext(self) -> np.ndarray:
+        """``ranks()`` with one more entry (0) so that code -1 (NULL) can index it."""
+        if self._ranks_ext is None:
+            self._ranks_ext = np.append(self.ranks(), np.int64(0))
+        return self._ranks_ext
 
     def code_of(self, s: str) -> int:
         """The code of ``s`` (-1 when absent); only for unique dictionaries."""
