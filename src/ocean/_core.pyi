@@ -78,4 +78,12 @@ def group_extreme_f64(gid: _NDArray[_np.int64], values: _NDArray[_np.float64], v
     """(MIN or MAX, has) of non-NULL float64 values per group; NaN never wins."""
     ...
 
+def top_k_i64(values: _NDArray[_np.int64], k: int) -> _NDArray[_np.int64]:
+    """Positions of the k smallest values, smallest first, ties by position (a stable sort's first k)."""
+    ...
+
+def top_k_f64(values: _NDArray[_np.float64], k: int) -> _NDArray[_np.int64]:
+    """Positions of the k smallest values (no NaN), smallest first, ties by position."""
+    ...
+
 # -- end scans ------------------------------------------------------------------------
