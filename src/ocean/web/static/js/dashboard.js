@@ -16,7 +16,7 @@ const COUNTER_ROUTES = ["daily", "hourly", "endpoints", "status"];
 const RECENT_MAX = 500;       // request events kept for p50/p95
 const FEED_MAX = 100;         // rows in the live list
 const STORAGE_EVERY_MS = 5000; // storage figures re-read at most this often, and only after activity
-const QUIET_PATHS = /^\/(metrics|health)$/; // the dashboard's own reads do not trigger a re-read
+const QUIET_PATHS = /^\/(metrics|health)$|^\/entities\/_admin\//; // the dashboard's own reads trigger no re-read
 
 const $ = (sel, root = document) => root.querySelector(sel);
 
@@ -188,7 +188,7 @@ export class Dashboard {
     const ms = this.recent.map((e) => Number(e.ms)).filter(Number.isFinite).sort((a, b) => a - b);
     setFigure("#stat-p50", fmtMs(quantile(ms, 0.5)));
     setFigure("#stat-p95", fmtMs(quantile(ms, 0.95)));
-    setText("#stat-pwindow", ms.length ? `over the last ${fmtInt(ms.length)} requests seen live` : "waiting for live requests");
+    setText("#stat-pwindow", ms.length ? `last ${fmtInt(ms.length)} requests` : "waiting for live requests");
   }
 
   renderStorage() {
@@ -224,8 +224,8 @@ export class Dashboard {
       const t = last - i * step;
       const f = this.counters[name].get(keyOf(new Date(t))) || {};
       xs.push(t / 1000);
-      reqs.push(f.requests || 0);
-      errs.push(f.errors || 0);
+      reqs.push(f.requests || null); // null, not 0: no bar outline along the axis
+      errs.push(f.errors || null);
     }
     const data = [xs, reqs, errs];
     const box = $(`#chart-${name}`);
@@ -242,7 +242,7 @@ export class Dashboard {
     } else {
       chart.setData(data);
     }
-    const total = reqs.reduce((a, b) => a + b, 0);
+    const total = reqs.reduce((a, b) => a + (b || 0), 0);
     setText(`#chart-${name}-total`, `${fmtInt(total)} requests`);
   }
 
@@ -352,8 +352,8 @@ function chartOptions(box, step) {
     cursor: { points: { show: false }, drag: { x: false, y: false } },
     series: [
       { label: hourly ? "hour (UTC)" : "day (UTC)", value: hourly ? "{YYYY}-{MM}-{DD} {HH}:00" : "{YYYY}-{MM}-{DD}" },
-      { label: "requests", stroke: "#1c6dd0", fill: "rgba(28,109,208,0.55)", paths: bars, points: { show: false }, value: (u, v) => fmtInt(v) },
-      { label: "errors", stroke: "rgba(209,73,91,0.9)", width: 0, fill: "rgba(209,73,91,0.9)", paths: bars, points: { show: false }, value: (u, v) => fmtInt(v) },
+      { label: "requests", stroke: "#1c6dd0", fill: "rgba(28,109,208,0.55)", paths: bars, points: { show: false }, value: (u, v) => fmtInt(v || 0) },
+      { label: "errors", stroke: "rgba(209,73,91,0.9)", width: 0, fill: "rgba(209,73,91,0.9)", paths: bars, points: { show: false }, value: (u, v) => fmtInt(v || 0) },
     ],
     axes: [
       { stroke: "#5b6577", grid: { show: false }, ticks: { stroke: "#d8dee8" }, values: hourly ? "{HH}:00\n{MMM} {D}" : "{MMM} {D}" },

@@ -449,7 +449,7 @@ export class Editor {
     const summary = el("p", "summary", `${answers.length} command${answers.length === 1 ? "" : "s"}: ${okCount} ok, ${answers.length - okCount} failed`);
     this.results.replaceChildren(summary, ...nodes);
     this.paint();
-    if (forbidden) this.setAccess(`Read-only here: this key may not write (${forbidden}). Reads still work.`);
+    if (forbidden) this.setAccess(`Read-only here: ${forbidden} (403 forbidden). Reads still work; use a key that may write to change data.`);
   }
 
   setAccess(text) {
@@ -495,7 +495,8 @@ export function renderData(data, columns) {
   const cell = (v) => {
     if (v === null || v === undefined) return el("td", "null", "null");
     if (typeof v === "object") return el("td", "json", JSON.stringify(v).slice(0, 200));
-    return el("td", typeof v === "number" ? "num" : "", String(v));
+    if (typeof v === "number") return el("td", "num", String(Number.isInteger(v) ? v : Number(v.toPrecision(12))));
+    return el("td", "", String(v));
   };
   if (Array.isArray(data) && data.length && data.every((r) => r && typeof r === "object" && !Array.isArray(r))) {
     const cols = columns && columns.length ? columns : [...new Set(data.flatMap((r) => Object.keys(r)))].slice(0, 12);

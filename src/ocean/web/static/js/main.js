@@ -27,6 +27,7 @@ function notify(kind, text) {
 const dash = new Dashboard(notify);
 const editor = new Editor({ onKeyRejected: (problem) => askKey(`The server rejected this key (${problem}). Enter another one.`) });
 let hadTrouble = false;
+let synced = false; // the counters were read since the key was set
 
 const live = new LiveStream("_admin/*", {
   key: () => keyStore.get(),
@@ -37,7 +38,9 @@ const live = new LiveStream("_admin/*", {
   onOpen: (first) => {
     if (hadTrouble) notify("info", "Reconnected: live again.");
     hadTrouble = false;
-    if (!first) resync(); // missed increments while away, or a restarted server
+    // after a reconnect: increments missed while away, or a restarted server; or the first read failed
+    if (!first || !synced) resync();
+    if (!editor.decls.length) editor.loadDeclarations().catch(reportQuietly);
   },
   onNamed: (name) => {
     if (name === "gap") {
@@ -72,8 +75,17 @@ function showState(state, detail) {
   }
 }
 
-async function resync() {
+let resyncing = null;
+
+/** Read the counters again (one read at a time); says what went wrong if it cannot. */
+function resync() {
+  if (!resyncing) resyncing = resyncOnce().finally(() => { resyncing = null; });
+  return resyncing;
+}
+
+async function resyncOnce() {
   const res = await dash.resync();
+  synced = res.ok;
   if (res.ok) return true;
   if (res.status === 401) askKey(`The server rejected this key (${res.problem}). Enter another one.`);
   else if (res.status === 403) notify("error", "This key may not read _admin/*: the figures need read access to _admin/*. The editor still works.");
@@ -114,6 +126,7 @@ async function connect(key, fromPrompt) {
   $("#key-button").textContent = keyLabel(key);
   editor.setAccess("");
   dash.reset();
+  synced = false;
   if (check.status === 0) {
     notify("warn", `Could not reach the server (${check.problem}); retrying in the background.`);
   } else if (check.status === 403) {
