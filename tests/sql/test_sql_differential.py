@@ -11,6 +11,9 @@ ORACLE = oracle_connection(ENGINE)
 NUM_COLS = ["amount", "qty"]
 TEXT_COLS = ["status", "customer", "note"]
 st_int = st.integers(-3, 120).map(str)
+SOURCES = ['"shop/orders"', '"shop/*"']  # the prefix adds shop/customers' rows (NULL in these columns)
+TIME_KEYS = ["date_trunc('day', ts)", "date_trunc('week', ts)", "time_bucket('6 hours', ts)",
+             "date_trunc('hour', created_at)", "date_trunc('month', ts)"]
 
 
 def nums(depth=2):
@@ -62,7 +65,8 @@ def conds(depth=2):
 def row_queries(draw):
     items = draw(st.lists(st.one_of(nums(), texts()), min_size=1, max_size=3))
     where = draw(st.one_of(st.none(), conds()))
-    sql = "SELECT " + ", ".join(f"{e} AS c{i}" for i, e in enumerate(items)) + ' FROM "shop/orders"'
+    source = draw(st.sampled_from(SOURCES))
+    sql = "SELECT " + ", ".join(f"{e} AS c{i}" for i, e in enumerate(items)) + f" FROM {source}"
     if where:
         sql += f" WHERE {where}"
     if draw(st.booleans()):
@@ -74,15 +78,17 @@ def row_queries(draw):
 
 @st.composite
 def group_queries(draw):
-    key = draw(st.one_of(st.sampled_from(TEXT_COLS + ["qty"]), texts(1)))
+    key = draw(st.one_of(st.sampled_from(TEXT_COLS + ["qty"]), texts(1), st.sampled_from(TIME_KEYS)))
     aggs = draw(st.lists(st.one_of(
         st.just("COUNT(*)"),
         st.tuples(st.sampled_from(["COUNT", "SUM", "AVG", "MIN", "MAX"]), nums(1)).map(lambda t: f"{t[0]}({t[1]})"),
         st.tuples(st.sampled_from(["MIN", "MAX", "COUNT"]), texts(0)).map(lambda t: f"{t[0]}({t[1]})"),
         nums(0).map(lambda x: f"COUNT(DISTINCT {x})"),
+        st.sampled_from(["MIN(ts)", "MAX(created_at)", "COUNT(DISTINCT date_trunc('day', ts))"]),
     ), min_size=1, max_size=3))
     where = draw(st.one_of(st.none(), conds(1)))
-    sql = f"SELECT {key} AS k, " + ", ".join(f"{a} AS a{i}" for i, a in enumerate(aggs)) + ' FROM "shop/orders"'
+    source = draw(st.sampled_from(SOURCES))
+    sql = f"SELECT {key} AS k, " + ", ".join(f"{a} AS a{i}" for i, a in enumerate(aggs)) + f" FROM {source}"
     if where:
         sql += f" WHERE {where}"
     sql += " GROUP BY k"

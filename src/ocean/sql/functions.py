@@ -176,6 +176,8 @@ def arith(op: str, a: Vec, b: Vec) -> Vec:
             if kind == "int" and (np.abs(x.astype(np.float64) * y) >= 9.2e18).any():
                 raise SqlError("integer overflow in '*'")
         else:
+            if op == "%" and kind == "float":  # SQLite: % truncates both sides to integers, answers a real
+                x, y = np.trunc(x), np.trunc(y)
             zero = y == 0
             ys = np.where(zero, 1, y) if zero.any() else y
             if op == "/":
