@@ -44,13 +44,13 @@ def test_any_select_tail(text):
     check(text)
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.sampled_from(WORDS), min_size=1, max_size=25))
 def test_token_soup(words):
     check(" ".join(words))
 
 
-@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.sampled_from(WORDS[7:]), max_size=14), st.lists(st.sampled_from(WORDS[7:]), max_size=10),
        st.sampled_from(['"shop/orders"', '"shop/*"', '"analytics/daily"', '"none/x"']))
 def test_select_shaped_soup(select, tail, source):
