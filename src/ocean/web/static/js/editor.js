@@ -322,8 +322,11 @@ export class Editor {
     } else if (!this.decls.length) {
       this.hint.append(el("span", "doc", "Ctrl+Enter runs the script. Help and completion load once a key is set."));
     } else if (word && !word.startsWith("--") && !word.includes("/") && ctx.atCommand) {
-      const close = [...this.byWord.keys()].filter((k) => k[0] === word[0]);
-      this.hint.append(el("span", "doc", `“${word}” is not a command${close.length ? `; did you mean ${close.join(", ")}?` : "."}`));
+      const starting = [...this.byWord.keys()].filter((k) => k.startsWith(word)).sort();
+      const close = [...this.byWord.keys()].filter((k) => k[0] === word[0]).sort();
+      this.hint.append(el("span", "doc", starting.length
+        ? `Tab completes: ${starting.join(", ")}`
+        : `“${word}” is not a command${close.length ? `; did you mean ${close.join(", ")}?` : "; a route alone lists its entities."}`));
     } else {
       this.hint.append(el("span", "doc", "Type a command (incr, read, find, sql …). Ctrl+Space completes, Ctrl+Enter runs."));
     }
