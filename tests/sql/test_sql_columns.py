@@ -156,3 +156,16 @@ def test_views_share_buffers_not_copies():
     table = store_for(eng).tables["shop/orders"]
     v = table.fields["amount"].vec()
     assert np.shares_memory(v.data, table.fields["amount"].data)
+
+
+def test_event_notes_out_of_seq_order_are_not_lost():
+    eng = FixtureEngine({"t/o": {"entities": {}, "events": [
+        {"seq": 1, "created_at": "2026-02-10T00:00:00.000Z", "payload": {"i": 1}}]}})
+    store = store_for(eng)
+    assert query(eng, 'SELECT COUNT(*) AS n FROM "t/o"')["rows"] == [{"n": 1}]
+    rec = lambda seq: {"seq": seq, "created_at": "2026-02-10T00:00:00.000Z", "payload": {"i": seq}}  # noqa: E731
+    store.event_added("t/o", rec(1))  # a late note of an event the build already read: a duplicate
+    store.event_added("t/o", rec(3))  # writer of seq 3 told listeners first ...
+    assert query(eng, 'SELECT COUNT(*) AS n FROM "t/o"')["rows"] == [{"n": 2}]
+    store.event_added("t/o", rec(2))  # ... the writer of seq 2 after a query ran
+    assert query(eng, 'SELECT SUM(i) AS s, COUNT(*) AS n FROM "t/o"')["rows"] == [{"s": 6, "n": 3}]

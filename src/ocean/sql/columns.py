@@ -23,7 +23,8 @@ import weakref
 import numpy as np
 
 from ..model import prefix_matches
-from .vectors import Dictionary, Vec, as_kind, concat, encode_strings, from_values, kind_of, merge_kinds
+from .vectors import (Dictionary, Vec, as_kind, concat, encode_strings, from_values, kind_of, merge_kinds,
+                      parse_ts_canonical)
 
 SYSTEM = ("key", "created_at", "updated_at")
 _DTYPES = {"bool": bool, "int": np.int64, "float": np.float64, "ts": np.int64, "str": np.int32, "obj": object}
@@ -148,7 +149,12 @@ class StoreColumn:
 
     def set(self, row: int, value) -> None:
         """Overwrite one row (an entity that changed)."""
-        kind = merge_kinds(self.kind, kind_of(value))
+        vkind = kind_of(value)
+        if vkind == "ts":
+            ms = parse_ts_canonical(value)
+            if ms is None:  # shaped like a timestamp, but no such date: plain text
+                vkind = "str"
+        kind = merge_kinds(self.kind, vkind)
         if kind != self.kind:
             self._convert(kind)
         if kind == "null":
@@ -173,8 +179,8 @@ class StoreColumn:
             if value is None:
                 self.valid[row] = False
             else:
-                if kind == "ts" and type(value) is str:
-                    value = from_values([value]).data[0]
+                if kind == "ts":
+                    value = ms
                 self.data[row] = value
                 self.valid[row] = True
             self.nulls += (value is None) - was_null
@@ -250,7 +256,7 @@ class Table:
         self._append([(k, r["created_at"], r["updated_at"], None, r["payload"]) for k, r in entities])
         self._append([(None, e["created_at"], None, e["seq"], e["payload"]) for e in events])
         if events:
-            self.loaded_seq = max(e["seq"] for e in events)
+            self.loaded_seq = max(e["seq"] for e in events)  # the build read every event up to here
         self.builds += 1
 
     def refresh(self, engine) -> None:
@@ -260,10 +266,12 @@ class Table:
             new_events, self.new_events = self.new_events, []
             removed, self.removed_seqs = self.removed_seqs, []
         if new_events:
+            # NOTE: listeners hear of writes outside the engine's lock, so notes may arrive out of
+            # seq order; only events the build already read (seq <= loaded_seq, fixed at build
+            # time) are duplicates.
             fresh = [e for e in new_events if e["seq"] > self.loaded_seq]
             if fresh:
                 self._append([(None, e["created_at"], None, e["seq"], e["payload"]) for e in fresh])
-                self.loaded_seq = max(self.loaded_seq, max(e["seq"] for e in fresh))
                 self.patched_rows += len(fresh)
         if removed:
             seqs = self.seq.vec()
@@ -297,7 +305,7 @@ class Table:
         payload = rec["payload"]
         if not isinstance(payload, dict):
             payload = {"value": payload}
-        self.columns["created_at"].set(row, rec["created_at"])
+        # created_at never changes while the entity lives (a removed key gets a new row)
         self.columns["updated_at"].set(row, rec["updated_at"])
         for name, col in self.fields.items():
             if name not in payload:

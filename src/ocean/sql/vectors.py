@@ -184,6 +184,22 @@ def parse_ts_loose(s) -> int | None:
     return int(dt.timestamp() * 1000) if dt.year > 1 else None
 
 
+_EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
+
+
+def parse_ts_canonical(s: str) -> int | None:
+    """Epoch ms of one canonical ISO string (``kind_of(s) == "ts"``), or None if it is no real date."""
+    from datetime import date
+    try:
+        days = date(int(s[0:4]), int(s[5:7]), int(s[8:10])).toordinal() - _EPOCH_ORDINAL
+    except ValueError:
+        return None
+    h, mi, sec = int(s[11:13]), int(s[14:16]), int(s[17:19])
+    if h > 23 or mi > 59 or sec > 59:
+        return None
+    return ((days * 24 + h) * 60 + mi) * 60000 + sec * 1000 + int(s[20:23])
+
+
 def ts_threshold(s: str, strict: bool) -> int:
     """Smallest epoch ms whose ISO text is >= s (``strict``: > s): ISO text order is time order."""
     lo, hi = -62135596800000, 253402300799999  # 0001-01-01 .. 9999-12-31T23:59:59.999
