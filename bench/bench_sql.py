@@ -12,6 +12,8 @@ Every benchmark asserts its answer, and ocean's answer equals sqlite3's. Groups:
   (the same rows, no index) and with ``key`` as its PRIMARY KEY (an index ocean does not keep).
 - ``sql-after-1000-writes``: the day group-by on 200k events right after 1,000 new events
   were written (writes not timed): the columns are patched, never rebuilt.
+- ``sql-tutorial-after-1000-incr``: the tutorial query right after 1,000 counter increments
+  spread over the 3 years of days (sqlite3: 1,000 UPDATEs), increments not timed.
 
 Setup: the data goes through the real engine (``fsync="no"``, no maintenance thread).
 At ~35 us a write, the 1M-event set takes ~40 s to write and ~7 s for ocean's one-off
@@ -242,3 +244,34 @@ def _total(ds, engine_name) -> int:
     if engine_name == "ocean":
         return query(ds.engine, 'SELECT COUNT(*) AS n FROM "bench/events"')["rows"][0]["n"]
     return ds.sqlite.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+
+
+@pytest.mark.parametrize("engine_name", ["ocean", "sqlite3", "sqlite3-primary-key"])
+def test_tutorial_after_1000_incr(benchmark, three_years, engine_name):
+    eng, sqlites = three_years
+    table = store_for(eng).table("analytics/daily")
+    benchmark.group = "sql-tutorial-after-1000-incr"
+    start = datetime.date(2023, 1, 1)
+    days = [(start + datetime.timedelta(days=i)).isoformat() for i in range(3 * 365 + 1)]
+    rng = np.random.default_rng(5)
+    con = sqlites.get(engine_name)
+
+    def incr_1000():
+        for i in rng.integers(0, len(days), 1000).tolist():
+            if engine_name == "ocean":
+                eng.incr("analytics/daily", days[i], {"page_views": 1})
+            else:
+                con.execute("UPDATE daily SET page_views = page_views + 1 WHERE key = ?", (days[i],))
+        return (), {}
+
+    if engine_name == "ocean":
+        run = lambda: query(eng, TUTORIAL)  # noqa: E731
+    else:
+        run = lambda: con.execute(TUTORIAL_SQLITE).fetchall()  # noqa: E731
+    got = benchmark.pedantic(run, setup=incr_1000, rounds=30, iterations=1)
+    rows = _rows(got)
+    assert [r[0] for r in rows][:2] == ["2025-12-31", "2025-12-30"]
+    if engine_name == "ocean":
+        assert table.builds == 1, "the columns were patched with the changed rows, never rebuilt"
+        want = {k: r["payload"]["page_views"] for k, r in eng.route_entities("analytics/daily")}
+        assert [r[1] for r in rows] == [want[r[0]] for r in rows]

@@ -185,6 +185,29 @@ class StoreColumn:
                 self.valid[row] = True
             self.nulls += (value is None) - was_null
 
+    def set_many(self, rows: np.ndarray, vec: Vec) -> None:
+        """Overwrite rows ``rows`` (distinct positions) with the values of ``vec``, typed once."""
+        kind = merge_kinds(self.kind, vec.kind)
+        self._convert(kind)
+        if kind == "null":
+            return
+        vec = as_kind(vec, kind)
+        if kind == "str":
+            codes = self._map_codes(vec)
+            self.nulls += int((codes < 0).sum()) - int((self.data[rows] < 0).sum())
+            self.data[rows] = codes
+        elif kind == "obj":
+            self.data[rows] = vec.data
+        else:
+            was_null = int((~self.valid[rows]).sum())
+            self.data[rows] = vec.data
+            if vec.valid is None:
+                self.valid[rows] = True
+                self.nulls -= was_null
+            else:
+                self.valid[rows] = vec.valid
+                self.nulls += int((~vec.valid).sum()) - was_null
+
     def compact(self, keep: np.ndarray) -> None:
         """Keep only rows ``keep`` (ascending positions), dropping removed rows."""
         if self.kind != "null":
@@ -283,7 +306,7 @@ class Table:
             self.dead += int(hit.sum())
             self.patched_rows += int(hit.sum())
         if dirty:
-            added = []
+            added, changed = [], []
             for key in dirty:
                 rec = engine.entity(self.route, key)
                 row = self.key_row.get(key)
@@ -295,26 +318,30 @@ class Table:
                 elif row is None:
                     added.append((key, rec["created_at"], rec["updated_at"], None, rec["payload"]))
                 else:
-                    self._set_row(row, rec)
+                    changed.append((row, rec))
+            self._update(changed)
             self._append(added)
             self.patched_rows += len(dirty)
         if self.dead > 1024 and self.dead * 2 > self.n:
             self._compact()
 
-    def _set_row(self, row: int, rec: dict) -> None:
-        payload = rec["payload"]
-        if not isinstance(payload, dict):
-            payload = {"value": payload}
+    def _update(self, changed: list) -> None:
+        """Overwrite existing entity rows ``[(row, record)]`` column by column (typed once per column)."""
+        if not changed:
+            return
+        rows = np.fromiter((r for r, _ in changed), np.int64, len(changed))
+        payloads = [rec["payload"] if isinstance(rec["payload"], dict) else {"value": rec["payload"]}
+                    for _, rec in changed]
         # created_at never changes while the entity lives (a removed key gets a new row)
-        self.columns["updated_at"].set(row, rec["updated_at"])
-        for name, col in self.fields.items():
-            if name not in payload:
-                col.set(row, None)
-        for name, value in payload.items():
+        self.columns["updated_at"].set_many(rows, from_values([rec["updated_at"] for _, rec in changed]))
+        names = dict.fromkeys(self.fields)
+        for p in payloads:
+            names.update(dict.fromkeys(p))
+        for name in names:
             col = self.fields.get(name)
             if col is None:
                 col = self.fields[name] = StoreColumn(self.n)
-            col.set(row, value)
+            col.set_many(rows, from_values([p.get(name) for p in payloads]))
 
     def _append(self, rows: list) -> None:
         """Append rows ``(key, created_at, updated_at, seq, payload)`` column by column."""
