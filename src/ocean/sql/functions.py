@@ -20,8 +20,8 @@ import re
 import numpy as np
 
 from ..errors import SqlError
-from .vectors import (NUMERIC, Dictionary, Vec, as_kind, encode_strings, format_ts, from_values, merge_kinds,
-                      narrow, parse_ts_loose, ts_threshold)
+from .vectors import (NUMERIC, Dictionary, Vec, as_kind, encode_strings, merge_kinds, narrow, parse_ts_loose,
+                      ts_threshold)
 
 AGGREGATES = frozenset({"count", "sum", "avg", "min", "max"})
 
@@ -710,6 +710,5 @@ def time_bucket(interval: Vec, ts: Vec) -> Vec:
     return Vec("ts", out, t.valid, None, t.const)
 
 
-__all__ = ["AGGREGATES", "SCALARS", "arith", "compare", "call_scalar", "case", "cast", "concat_text", "format_ts",
-           "from_values", "in_list", "is_null", "like", "logic_and", "logic_not", "logic_or", "negate",
-           "null_safe_equal", "truth"]
+__all__ = ["AGGREGATES", "SCALARS", "arith", "compare", "call_scalar", "case", "cast", "concat_text", "in_list",
+           "is_null", "like", "logic_and", "logic_not", "logic_or", "negate", "null_safe_equal", "truth"]

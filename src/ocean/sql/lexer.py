@@ -139,7 +139,7 @@ def tokenize(text: str) -> list[Token]:
                 i += len(op)
                 break
         else:
-            shown = c if c.isprintable() else repr(c)
-            raise syntax_error(text, i, f"unexpected character {shown!r}" if c.isprintable() else f"unexpected character {shown}")
+            shown = repr(c)  # quoted, with escapes for characters that do not print
+            raise syntax_error(text, i, f"unexpected character {shown}")
     out.append(Token("end", None, n))
     return out

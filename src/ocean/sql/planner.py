@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 
 from ..errors import SqlError
 from . import functions
-from .parser import (Between, Binary, Call, Case, Cast, Column, InList, IsNull, Like, Literal, Node, OrderItem,
-                     Select, Star, Unary)
+from .parser import Between, Binary, Call, Case, Cast, Column, InList, IsNull, Like, Literal, Node, Select, Star, Unary
 
 
 @dataclass(frozen=True)
@@ -216,4 +215,4 @@ def _lift(node: Node, aggregates: list) -> Node:
     return node  # pragma: no cover
 
 
-__all__ = ["AggRef", "OutRef", "Plan", "plan", "OrderItem"]
+__all__ = ["AggRef", "OutRef", "Plan", "plan"]

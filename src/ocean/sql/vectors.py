@@ -202,12 +202,8 @@ def parse_ts_canonical(s: str) -> int | None:
 
 def ts_threshold(s: str, strict: bool) -> int:
     """Smallest epoch ms whose ISO text is >= s (``strict``: > s): ISO text order is time order."""
-    lo, hi = -62135596800000, 253402300799999  # 0001-01-01 .. 9999-12-31T23:59:59.999
-    if (format_ts(np.array([hi]))[0] > s) if strict else (format_ts(np.array([hi]))[0] >= s):
-        pass
-    else:
-        return hi + 1
-    while lo < hi:
+    lo, hi = -62135596800000, 253402300799999 + 1  # 0001-01-01 .. one past 9999-12-31T23:59:59.999
+    while lo < hi:  # binary search on the monotonic ms -> text mapping
         mid = (lo + hi) // 2
         text = format_ts(np.array([mid], np.int64))[0]
         if (text > s) if strict else (text >= s):
