@@ -19,6 +19,11 @@ def test_row_cap_names_the_setting(fixture_engine):
     assert len(out["rows"]) == 3
 
 
+def test_zero_turns_the_limits_off(fixture_engine):
+    settings = Settings.load(environ={}, sql_max_rows=0, sql_time_limit_ms=0)
+    assert len(query(fixture_engine, 'SELECT * FROM "shop/*"', settings=settings)["rows"]) == 48
+
+
 def test_time_limit_names_the_setting():
     eng = FixtureEngine({"big/t": {"entities": {}, "events": [
         {"seq": i + 1, "created_at": "2026-02-10T00:00:00.000Z", "payload": {"v": [i] if i % 2 else f"s{i}"}}

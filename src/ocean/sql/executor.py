@@ -346,7 +346,7 @@ def execute(plan: Plan, view, max_rows: int, deadline: Deadline) -> dict:
         perm = perm[plan.offset:]
     else:
         perm = np.arange(min(n, plan.offset), n if stop is None else min(n, stop))
-    if len(perm) > max_rows:
+    if max_rows and len(perm) > max_rows:  # 0: no cap
         raise QueryLimit(f"the query returns {len(perm)} rows; at most {max_rows} are allowed "
                          f"(setting sql_max_rows); add a LIMIT")
     if len(perm) != n or plan.order_by:
