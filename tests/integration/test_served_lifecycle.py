@@ -66,6 +66,9 @@ def test_sigkill_loses_no_acknowledged_write(make_server):
     n = again.get_json("/entity/crash/daily/d")["payload"]["n"]
     assert n >= acked["n"]  # every acknowledged increment survived (one in flight may have too)
     assert n <= acked["n"] + 4
+    events = requests.post(again.url + "/exec", data="count crash/events", timeout=10,
+                           headers={"X-Ocean-Key": again.key, "Content-Type": "text/plain"}).json()[0]
+    assert events["ok"] and acked["events"] <= events["data"] <= acked["events"] + 4
 
 
 def test_a_second_server_on_the_same_directory_is_refused(make_server, tmp_path):
