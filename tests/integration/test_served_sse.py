@@ -73,3 +73,15 @@ def test_heartbeat_keeps_idle_streams_open(server):
             if line == ": heartbeat":
                 break
             assert time.monotonic() < deadline
+
+
+def test_a_client_that_goes_away_is_cleaned_up(server):
+    base = server.get_json("/health")["sse_clients"]
+    resp = requests.get(f"{server.url}/live/gone/feed", stream=True, timeout=10, headers={"X-Ocean-Key": server.key})
+    next(resp.iter_lines())
+    assert server.get_json("/health")["sse_clients"] == base + 1
+    resp.close()  # the client vanishes without a word
+    deadline = time.monotonic() + 10  # noticed at the next write to it: a drop or a heartbeat (1 s here)
+    while server.get_json("/health")["sse_clients"] > base:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
