@@ -8,14 +8,18 @@ flight each). Target: throughput with accounting >= 0.95x throughput without.
 * ``test_accounting_incr[off|on]`` sit in one pytest-benchmark group, so the
   ratio is read from one run's table;
 * ``test_accounting_overhead_ratio`` interleaves short rounds (off, on, on,
-  off, ...) so drift on a shared machine hits both sides alike, and asserts the
-  ratio of the best rates (as ``bench_http.py`` does); the median of the
-  per-pair ratios is reported beside it.
+  off, ...) so drift hits both sides alike. It reports the wall-clock ratio
+  (best rates, and the median of the per-pair ratios) and, on Linux, each
+  server's CPU seconds per request (its process group, from ``/proc``). The
+  asserted figure is requests per server CPU-second, on / off: what the one
+  worker sustains when it is the bottleneck, which other processes taking the
+  cores do not move (wall-clock rates on a shared 2-core box scatter by 10-20 %
+  from run to run; measured). Without ``/proc`` the best-rate ratio is asserted.
 
-PERF: in-process, the accounting middleware costs about 2.4 us per request
-(4.8 us with accounting off vs 7.2 us on, ``publish`` included), against about
-600 us for a whole ``POST /exec`` incr, so the expected ratio is about 0.99; on
-a loaded 2-core box single runs scatter by +-8 %, which is why rounds interleave.
+PERF: measured in-process under gevent's patching, the middleware costs about
+7 us per request with accounting on against 3 us off, most of it
+``engine.publish`` of ``_admin/events`` (two gevent-patched locks and a
+``Message``), against 140-300 us for a whole ``POST /exec`` incr.
 
 Run: ``PYTHONPATH=src python -m pytest bench/load/bench_accounting.py -s``
 (short by default, as CI runs it; ``OCEAN_BENCH_LONG=1`` for the long run).
@@ -66,6 +70,26 @@ def _counter(srv) -> int:
         return 0
 
 
+def _cpu_seconds(srv) -> float | None:
+    """CPU seconds (user + system) used so far by the server's process group (master and worker); Linux only."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total, found = 0, False
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return None
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == srv.pid:  # field 5, pgrp: the server runs in its own session
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+            found = True
+    return total / tick if found else None
+
+
 def _round(srv, n: int = REQUESTS) -> float:
     """``n`` increments over ``CONNS`` connections; the seconds they took (all must be 200)."""
     seconds, statuses, _ = hammer(srv.port, request("POST", "/exec", srv.key, SCRIPT), n, CONNS)
@@ -91,9 +115,14 @@ def test_accounting_overhead_ratio(servers, record_property):
         _round(srv, PAIR_REQUESTS)  # warm up both: connections, code paths, the Drops parse cache
     start = {name: _counter(srv) for name, srv in servers.items()}
     rates = {"off": [], "on": []}
+    cpus = {"off": [], "on": []}  # server CPU seconds per request, per round
     for i in range(PAIRS):
         for name in (("off", "on") if i % 2 == 0 else ("on", "off")):
+            c0 = _cpu_seconds(servers[name])
             rates[name].append(PAIR_REQUESTS / _round(servers[name], PAIR_REQUESTS))
+            c1 = _cpu_seconds(servers[name])
+            if c0 is not None and c1 is not None:
+                cpus[name].append((c1 - c0) / PAIR_REQUESTS)
     for name, srv in servers.items():
         assert _counter(srv) - start[name] == PAIRS * PAIR_REQUESTS  # every increment counted, none lost
     # the accounting server really counted the requests (it writes _admin/* once a second)
@@ -101,13 +130,22 @@ def test_accounting_overhead_ratio(servers, record_property):
     day = time.strftime("%Y-%m-%d", time.gmtime())
     assert servers["on"].get_json(f"/entity/_admin/daily/{day}")["payload"]["requests"] >= (PAIRS + 1) * PAIR_REQUESTS
 
-    off, on = max(rates["off"]), max(rates["on"])
-    ratio = on / off
+    best = max(rates["on"]) / max(rates["off"])
     paired = statistics.median(a / b for a, b in zip(rates["on"], rates["off"]))
     report = (f"incr via POST /exec, {CONNS} conns, {PAIRS} interleaved rounds of {PAIR_REQUESTS} per server: "
-              f"best accounting off {off:,.0f} req/s, on {on:,.0f} req/s, ratio {ratio:.3f} "
-              f"(median of paired ratios {paired:.3f}; target >= {TARGET})")
+              f"accounting off {max(rates['off']):,.0f} req/s best, on {max(rates['on']):,.0f}; "
+              f"ratio best {best:.3f}, median of pairs {paired:.3f}")
+    ratio = best
+    if cpus["on"] and cpus["off"]:
+        # requests per server CPU-second: what one worker sustains when it is the bottleneck,
+        # unmoved by other processes taking the cores (the wall-clock rates above are not)
+        cpu_ratio = statistics.median(b / a for a, b in zip(cpus["on"], cpus["off"]))
+        report += (f"; server CPU per request off {1e6 * statistics.median(cpus['off']):.0f} us, "
+                   f"on {1e6 * statistics.median(cpus['on']):.0f} us, throughput per CPU-second ratio {cpu_ratio:.3f}")
+        record_property("accounting_cpu_ratio", round(cpu_ratio, 4))
+        ratio = cpu_ratio
+    report += f" (asserted: {ratio:.3f} >= {TARGET if LONG else SHORT_FLOOR})"
     print("\n" + report)
-    record_property("accounting_ratio", round(ratio, 4))
+    record_property("accounting_ratio", round(best, 4))
     record_property("accounting_paired_ratio", round(paired, 4))
     assert ratio >= (TARGET if LONG else SHORT_FLOOR), report

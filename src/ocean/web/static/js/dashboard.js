@@ -157,7 +157,9 @@ export class Dashboard {
     }
     const name = route.slice("_admin/".length);
     if (route.startsWith("_admin/") && this.counters[name] && data._key) {
-      mergeMax(this.counters[name], data._key, data);
+      // an admin may also remove or overwrite these entities: then the stream's value wins
+      if (data._op === "remove" || data._op === "save") this.counters[name].delete(data._key);
+      if (data._op !== "remove") mergeMax(this.counters[name], data._key, data);
       this.queueRender();
     }
   }
