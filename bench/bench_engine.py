@@ -125,3 +125,25 @@ def test_log_replay(benchmark, engine_factory):
 
     assert benchmark.pedantic(reopen, rounds=3, iterations=1) == records
     benchmark.extra_info["records"] = records
+
+
+DROPS = [{"route": "analytics/daily", "key": f"2026-02-{i % 28 + 1:02d}", "payload": {"+page_views": 1}}
+         for i in range(1000)]
+
+
+@pytest.mark.benchmark(group="engine-drops-1000")
+def test_drop_many_1000(benchmark, engine_factory):
+    eng = engine_factory()
+    benchmark.pedantic(lambda: eng.drop_many(DROPS), rounds=10, iterations=1)
+    total = sum(eng.get("analytics/daily", f"2026-02-{d:02d}")["payload"]["page_views"] for d in range(1, 29))
+    assert total == 10 * 1000
+    benchmark.extra_info["drops_per_round"] = 1000
+
+
+@pytest.mark.benchmark(group="engine-drops-1000")
+def test_single_incr_1000(benchmark, engine_factory):
+    eng = engine_factory()
+    calls = [(d["route"], d["key"], {"page_views": 1}) for d in DROPS]
+    benchmark.pedantic(lambda: [eng.incr(*c) for c in calls], rounds=10, iterations=1)
+    total = sum(eng.get("analytics/daily", f"2026-02-{d:02d}")["payload"]["page_views"] for d in range(1, 29))
+    assert total == 10 * 1000

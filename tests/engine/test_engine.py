@@ -190,3 +190,41 @@ def test_plain_value_entity(engine):
     assert engine.get("pages", "home")["payload"] == "<html>hi</html>"
     with pytest.raises(errors.NotACounter):
         engine.incr("pages", "home", {"n": 1})
+
+
+def test_drop_kinds(engine):
+    ev = engine.drop("analytics/events", {"method": "GET"})
+    assert ev["key"] is None and engine.events("analytics/events")[0]["payload"] == {"method": "GET"}
+    engine.drop("users", {"name": "A", "city": "X"}, key="u")
+    engine.drop("users", {"+visits": 2, "city": "Y"}, key="u")  # increments merge plain entries
+    assert engine.get("users", "u")["payload"] == {"name": "A", "city": "Y", "visits": 2}
+    engine.drop("users", {"name": "B"}, key="u")  # a plain keyed drop is a save
+    assert engine.get("users", "u")["payload"] == {"name": "B", "visits": 2}
+    with pytest.raises(errors.InvalidPayload):
+        engine.drop("users", {"+n": 1})
+
+
+def test_drop_many_one_write_per_batch_with_per_drop_results(engine):
+    sub = engine.subscribe("*")
+    appended = engine.store.wal.appended
+    items = [{"route": "c", "key": "k", "payload": {"+n": 1}} for _ in range(999)]
+    items.insert(500, {"route": "bad route", "payload": {}})
+    items.append({"route": "c", "key": "k", "payload": {"n": "text"}})  # refused by apply: n is a counter
+    out = engine.drop_many(items)
+    assert isinstance(out[500], errors.InvalidRoute) and isinstance(out[-1], errors.NotACounter)
+    receipts = [r for r in out if isinstance(r, dict)]
+    assert len(receipts) == 999 and [r["seq"] for r in receipts] == list(range(1, 1000))
+    assert engine.get("c", "k")["payload"] == {"n": 999}
+    assert engine.store.wal.appended == appended + 1000  # 999 + the refused-by-apply one, logged
+    assert sub.pending() == 999 and sub.get(timeout=1).data["n"] == 1
+    assert engine.seq == 1000
+
+
+def test_drop_many_replays(make_engine):
+    eng = make_engine()
+    eng.drop_many([{"route": "c", "key": f"k{i % 3}", "payload": {"+n": i}} for i in range(30)])
+    eng.drop_many([{"route": "e", "payload": {"i": i}} for i in range(5)])
+    eng.close()
+    eng2 = make_engine()
+    assert sum(eng2.get("c", f"k{i}")["payload"]["n"] for i in range(3)) == sum(range(30))
+    assert len(eng2.events("e")) == 5 and eng2.seq == 35

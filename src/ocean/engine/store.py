@@ -38,6 +38,13 @@ class Store(abc.ABC):
         """Make ``op`` durable (per policy) and apply it; returns ``(result, published, ticket)``."""
 
     @abc.abstractmethod
+    def write_many(self, batch: list, max_bytes: int, first_seq: int):
+        """Number ops from ``first_seq`` (skipping refused ones), log them in one write, apply each.
+
+        Returns ``(outcomes, ticket)``: per op ``(result, published)`` or an ``OceanError``.
+        """
+
+    @abc.abstractmethod
     def sync(self, ticket) -> None:
         """Return once the write with ``ticket`` is as durable as the policy promises."""
 
@@ -135,7 +142,8 @@ class LocalStore(Store):
         return meta
 
     # -- writing -----------------------------------------------------------
-    def write(self, op: list, max_bytes: int):
+    @staticmethod
+    def _encode(op: list, max_bytes: int) -> bytes:
         try:
             body = ops.encode(op)
         except (TypeError, ValueError) as exc:
@@ -144,6 +152,10 @@ class LocalStore(Store):
             raise InvalidPayload("payload is nested too deeply") from None
         if len(body) > max_bytes and len(body) - len(ops.encode(op[:5] + [None] * 4)) > max_bytes:
             raise PayloadTooLarge(f"payload is over the {max_bytes}-byte limit (setting max_payload_bytes)")
+        return body
+
+    def write(self, op: list, max_bytes: int):
+        body = self._encode(op, max_bytes)
         ticket = self.wal.append(body)
         self.since_snapshot += 1
         try:
@@ -152,6 +164,27 @@ class LocalStore(Store):
             exc.logged = True  # the engine must not reuse this op's seq
             raise
         return result, published, ticket
+
+    def write_many(self, batch: list, max_bytes: int, first_seq: int):
+        outcomes, bodies, seq = [], [], first_seq
+        for op in batch:
+            op[1] = seq
+            try:
+                bodies.append(self._encode(op, max_bytes))
+                outcomes.append(None)
+                seq += 1
+            except OceanError as exc:
+                op[1] = 0
+                outcomes.append(exc)
+        ticket = self.wal.append_many([b for b in bodies]) if bodies else self.wal.appended
+        self.since_snapshot += len(bodies)
+        for i, op in enumerate(batch):
+            if outcomes[i] is None:
+                try:
+                    outcomes[i] = self.state.apply(op)
+                except OceanError as exc:
+                    outcomes[i] = exc  # logged and refused: replay refuses it the same way
+        return outcomes, ticket
 
     def sync(self, ticket) -> None:
         if self.wal.policy == "always":
