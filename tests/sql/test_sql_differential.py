@@ -66,13 +66,17 @@ def row_queries(draw):
     items = draw(st.lists(st.one_of(nums(), texts()), min_size=1, max_size=3))
     where = draw(st.one_of(st.none(), conds()))
     source = draw(st.sampled_from(SOURCES))
-    sql = "SELECT " + ", ".join(f"{e} AS c{i}" for i, e in enumerate(items)) + f" FROM {source}"
+    distinct = draw(st.sampled_from(["", "DISTINCT "]))
+    sql = f"SELECT {distinct}" + ", ".join(f"{e} AS c{i}" for i, e in enumerate(items)) + f" FROM {source}"
     if where:
         sql += f" WHERE {where}"
     if draw(st.booleans()):
-        sql += " ORDER BY " + ", ".join(f"c{i}" + draw(st.sampled_from(["", " DESC"])) for i in range(len(items)))
+        direction = st.sampled_from(["", " DESC", " ASC NULLS LAST", " DESC NULLS FIRST"])
+        sql += " ORDER BY " + ", ".join(f"c{i}" + draw(direction) for i in range(len(items)))
         if draw(st.booleans()):
             sql += f" LIMIT {draw(st.integers(0, 12))}"
+            if draw(st.booleans()):
+                sql += f" OFFSET {draw(st.integers(0, 30))}"
     return sql
 
 
