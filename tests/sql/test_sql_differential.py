@@ -108,7 +108,7 @@ def same(sql):
     assert normalize(got["rows"], ordered) == normalize(want["rows"], ordered), sql
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=90, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(row_queries())
 def test_row_queries_match_sqlite(sql):
     same(sql)
