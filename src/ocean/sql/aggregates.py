@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import SqlError
 from ..kernels import core
 from .functions import describe, numeric_data
-from .vectors import Vec, narrow
+from .vectors import Vec, narrow, tick
 
 
 def group_codes(v: Vec) -> tuple[np.ndarray, np.ndarray | None]:
@@ -41,6 +41,7 @@ def group_codes(v: Vec) -> tuple[np.ndarray, np.ndarray | None]:
     keys = np.zeros(len(v.data), np.int64)
     valid = np.ones(len(v.data), bool)
     for i, x in enumerate(v.data.tolist()):
+        tick(i)
         if x is None:
             valid[i] = False
             continue
@@ -140,7 +141,8 @@ def aggregate(name: str, star: bool, distinct: bool, arg: Vec | None, gid: np.nd
     # obj: mixed values, in SQLite's cross-type order
     from .functions import _class_key
     best: list = [None] * ngroups
-    for g, x in zip(gid.tolist(), arg.data.tolist()):
+    for i, (g, x) in enumerate(zip(gid.tolist(), arg.data.tolist())):
+        tick(i)
         if x is None:
             continue
         cur = best[g]

@@ -7,7 +7,7 @@ Select expressions are evaluated last, on the rows that are returned only.
 
 Limits (``ocean.settings``): ``sql_max_rows`` caps the rows a query returns and
 ``sql_time_limit_ms`` its running time, checked between stages and inside
-every per-row Python loop; both fail with ``QueryLimit`` naming the setting.
+every 16k rows of each per-row Python loop; both fail with ``QueryLimit`` naming the setting.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from . import functions as F
 from .aggregates import aggregate, group_ids
 from .parser import Between, Binary, Call, Case, Cast, Column, InList, IsNull, Like, Literal, Star, Unary
 from .planner import AggRef, OutRef, Plan
-from .vectors import Vec
+from .vectors import Vec, set_deadline, tick
 
 
 class Deadline:
@@ -190,8 +190,11 @@ def _sort_arrays(v: Vec, n: int, desc: bool, nulls_first: bool | None):
     kind = v.kind
     if kind == "obj":
         values = v.data.tolist()
-        order = sorted(range(n), key=lambda i: (values[i] is not None, F._class_key(values[i])
-                                                  if values[i] is not None else (0, 0)))
+        keys = []
+        for i, x in enumerate(values):
+            tick(i)
+            keys.append((x is not None, F._class_key(x) if x is not None else (0, 0)))
+        order = sorted(range(n), key=keys.__getitem__)
         val = np.empty(n, np.int64)
         rank, prev = -1, object()
         for i in order:
@@ -276,6 +279,14 @@ def _clean(value):
 
 def execute(plan: Plan, view, max_rows: int, deadline: Deadline) -> dict:
     """Run ``plan`` over ``view``; return ``{"columns": [...], "rows": [{...}, ...]}``."""
+    set_deadline(deadline)
+    try:
+        return _execute(plan, view, max_rows, deadline)
+    finally:
+        set_deadline(None)
+
+
+def _execute(plan: Plan, view, max_rows: int, deadline: Deadline) -> dict:
     ev = Evaluator(deadline)
     items = []
     for expr, name in plan.items:

@@ -20,7 +20,7 @@ import re
 import numpy as np
 
 from ..errors import SqlError
-from .vectors import (NUMERIC, Dictionary, Vec, as_kind, encode_strings, merge_kinds, narrow, parse_ts_loose,
+from .vectors import (NUMERIC, Dictionary, Vec, as_kind, encode_strings, merge_kinds, narrow, parse_ts_loose, tick,
                       ts_threshold)
 
 AGGREGATES = frozenset({"count", "sum", "avg", "min", "max"})
@@ -268,7 +268,11 @@ def concat_text(a: Vec, b: Vec) -> Vec:
         s = a.const_value()
         return map_strings(b, lambda x: s + x, unique=True)
     left, right = a.to_list(), b.to_list()
-    return encode_strings([None if x is None or y is None else x + y for x, y in zip(left, right)])
+    out = []
+    for i, (x, y) in enumerate(zip(left, right)):
+        tick(i)
+        out.append(None if x is None or y is None else x + y)
+    return encode_strings(out)
 
 
 def _like_regex(pattern: str):
@@ -297,6 +301,7 @@ def like(a: Vec, pattern: Vec, negated: bool) -> Vec:
     data = np.zeros(len(left), bool)
     valid = np.zeros(len(left), bool)
     for i, (x, p) in enumerate(zip(left, pats)):
+        tick(i)
         if x is not None and p is not None:
             valid[i] = True
             data[i] = bool(_like_regex(p).match(x)) != negated
@@ -389,6 +394,7 @@ def _compare_objects(op: str, a: Vec, b: Vec) -> Vec:
     data = np.zeros(n, bool)
     valid = np.zeros(n, bool)
     for i, (x, y) in enumerate(zip(left, right)):
+        tick(i)
         if x is not None and y is not None:
             valid[i] = True
             data[i] = fn(_class_key(x), _class_key(y))

@@ -18,6 +18,7 @@ A constant is a length-1 vector with ``const=True``; numpy broadcasting does the
 from __future__ import annotations
 
 import re
+import threading
 
 import numpy as np
 
@@ -158,6 +159,24 @@ class Vec:
     def decoded(self) -> np.ndarray:
         """Values as an object array with None for NULL (the slow, general form)."""
         return np.array(self.to_list(len(self.data)) + [None], dtype=object)[:-1]
+
+
+# -- the running query's deadline (checked inside per-row Python loops) -------------
+
+_running = threading.local()  # greenlet-local under gevent's monkey patching
+
+
+def set_deadline(deadline) -> None:
+    """Make ``deadline`` (an object with ``check()``) the current one of this thread, or clear it."""
+    _running.deadline = deadline
+
+
+def tick(i: int) -> None:
+    """Every 16k rows of a per-row loop, check the running query's time limit."""
+    if not i & 0x3FFF:
+        deadline = getattr(_running, "deadline", None)
+        if deadline is not None:
+            deadline.check()
 
 
 # -- timestamps ----------------------------------------------------------------
