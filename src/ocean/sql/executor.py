@@ -6,8 +6,8 @@ candidates found by ``np.argpartition`` are sorted) -> LIMIT/OFFSET -> output.
 Select expressions are evaluated last, on the rows that are returned only.
 
 Limits (``ocean.settings``): ``sql_max_rows`` caps the rows a query returns and
-``sql_time_limit_ms`` its running time, checked between stages and inside
-every 16k rows of each per-row Python loop; both fail with ``QueryLimit`` naming the setting.
+``sql_time_limit_ms`` its running time, checked between stages and every 16k
+rows of each per-row Python loop; both fail with ``QueryLimit`` naming the setting.
 """
 from __future__ import annotations
 
