@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -24,13 +23,6 @@ def exec_(server, text):
                                                                         "Content-Type": "text/plain"}, timeout=10)
     assert r.status_code == 200, r.text
     return r.json()
-
-
-def sse_lines(resp, out: list, stop: threading.Event):
-    for line in resp.iter_lines(decode_unicode=True):
-        out.append(line)
-        if stop.is_set():
-            break
 
 
 def test_tutorial(server):
