@@ -6,6 +6,7 @@ clock), so the latency includes the fan-out and this reader's own delay.
 """
 from __future__ import annotations
 
+import os
 import selectors
 import socket
 import time
@@ -92,3 +93,10 @@ def worker_pid(master: int) -> int:
         kids = f.read().split()
     assert len(kids) == 1, kids
     return int(kids[0])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time used so far by ``pid`` (from /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
