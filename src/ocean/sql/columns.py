@@ -138,6 +138,7 @@ class StoreColumn:
             self.nulls += int((codes < 0).sum())
         elif kind == "obj":
             self.data[lo:hi] = vec.data
+            self.nulls += int(np.equal(vec.data, None).sum())
         else:
             self.data[lo:hi] = vec.data
             if vec.valid is None:
@@ -173,6 +174,7 @@ class StoreColumn:
             self.data[row] = code
             self.nulls += (code < 0) - was_null
         elif kind == "obj":
+            self.nulls += (value is None) - (self.data[row] is None)
             self.data[row] = value
         else:
             was_null = not self.valid[row]
@@ -197,6 +199,7 @@ class StoreColumn:
             self.nulls += int((codes < 0).sum()) - int((self.data[rows] < 0).sum())
             self.data[rows] = codes
         elif kind == "obj":
+            self.nulls += int(np.equal(vec.data, None).sum()) - int(np.equal(self.data[rows], None).sum())
             self.data[rows] = vec.data
         else:
             was_null = int((~self.valid[rows]).sum())
@@ -217,6 +220,8 @@ class StoreColumn:
                 self.nulls = int(len(keep) - self.valid.sum())
             elif self.kind == "str":
                 self.nulls = int((self.data < 0).sum())
+            else:
+                self.nulls = int(np.equal(self.data, None).sum())
         else:
             self.nulls = len(keep)
         self.n = len(keep)
@@ -398,7 +403,8 @@ class Table:
         """A read view of the current rows (caller holds ``self.lock``)."""
         cols = {name: col for name, col in self.fields.items()}
         cols.update(self.columns)
-        names = list(SYSTEM) + [f for f in self.fields if f not in SYSTEM]
+        # a field every row lost (set to NULL or removed) leaves `*`; removed rows keep theirs until compaction
+        names = list(SYSTEM) + [f for f, col in self.fields.items() if f not in SYSTEM and col.nulls < col.n]
         rows = None if self.dead == 0 else np.flatnonzero(self.live[:self.n])
         return TableView(self.n if rows is None else len(rows), names, lambda name: _col_vec(cols, name, rows))
 
