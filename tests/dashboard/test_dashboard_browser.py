@@ -229,11 +229,12 @@ def test_wrong_key_restart_and_dropped_stream_are_explained_and_recovered(tmp_pa
 
         srv.stop()  # SIGTERM: streams end, the port closes
         page.wait_for_selector('#conn[data-state="reconnecting"]', timeout=5000)
-        assert page.is_visible("#notice") and "reconnect" in page.text_content("#notice-text").lower()
+        page.wait_for_function("/reconnect/i.test(document.querySelector('#notice-text').textContent)"
+                               " && !document.querySelector('#notice').hidden", timeout=3000)
         page.screenshot(path=str(artifacts / "server-down.png"))
 
         srv = Server(srv.data, port=srv.port).start()  # same port, same data: a restart
-        page.wait_for_selector('#conn[data-state="live"]', timeout=12000)
+        page.wait_for_selector('#conn[data-state="live"]', timeout=15000)
         # the page says it is back ("Reconnected", "restarted", or "missed" when the resume point was lost)
         page.wait_for_function("/Reconnected|restarted|missed/.test(document.querySelector('#notice-text').textContent)")
         call(srv, "GET", "/health")
@@ -245,7 +246,7 @@ def test_wrong_key_restart_and_dropped_stream_are_explained_and_recovered(tmp_pa
         page.click("#key-submit")
         page.wait_for_selector('#conn[data-state="live"]', timeout=5000)
         KeyStore(srv.data).revoke(rec["id"])
-        page.wait_for_selector("#key-dialog:not([hidden])", timeout=8000)
+        page.wait_for_selector("#key-dialog:not([hidden])", timeout=12000)
         assert "rejected" in page.text_content("#key-error")
         assert w.page_errors == [], w.page_errors
     finally:

@@ -130,7 +130,7 @@ export class LiveStream {
 
   _retry(why) {
     const wait = this.retryMs;
-    this.retryMs = Math.min(this.retryMs * 2, 10000);
+    this.retryMs = Math.min(this.retryMs * 2, 5000);
     this._set(STATES.reconnecting, `${why}; retrying in ${Math.round(wait / 1000)} s`);
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
