@@ -348,7 +348,7 @@ function chartOptions(box, step) {
     width: Math.max(200, Math.floor(box.clientWidth)),
     height: chartHeight(box),
     tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
-    padding: [8, 8, 0, 0],
+    padding: [8, 26, 0, 0], // room on the right for the last tick label
     scales: { x: { time: true, range: (u, min, max) => [min - step / 2000, max + step / 2000] }, y: { range: (u, min, max) => [0, Math.max(4, max * 1.1)] } },
     legend: { live: true },
     cursor: { points: { show: false }, drag: { x: false, y: false } },
