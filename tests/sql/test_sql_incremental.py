@@ -1,11 +1,15 @@
 """Model-based: a table patched write by write equals one built from scratch over the same data."""
+import itertools
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ocean import Engine
+from ocean.errors import NotFound
 from ocean.sql import query
-from sqlcases import FixtureEngine
+from sqlcases import FixtureEngine, table_rows
 
 VALUES = st.one_of(st.none(), st.integers(-5, 5), st.floats(-3, 3, allow_nan=False).map(lambda f: round(f, 2)),
                    st.sampled_from(["a", "b", "2026-02-10T12:00:00.000Z", "2026-02-11T00:00:00.500Z", "2026-02-30T00:00:00.000Z"]),
@@ -62,3 +66,55 @@ def test_patched_equals_rebuilt(ops):
     assert set(rebuilt["columns"]) <= set(patched["columns"])
     extra = set(patched["columns"]) - set(rebuilt["columns"])
     assert all(r[c] is None for r in patched["rows"] for c in extra)
+
+
+REAL_OPS = st.lists(st.one_of(
+    st.tuples(st.just("incr"), KEYS, st.sampled_from(["views", "hits"]), st.integers(-3, 3)),
+    st.tuples(st.just("incr"), KEYS, st.just("ratio"), st.floats(-1, 1, allow_nan=False).map(lambda f: round(f, 2))),
+    st.tuples(st.just("save"), KEYS, st.dictionaries(st.sampled_from(["name", "n"]), st.sampled_from(["a", "b", 1]),
+                                                     max_size=2), st.none()),
+    st.tuples(st.just("update"), KEYS, st.just({"name": "u", "+views": 2}), st.none()),
+    st.tuples(st.just("remove"), KEYS, st.none(), st.none()),
+    st.tuples(st.just("event"), st.none(), st.dictionaries(st.sampled_from(["name", "n"]), st.integers(0, 3),
+                                                           max_size=2), st.none()),
+    st.tuples(st.just("query"), st.none(), st.none(), st.none()),
+), max_size=25)
+
+
+@pytest.fixture(scope="module")
+def real_engine(tmp_path_factory):
+    eng = Engine(str(tmp_path_factory.mktemp("sqlmodel") / "data"), fsync="no", maintenance=False)
+    yield eng
+    eng.close()
+
+
+_routes = itertools.count()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(ops=REAL_OPS)
+def test_real_engine_patched_table_matches_its_records(real_engine, ops):
+    eng = real_engine
+    route = f"m/r{next(_routes)}"  # one engine for the module: a fresh route per example
+    eng.save(route, {"n": 0})
+    query(eng, f'SELECT * FROM "{route}"')
+    for op, key, a, b in ops:
+        if op == "incr":
+            eng.incr(route, key, {a: b})
+        elif op == "save":
+            eng.save(route, a, key=key)
+        elif op == "update":
+            eng.update(route, key, a)
+        elif op == "remove":
+            try:
+                eng.remove(route, key)
+            except NotFound:
+                pass
+        elif op == "event":
+            eng.save(route, a)
+        else:
+            query(eng, f'SELECT COUNT(*) FROM "{route}"')
+    cols, want = table_rows(eng, route)
+    got = query(eng, f'SELECT * FROM "{route}"')
+    norm = lambda rs: sorted(json.dumps({k: _num(r.get(k)) for k in cols}, sort_keys=True) for r in rs)  # noqa: E731
+    assert norm(got["rows"]) == norm(want)

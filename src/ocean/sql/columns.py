@@ -337,7 +337,8 @@ class Table:
         rows = np.fromiter((r for r, _ in changed), np.int64, len(changed))
         payloads = [rec["payload"] if isinstance(rec["payload"], dict) else {"value": rec["payload"]}
                     for _, rec in changed]
-        # created_at never changes while the entity lives (a removed key gets a new row)
+        # created_at too: a key removed and written again between two queries is a new entity in the same row
+        self.columns["created_at"].set_many(rows, from_values([rec["created_at"] for _, rec in changed]))
         self.columns["updated_at"].set_many(rows, from_values([rec["updated_at"] for _, rec in changed]))
         names = dict.fromkeys(self.fields)
         for p in payloads:
