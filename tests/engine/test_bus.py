@@ -79,3 +79,16 @@ def test_close_wakes_blocked_subscriber(engine):
     sub.close()
     t.join(2)
     assert got == [None] and not t.is_alive()
+
+
+def test_request_feed_does_not_push_user_drops_out_of_replay(make_engine):
+    eng = make_engine(settings=Settings.load(replay_history=5))
+    eng.save("r", {"i": 1})
+    for i in range(50):
+        eng.publish("_admin/events", {"i": i})
+    sub = eng.subscribe("r", after_seq=0)
+    assert not sub.gap and [m.data["i"] for m in sub.backlog] == [1]
+    everything = eng.subscribe("*", after_seq=0)
+    assert everything.gap  # the system ring no longer reaches back to seq 1
+    assert [m.seq for m in everything.backlog] == sorted(m.seq for m in everything.backlog)
+    assert [m.route for m in eng.recent("*", 3)] == ["_admin/events"] * 3

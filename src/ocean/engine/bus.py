@@ -12,6 +12,7 @@ are used; under gevent's monkey-patching they cooperate with greenlets.
 """
 from __future__ import annotations
 
+import heapq
 import json
 import threading
 from collections import deque
@@ -115,25 +116,50 @@ class Subscription:
         self.close()
 
 
+def _seq(msg: Message) -> int:
+    return msg.seq
+
+
+class Ring:
+    """The most recent messages of one kind of route, and how far back it reaches."""
+
+    __slots__ = ("messages", "forgotten")
+
+    def __init__(self, size: int, start_seq: int):
+        self.messages: deque[Message] = deque(maxlen=max(1, size))
+        self.forgotten = start_seq  # every seq <= this is gone from the ring (or predates it)
+
+    def append(self, msg: Message) -> None:
+        if len(self.messages) == self.messages.maxlen:
+            self.forgotten = self.messages[0].seq
+        self.messages.append(msg)
+
+
 class Bus:
-    """Routes messages to subscribers by prefix and keeps the replay ring."""
+    """Routes messages to subscribers by prefix and keeps the replay rings.
+
+    System routes (``_admin/events`` on every request) have a ring of their own,
+    so a busy server's request feed never pushes users' drops out of replay.
+    """
 
     def __init__(self, ring_size: int, queue_size: int, start_seq: int = 0):
         self.queue_size = queue_size
-        self.ring: deque[Message] = deque(maxlen=max(1, ring_size))
-        self.forgotten = start_seq  # every seq <= this is gone from the ring (or predates it)
+        self.user = Ring(ring_size, start_seq)
+        self.system = Ring(ring_size, start_seq)
         self._by_prefix: dict[str, list[Subscription]] = {}
         self._lock = threading.RLock()  # push() may drop a subscriber while publish holds it
         self.published = 0
         self.dropped_subscribers = 0
 
+    def _rings(self, prefix: str) -> list[Ring]:
+        if prefix == "*":
+            return [self.user, self.system]
+        return [self.system if prefix.startswith("_") else self.user]
+
     def publish(self, msg: Message) -> None:
         """Ring it and fan it out. Callers publish in seq order (under the engine's write lock)."""
         with self._lock:
-            ring = self.ring
-            if len(ring) == ring.maxlen:
-                self.forgotten = ring[0].seq
-            ring.append(msg)
+            (self.system if msg.route.startswith("_") else self.user).append(msg)
             self.published += 1
             if self._by_prefix:
                 route = msg.route
@@ -148,8 +174,11 @@ class Bus:
         sub = Subscription(self, prefix, maxsize or self.queue_size)
         with self._lock:
             if after_seq is not None:
-                sub.gap = after_seq < self.forgotten
-                sub.backlog = [m for m in self.ring if m.seq > after_seq and prefix_matches(prefix, m.route)]
+                rings = self._rings(prefix)
+                sub.gap = any(after_seq < r.forgotten for r in rings)
+                sub.backlog = list(heapq.merge(*(
+                    [m for m in r.messages if m.seq > after_seq and prefix_matches(prefix, m.route)]
+                    for r in rings), key=_seq))
             elif last:
                 sub.backlog = self.recent(prefix, last)
             self._by_prefix.setdefault(prefix, []).append(sub)
@@ -157,16 +186,19 @@ class Bus:
 
     def recent(self, prefix: str, n: int) -> list[Message]:
         """The last ``n`` ring messages under ``prefix``, oldest first."""
-        out = []
+        picked = []
         with self._lock:
-            ring = list(self.ring)
-        for m in reversed(ring):
-            if len(out) >= n:
-                break
-            if prefix_matches(prefix, m.route):
-                out.append(m)
-        out.reverse()
-        return out
+            rings = [list(r.messages) for r in self._rings(prefix)]
+        for ring in rings:
+            out = []
+            for m in reversed(ring):
+                if len(out) >= n:
+                    break
+                if prefix_matches(prefix, m.route):
+                    out.append(m)
+            picked.extend(out)
+        picked.sort(key=_seq)
+        return picked[-n:] if n else []
 
     def _remove(self, sub: Subscription) -> None:
         with self._lock:
