@@ -10,6 +10,8 @@ import threading
 from pathlib import Path
 
 import pytest
+
+import ocean
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,7 +19,8 @@ import ocean._core as compiled
 import ocean._reference as pure
 from ocean.errors import CounterOverflow, InvalidAmount
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
+# where the ocean under test lives (the source tree, or site-packages after pip install)
+SRC = str(Path(ocean.__file__).resolve().parents[1])
 MAX = (1 << 63) - 1
 MIN = -(1 << 63)
 

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
+import ocean
+
+# where the ocean under test lives (the source tree, or site-packages after pip install)
+SRC = str(Path(ocean.__file__).resolve().parents[1])
 
 
 def _python(code: str, **env_overrides) -> subprocess.CompletedProcess:
