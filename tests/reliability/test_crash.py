@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import Client
+from probes import Client
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -172,6 +172,7 @@ def test_sigkill_under_load_loses_no_acknowledged_write(make_server, tmp_path, f
         srv = make_server(**settings)  # the same directory: replays snapshot + log
         report[-1]["lost"] = _verify(srv, ledger)
         assert "damaged" not in srv.log()
+        assert not [n for n in os.listdir(srv.data) if n.endswith(".tmp")]  # a half snapshot is cleared
     for line in report:
         print("crash run:", json.dumps(line))
     assert sum(r["acked"] for r in report) > 0

@@ -55,29 +55,48 @@ def write(path: str, view: dict) -> str:
     name = snapshot_name(view["seq"])
     tmp = os.path.join(path, name + ".tmp")
     crc, count = 0, 0
-    with open(tmp, "wb") as f:
-        def emit(obj):
-            nonlocal crc, count
-            line = _dumps(obj).encode("utf-8") + b"\n"
-            crc = zlib.crc32(line, crc)
-            count += 1
-            f.write(line)
-        emit({"format": FORMAT, "seq": view["seq"], **view["meta"]})
-        for route, table in view["entities"].items():
-            for key, ent in table.items():
-                emit(["E", route, key, ent.to_row()])
-        for route, key, field, value in view["counters"]:
-            emit(["C", route, key, field, value])
-        for route, (items, n) in view["events"].items():
-            for i in range(n):
-                emit(["V", route, *items[i]])
-        for (route, key), entries in view["history"].items():
-            emit(["H", route, key, [list(e) for e in entries]])
-        f.write(_dumps({"end": True, "lines": count, "crc": crc}).encode("utf-8") + b"\n")
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "wb") as f:
+            def emit(obj):
+                nonlocal crc, count
+                line = _dumps(obj).encode("utf-8") + b"\n"
+                crc = zlib.crc32(line, crc)
+                count += 1
+                f.write(line)
+            emit({"format": FORMAT, "seq": view["seq"], **view["meta"]})
+            for route, table in view["entities"].items():
+                for key, ent in table.items():
+                    emit(["E", route, key, ent.to_row()])
+            for route, key, field, value in view["counters"]:
+                emit(["C", route, key, field, value])
+            for route, (items, n) in view["events"].items():
+                for i in range(n):
+                    emit(["V", route, *items[i]])
+            for (route, key), entries in view["history"].items():
+                emit(["H", route, key, [list(e) for e in entries]])
+            f.write(_dumps({"end": True, "lines": count, "crc": crc}).encode("utf-8") + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        _remove(tmp)  # a failed write (disk full, I/O error) leaves no half file behind
+        raise
     os.replace(tmp, os.path.join(path, name))
     return name
+
+
+def remove_debris(path: str) -> list[str]:
+    """Delete half-written snapshot files a crash left behind; returns their names."""
+    gone = [n for n in os.listdir(path) if n.startswith("snapshot-") and n.endswith(".snap.tmp")]
+    for name in gone:
+        _remove(os.path.join(path, name))
+    return gone
+
+
+def _remove(full: str) -> None:
+    try:
+        os.unlink(full)
+    except OSError:
+        pass
 
 
 def load(path: str, name: str, state) -> dict:

@@ -83,6 +83,8 @@ class LocalStore(Store):
         os.makedirs(self.path, exist_ok=True)
         self._take_directory()
         self.meta = self._load_meta()
+        for name in snapshot.remove_debris(self.path):
+            log.warning("ocean: removed %s, a snapshot a crash left half written", name)
         seq = 0
         snaps = snapshot.list_snapshots(self.path)
         if snaps:
