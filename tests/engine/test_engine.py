@@ -228,3 +228,28 @@ def test_drop_many_replays(make_engine):
     eng2 = make_engine()
     assert sum(eng2.get("c", f"k{i}")["payload"]["n"] for i in range(3)) == sum(range(30))
     assert len(eng2.events("e")) == 5 and eng2.seq == 35
+
+
+def test_retention_trims_are_told_to_listeners(make_engine):
+    from ocean.settings import Settings
+
+    class Recorder:
+        def __init__(self):
+            self.removed = []
+
+        def entity_changed(self, route, key): pass
+        def entity_removed(self, route, key): pass
+        def event_added(self, route, event): pass
+
+        def events_removed(self, route, seqs):
+            self.removed.extend(seqs)
+
+    eng = make_engine(settings=Settings.load(event_retention=10))
+    rec = Recorder()
+    eng.add_listener(rec)
+    for i in range(60):
+        eng.save("ev", {"i": i})
+    eng.drop_many([{"route": "ev", "payload": {"i": i}} for i in range(60, 100)])
+    kept = {e["seq"] for e in eng.route_events("ev")}
+    assert rec.removed and kept.isdisjoint(rec.removed)
+    assert len(kept) + len(rec.removed) == 100

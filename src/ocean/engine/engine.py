@@ -161,12 +161,14 @@ class Engine:
                               "created_at": iso_ms(ms)}
                 written.append(op)
             self._seq = self.store.last_seq = max(self._seq, *(op[1] for op in batch)) if batch else self._seq
+            trimmed = self._take_trimmed()
         self.store.sync(ticket)
         if self.store.since_snapshot >= self._snapshot_every:
             self._wake.set()
         if self._listeners:
             for op in written:
                 self._notify(op[0], op[3], op[4], op[1], op[2], op[5], op[7], source)
+            self._notify_trimmed(trimmed)
         return results
 
     def publish(self, route: str, data: dict) -> Message:
@@ -193,11 +195,13 @@ class Engine:
                 raise
             self._seq = self.store.last_seq = seq
             self.bus.publish(Message(seq, route, key, ops.NAMES[kind], published, ms, self.instance))
+            trimmed = self._take_trimmed()
         self.store.sync(ticket)
         if self.store.since_snapshot >= self._snapshot_every:
             self._wake.set()  # the maintainer snapshots now, not at its next tick
         if self._listeners:
             self._notify(kind, route, key, seq, ms, body, op[7], source)
+            self._notify_trimmed(trimmed)
         return seq, ms, out
 
     # -- reads -------------------------------------------------------------
@@ -306,6 +310,21 @@ class Engine:
     def add_listener(self, listener) -> None:
         """Be told of every change (``entity_changed``/``entity_removed``/``event_added``/``events_removed``)."""
         self._listeners.append(listener)
+
+    def _take_trimmed(self) -> list:
+        """Events that retention dropped during this write (called under the write lock)."""
+        if not self.state.trimmed:
+            return []
+        out, self.state.trimmed = self.state.trimmed, []
+        return out if self._listeners else []
+
+    def _notify_trimmed(self, trimmed: list) -> None:
+        for route, seqs in trimmed:
+            for listener in self._listeners:
+                try:
+                    listener.events_removed(route, seqs)
+                except Exception:
+                    log.exception("ocean: listener %r failed", listener)
 
     def _notify(self, kind, route, key, seq, ms, body, expires, source):
         for listener in self._listeners:

@@ -29,6 +29,7 @@ class State:
         self.events: dict[str, EventLog] = {}
         self.retention = retention
         self.event_count = 0
+        self.trimmed: list[tuple[str, list[int]]] = []  # (route, seqs) dropped by retention; the engine drains it
 
     # -- reads -------------------------------------------------------------
     def live_entity(self, route: str, key: str, ms: int) -> Entity | None:
@@ -90,7 +91,9 @@ class State:
         log.append((seq, ms, body, expires, source))
         self.event_count += 1
         if self.retention and len(log) > self.retention + max(16, self.retention // 10):
-            self.event_count -= len(log.trim(self.retention, ms))
+            dropped = log.trim(self.retention, ms)
+            self.event_count -= len(dropped)
+            self.trimmed.append((route, dropped))
         return None, body
 
     def _value(self, op, ent):

@@ -194,6 +194,8 @@ def parse_ts_loose(s) -> int | None:
     from datetime import datetime, timezone
     if not isinstance(s, str) or not (4 <= len(s) <= 40):
         return None
+    if s[-1] in "Zz":  # NOTE: Python 3.10's fromisoformat does not read a "Z" suffix
+        s = s[:-1] + "+00:00"
     try:
         dt = datetime.fromisoformat(s)
     except ValueError:
