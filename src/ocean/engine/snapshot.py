@@ -14,24 +14,18 @@ import zlib
 from ..errors import CorruptLog
 from .entities import Entity
 from .events import EventLog
+from .files import fsync_dir, list_numbered, numbered_name
 
 FORMAT = 1
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def snapshot_name(seq: int) -> str:
-    return f"snapshot-{seq:020d}.snap"
+    return numbered_name("snapshot-", seq, ".snap")
 
 
 def list_snapshots(path: str) -> list[tuple[int, str]]:
-    out = []
-    for name in os.listdir(path):
-        if name.startswith("snapshot-") and name.endswith(".snap"):
-            try:
-                out.append((int(name[9:-5]), name))
-            except ValueError:
-                continue
-    return sorted(out)
+    return list_numbered(path, "snapshot-", ".snap")
 
 
 def capture(state, seq: int, meta: dict) -> dict:
@@ -81,6 +75,7 @@ def write(path: str, view: dict) -> str:
         _remove(tmp)  # a failed write (disk full, I/O error) leaves no half file behind
         raise
     os.replace(tmp, os.path.join(path, name))
+    fsync_dir(path)
     return name
 
 

@@ -25,6 +25,7 @@ import time
 import zlib
 
 from ..errors import CorruptLog, StorageError
+from .files import fsync_dir, list_numbered, numbered_name
 
 log = logging.getLogger("ocean.wal")
 
@@ -33,19 +34,12 @@ MAX_RECORD = 256 << 20  # larger lengths can only be damage
 
 
 def segment_name(first_seq: int) -> str:
-    return f"wal-{first_seq:020d}.log"
+    return numbered_name("wal-", first_seq, ".log")
 
 
 def list_segments(path: str) -> list[tuple[int, str]]:
     """``(first_seq, filename)`` of every segment in ``path``, oldest first."""
-    out = []
-    for name in os.listdir(path):
-        if name.startswith("wal-") and name.endswith(".log"):
-            try:
-                out.append((int(name[4:-4]), name))
-            except ValueError:
-                continue
-    return sorted(out)
+    return list_numbered(path, "wal-", ".log")
 
 
 def read_segment(path: str, last: bool) -> tuple[list[bytes], int]:
@@ -132,7 +126,7 @@ class WriteAheadLog:
             os.close(self._fd)
         self._fd, self.segment = fd, name
         self.size = os.fstat(fd).st_size
-        _fsync_dir(self.path)
+        fsync_dir(self.path)
 
     def rotate(self, next_seq: int) -> str:
         """Start a new segment for records from ``next_seq`` on; returns the old segment's name.
@@ -153,7 +147,7 @@ class WriteAheadLog:
             full = os.path.join(self.path, seg)
             self.older_bytes -= os.path.getsize(full)
             os.unlink(full)
-        _fsync_dir(self.path)
+        fsync_dir(self.path)
 
     # -- writing ---------------------------------------------------------
     def append(self, body: bytes) -> int:
@@ -233,11 +227,3 @@ class WriteAheadLog:
             finally:
                 os.close(self._fd)
                 self._fd = -1
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
