@@ -46,3 +46,10 @@ def test_engine_knows_nothing_of_languages():
     for rel, names in _modules():
         if rel.startswith("engine/"):
             assert not any(part in ("drops", "sql") for n in names for part in n.split(".")), rel
+
+
+def test_test_module_names_are_unique():
+    """pytest imports test modules by basename (rootdir-relative imports): two alike names break collection."""
+    tests = pathlib.Path(__file__).resolve().parents[1]
+    names = [p.name for p in tests.rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
