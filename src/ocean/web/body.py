@@ -59,6 +59,8 @@ def parse_json(text: str):
         raise BadRequest(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     except RecursionError:
         raise BadRequest("JSON is nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer over Python's 4300-digit conversion limit
+        raise BadRequest(f"JSON cannot be read: {str(exc).split(';')[0]}") from None
 
 
 def read_query(req, limit: int) -> str:
