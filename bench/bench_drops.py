@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from benchutil import Counted, rate
 
 import ocean._core as compiled
 import ocean._reference as pure
@@ -51,7 +52,7 @@ def test_lexer_mb_per_s(benchmark, impl):
     rounds = 20 if impl is compiled else 3
     out = benchmark.pedantic(impl.drops_lex, args=(SCRIPT,), rounds=rounds, iterations=1, warmup_rounds=1)
     assert out == EXPECTED
-    benchmark.extra_info["MB/s"] = round(len(SCRIPT) / benchmark.stats.stats.median / 1e6, 1)
+    benchmark.extra_info["MB/s"] = rate(benchmark, len(SCRIPT) / 1e6, 1)
 
 
 def incr_script() -> str:
@@ -86,7 +87,7 @@ def test_incr_script_on_engine(benchmark, fresh_engine):
     results = benchmark.pedantic(run, setup=setup, rounds=7, iterations=1)
     assert len(results) == INCR_LINES and all(r["ok"] for r in results)
     assert _total(engines[-1]) == INCR_LINES
-    benchmark.extra_info["commands/s"] = round(INCR_LINES / benchmark.stats.stats.median)
+    benchmark.extra_info["commands/s"] = rate(benchmark, INCR_LINES)
 
 
 @pytest.mark.benchmark(group="drops-incr-script")
@@ -103,7 +104,7 @@ def test_incr_direct_engine_calls_baseline(benchmark, fresh_engine):
         return [incr("analytics/daily", day, {"page_views": 1}) for day in days]
     out = benchmark.pedantic(direct, setup=setup, rounds=7, iterations=1)
     assert len(out) == INCR_LINES and _total(engines[-1]) == INCR_LINES
-    benchmark.extra_info["commands/s"] = round(INCR_LINES / benchmark.stats.stats.median)
+    benchmark.extra_info["commands/s"] = rate(benchmark, INCR_LINES)
 
 
 class NullEngine:
@@ -123,10 +124,11 @@ class NullEngine:
 def test_incr_script_front_end_only(benchmark):
     script = incr_script()
     engine = NullEngine()
-    results = benchmark.pedantic(run, args=(engine, script), rounds=20, iterations=1, warmup_rounds=1)
+    counted = Counted(run)
+    results = benchmark.pedantic(counted, args=(engine, script), rounds=20, iterations=1, warmup_rounds=1)
     assert results[-1] == {"ok": True, "data": {"page_views": 1}} and len(results) == INCR_LINES
-    assert engine.calls == 21 * INCR_LINES
-    benchmark.extra_info["commands/s"] = round(INCR_LINES / benchmark.stats.stats.median)
+    assert engine.calls == counted.calls * INCR_LINES
+    benchmark.extra_info["commands/s"] = rate(benchmark, INCR_LINES)
 
 
 def mixed_script(n: int = 1000) -> str:
@@ -162,4 +164,4 @@ def test_mixed_script_on_engine(benchmark, fresh_engine):
     results = benchmark.pedantic(run, setup=setup, rounds=7, iterations=1)
     assert len(results) == commands
     assert all(r["ok"] for r in results), next(r for r in results if not r["ok"])
-    benchmark.extra_info["commands/s"] = round(commands / benchmark.stats.stats.median)
+    benchmark.extra_info["commands/s"] = rate(benchmark, commands)

@@ -8,6 +8,7 @@ import tempfile
 import threading
 
 import pytest
+from benchutil import Counted
 
 from ocean import Engine
 from ocean._reference import CounterTable as PureCounterTable
@@ -33,6 +34,7 @@ def engine_factory():
 
 
 def _incr_loop(fn):
+    @Counted
     def run():
         for _ in range(N):
             fn()
@@ -43,9 +45,9 @@ def _incr_loop(fn):
 @pytest.mark.parametrize("impl", ["compiled", "pure"])
 def test_engine_incr(benchmark, engine_factory, impl):
     eng = engine_factory(pure=impl == "pure")
-    benchmark.pedantic(_incr_loop(lambda: eng.incr("analytics/daily", "2026-02-10", {"page_views": 1})),
-                       rounds=5, iterations=1)
-    assert eng.get("analytics/daily", "2026-02-10")["payload"]["page_views"] == 5 * N
+    run = _incr_loop(lambda: eng.incr("analytics/daily", "2026-02-10", {"page_views": 1}))
+    benchmark.pedantic(run, rounds=5, iterations=1)
+    assert eng.get("analytics/daily", "2026-02-10")["payload"]["page_views"] == run.calls * N
     benchmark.extra_info["ops_per_round"] = N
 
 
@@ -58,8 +60,9 @@ def test_locked_dict_incr(benchmark):
             ent = table.setdefault(("analytics/daily", "2026-02-10"), {})
             ent["page_views"] = ent.get("page_views", 0) + 1
 
-    benchmark.pedantic(_incr_loop(incr), rounds=5, iterations=1)
-    assert table[("analytics/daily", "2026-02-10")]["page_views"] == 5 * N
+    run = _incr_loop(incr)
+    benchmark.pedantic(run, rounds=5, iterations=1)
+    assert table[("analytics/daily", "2026-02-10")]["page_views"] == run.calls * N
     benchmark.extra_info["ops_per_round"] = N
 
 
@@ -71,9 +74,10 @@ FIELDS = [f"f{i}" for i in range(1000)]
 def test_engine_batch_1000(benchmark, engine_factory, impl):
     eng = engine_factory(pure=impl == "pure")
     amounts = dict.fromkeys(FIELDS, 1)
-    benchmark.pedantic(lambda: [eng.incr("b", "k", amounts) for _ in range(50)], rounds=5, iterations=1)
+    run = Counted(lambda: [eng.incr("b", "k", amounts) for _ in range(50)])
+    benchmark.pedantic(run, rounds=5, iterations=1)
     payload = eng.get("b", "k")["payload"]
-    assert len(payload) == 1000 and all(v == 250 for v in payload.values())
+    assert len(payload) == 1000 and all(v == 50 * run.calls for v in payload.values())
     benchmark.extra_info["increments_per_round"] = 50 * 1000
 
 
@@ -81,6 +85,7 @@ def test_engine_batch_1000(benchmark, engine_factory, impl):
 def test_locked_dict_batch_1000(benchmark):
     lock, table = threading.Lock(), {}
 
+    @Counted
     def batch():
         for _ in range(50):
             with lock:
@@ -89,7 +94,7 @@ def test_locked_dict_batch_1000(benchmark):
                     ent[f] = ent.get(f, 0) + 1
 
     benchmark.pedantic(batch, rounds=5, iterations=1)
-    assert all(v == 250 for v in table["k"].values())
+    assert all(v == 50 * batch.calls for v in table["k"].values())
     benchmark.extra_info["increments_per_round"] = 50 * 1000
 
 
@@ -134,9 +139,10 @@ DROPS = [{"route": "analytics/daily", "key": f"2026-02-{i % 28 + 1:02d}", "paylo
 @pytest.mark.benchmark(group="engine-drops-1000")
 def test_drop_many_1000(benchmark, engine_factory):
     eng = engine_factory()
-    benchmark.pedantic(lambda: eng.drop_many(DROPS), rounds=10, iterations=1)
+    run = Counted(lambda: eng.drop_many(DROPS))
+    benchmark.pedantic(run, rounds=10, iterations=1)
     total = sum(eng.get("analytics/daily", f"2026-02-{d:02d}")["payload"]["page_views"] for d in range(1, 29))
-    assert total == 10 * 1000
+    assert total == run.calls * 1000
     benchmark.extra_info["drops_per_round"] = 1000
 
 
@@ -144,6 +150,7 @@ def test_drop_many_1000(benchmark, engine_factory):
 def test_single_incr_1000(benchmark, engine_factory):
     eng = engine_factory()
     calls = [(d["route"], d["key"], {"page_views": 1}) for d in DROPS]
-    benchmark.pedantic(lambda: [eng.incr(*c) for c in calls], rounds=10, iterations=1)
+    run = Counted(lambda: [eng.incr(*c) for c in calls])
+    benchmark.pedantic(run, rounds=10, iterations=1)
     total = sum(eng.get("analytics/daily", f"2026-02-{d:02d}")["payload"]["page_views"] for d in range(1, 29))
-    assert total == 10 * 1000
+    assert total == run.calls * 1000

@@ -168,6 +168,12 @@ class Bus:
                         for sub in list(subs):
                             sub.push(msg)
 
+    def publish_many(self, messages: list[Message]) -> None:
+        """``publish`` each, under one lock (a batch of drops)."""
+        with self._lock:
+            for msg in messages:
+                self.publish(msg)
+
     def subscribe(self, prefix: str, after_seq: int | None = None, last: int | None = None,
                   maxsize: int | None = None) -> Subscription:
         """Watch ``prefix``; replay from after ``after_seq`` or the last ``last`` drops first."""
