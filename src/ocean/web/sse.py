@@ -49,9 +49,11 @@ class Streams:
         if self.draining:
             raise EngineClosed("the server is shutting down; reconnect shortly")
         if len(self.open) >= self.settings.max_sse_clients:
-            raise TooManyConnections(f"the server holds its maximum of {self.settings.max_sse_clients} streams")
+            raise TooManyConnections(f"the server holds its maximum of {self.settings.max_sse_clients} streams "
+                                     f"(setting max_sse_clients); retry later")
         if self.per_key.get(access.source, 0) >= self.settings.max_sse_per_key:
-            raise TooManyConnections(f"this key holds its maximum of {self.settings.max_sse_per_key} streams")
+            raise TooManyConnections(f"this key holds its maximum of {self.settings.max_sse_per_key} streams "
+                                     f"(setting max_sse_per_key); close one first")
 
     def add(self, sub, access) -> None:
         with self._lock:
