@@ -22,7 +22,7 @@ from probes import Client
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-KILLS = int(os.environ.get("OCEAN_RELIABILITY_KILLS", "2"))  # kills per configuration (bounded)
+KILLS = int(os.environ.get("OCEAN_RELIABILITY_KILLS", "3"))  # kills per configuration (bounded)
 CLIENTS = 8
 SEED = 7
 
@@ -178,3 +178,25 @@ def test_sigkill_under_load_loses_no_acknowledged_write(make_server, tmp_path, f
     assert sum(r["acked"] for r in report) > 0
     if snapshot_every:
         assert any(r["snapshots_at_kill"] for r in report), "no snapshot was taken under load"
+
+
+@pytest.mark.xfail(strict=True, reason="open (engine, lead): seqs handed to bus-only messages (_admin/events) are not "
+                   "logged, so a restarted server hands them out again; a client resuming with such a Last-Event-ID "
+                   "silently misses the drops written since the restart (no event: gap). Needs a logged seq "
+                   "high-water mark (hi/lo reservation) or a gap when the id is unknown to this life of the server")
+def test_resume_with_an_id_from_before_a_restart_misses_nothing(make_server):
+    srv = make_server(heartbeat_s=1)
+    c = Client(srv.port, srv.key)
+    assert c.json("POST", "/drop", {"route": "resume/feed", "payload": {"i": 0}})[0] == 200
+    for _ in range(10):
+        c.call("GET", "/health")  # each request publishes _admin/events with a seq of its own
+    msgs = c.json("GET", "/stream/*?last=1", headers={"Accept": "application/json"})[1]
+    last_seen = msgs[-1]["_seq"]  # what a dashboard watching * holds as its Last-Event-ID
+    srv.kill()
+    srv = make_server(heartbeat_s=1)
+    c = Client(srv.port, srv.key)
+    written = [c.json("POST", "/drop", {"route": "resume/feed", "payload": {"i": i}})[1]["seq"] for i in (1, 2, 3)]
+    status, _, head = c.call("GET", f"/stream/resume/feed?last_event_id={last_seen}&last=1000",
+                             headers={"Accept": "application/json"})
+    got = [m["_seq"] for m in json.loads(head)]
+    assert set(written) <= set(got), (last_seen, written, got)
