@@ -205,3 +205,39 @@ def test_failed_snapshot_write_leaves_no_half_file(tmp_path, monkeypatch):
         assert not [n for n in os.listdir(tmp_path / "d") if n.endswith(".tmp")]
     finally:
         eng.close()
+
+
+def test_log_write_failure_is_503_and_leaves_no_half_record(tmp_path, monkeypatch):
+    """An I/O error at the log's write (after part of the record went out) acknowledges nothing."""
+    sys.path.insert(0, os.path.join(os.path.dirname(HERE), "web"))
+    from webapp import Web
+
+    from ocean import Engine
+    from ocean.engine import wal
+
+    w = Web(tmp_path / "data", fsync="always")
+    try:
+        assert w.client.simulate_post("/drop", json={"route": "w/c", "key": "k", "payload": {"+n": 1}}).status_code == 200
+        real = wal.WriteAheadLog._write
+
+        def torn(self, record):
+            os.write(self._fd, record[: len(record) // 2])  # half the bytes reach the file, then the disk fails
+            raise OSError(errno.EIO, "Input/output error")
+
+        monkeypatch.setattr(wal.WriteAheadLog, "_write", torn)
+        for _ in range(3):
+            bad = w.client.simulate_post("/drop", json={"route": "w/c", "key": "k", "payload": {"+n": 1}})
+            assert bad.status_code == 503 and bad.json["code"] == "storage_unavailable", bad.text
+        batch = w.client.simulate_post("/drop", json=[{"route": "w/e", "payload": 1}, {"route": "w/e", "payload": 2}])
+        assert batch.status_code == 503 or all(r["code"] == "storage_unavailable" for r in batch.json), batch.text
+        assert w.client.simulate_get("/entity/w/c/k").json["payload"]["n"] == 1  # reads work; nothing half-applied
+        monkeypatch.setattr(wal.WriteAheadLog, "_write", real)
+        assert w.client.simulate_post("/drop", json={"route": "w/c", "key": "k", "payload": {"+n": 1}}).status_code == 200
+    finally:
+        w.close()
+    eng = Engine(str(tmp_path / "data"), maintenance=False)  # the log holds no torn record in the middle
+    try:
+        assert eng.get("w/c", "k")["payload"]["n"] == 2
+        assert list(eng.route_events("w/e")) == []
+    finally:
+        eng.close()
