@@ -221,3 +221,34 @@ def test_a_thousand_connect_disconnect_cycles_leak_nothing(make_server):
     assert rss_after - rss_before < 4 * 1024
     assert worker_pid(srv.pid) == worker
     c.close()
+
+
+def test_a_client_behind_gets_bounded_writes(tmp_path):
+    """Regression: a client behind got up to 256 drops joined in one write (256 x 1 MiB pinned per stuck client)."""
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "web"))
+    from webapp import Reader, Web
+
+    from ocean.web import sse
+
+    w = Web(tmp_path / "data", subscriber_queue=1000)
+    try:
+        blob = "y" * (64 << 10)
+        for i in range(40):
+            w.engine.save("big/feed", {"i": i, "blob": blob})
+        for query in ("last=40", ""):  # the replay, then live messages that queued up while the client slept
+            r = Reader(w.app, "/live/big/feed", query=query)
+            next(r.it)  # the hello
+            if not query:
+                for i in range(40):
+                    w.engine.save("big/feed", {"i": i, "blob": blob})
+            sizes = []
+            while sum(sizes) < 40 * len(blob):
+                sizes.append(len(next(r.it)))
+            r.close()
+            assert max(sizes) <= sse.CHUNK_BYTES + len(blob) + 512, sizes
+            assert len(sizes) < 40  # still joined, just not without bound
+    finally:
+        w.close()

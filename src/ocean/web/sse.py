@@ -18,7 +18,8 @@ log = logging.getLogger("ocean.web.sse")
 
 HELLO = b"retry: 3000\n: ocean stream open\n\n"
 HEARTBEAT = b": heartbeat\n\n"
-BATCH = 256  # messages joined into one write when a client is behind
+BATCH = 256  # messages joined into one write when a client is behind ...
+CHUNK_BYTES = 256 << 10  # ... up to this many bytes: a stuck client pins at most one chunk, not 256 big drops
 
 
 def event(name: str, data: dict) -> bytes:
@@ -116,9 +117,7 @@ def _messages(sub, streams: Streams, heartbeat_s: float):
         yield HELLO
         if sub.gap:
             yield event("gap", {"reason": "the resume point is older than the replay history; some drops were missed"})
-        backlog = sub.backlog
-        for i in range(0, len(backlog), BATCH):
-            yield b"".join(m.sse() for m in backlog[i:i + BATCH])
+        yield from _chunks(sub.backlog)
         while True:
             if sub.overflowed:
                 yield event("overflow", {"reason": "this client fell too far behind; reconnect with Last-Event-ID"})
@@ -139,15 +138,31 @@ def _messages(sub, streams: Streams, heartbeat_s: float):
                 yield msg.sse()  # the common case: caught up, one message, no copy
                 continue
             chunk = [msg.sse()]
-            while len(chunk) < BATCH and sub.pending():
+            size = len(chunk[0])
+            while len(chunk) < BATCH and size < CHUNK_BYTES and sub.pending():
                 more = sub.get(0)
                 if more is None:
                     break
                 chunk.append(more.sse())
+                size += len(chunk[-1])
             yield b"".join(chunk)
     finally:
         sub.close()
         streams.remove(sub)
+
+
+def _chunks(messages):
+    """The SSE bytes of ``messages`` joined into writes of at most BATCH messages / CHUNK_BYTES."""
+    chunk, size = [], 0
+    for m in messages:
+        data = m.sse()
+        if chunk and (len(chunk) >= BATCH or size + len(data) > CHUNK_BYTES):
+            yield b"".join(chunk)
+            chunk, size = [], 0
+        chunk.append(data)
+        size += len(data)
+    if chunk:
+        yield b"".join(chunk)
 
 
 def open_stream(engine, streams: Streams, access, prefix: str, after_seq=None, last=None):
