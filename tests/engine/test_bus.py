@@ -92,3 +92,21 @@ def test_request_feed_does_not_push_user_drops_out_of_replay(make_engine):
     assert everything.gap  # the system ring no longer reaches back to seq 1
     assert [m.seq for m in everything.backlog] == sorted(m.seq for m in everything.backlog)
     assert [m.route for m in eng.recent("*", 3)] == ["_admin/events"] * 3
+
+
+def test_seqs_of_bus_only_messages_are_never_reused_after_a_restart(make_engine):
+    eng = make_engine()
+    eng.save("r", {"i": 1})
+    seen = [eng.publish("_admin/events", {"i": i}).seq for i in range(5)]
+    eng.close()
+    eng2 = make_engine()
+    new = eng2.save("r", {"i": 2})["seq"]
+    assert new > max(seen)
+    assert eng2.subscribe("*", after_seq=max(seen)).gap  # that point is from a past life
+    eng2.snapshot()  # the lease outlives compaction too
+    for i in range(3):
+        eng2.publish("_admin/events", {"i": i})
+    last = eng2.publish("_admin/events", {}).seq
+    eng2.close()
+    eng3 = make_engine()
+    assert eng3.save("r", {"i": 3})["seq"] > last

@@ -180,10 +180,6 @@ def test_sigkill_under_load_loses_no_acknowledged_write(make_server, tmp_path, f
         assert any(r["snapshots_at_kill"] for r in report), "no snapshot was taken under load"
 
 
-@pytest.mark.xfail(strict=True, reason="open (engine, lead): seqs handed to bus-only messages (_admin/events) are not "
-                   "logged, so a restarted server hands them out again; a client resuming with such a Last-Event-ID "
-                   "silently misses the drops written since the restart (no event: gap). Needs a logged seq "
-                   "high-water mark (hi/lo reservation) or a gap when the id is unknown to this life of the server")
 def test_resume_with_an_id_from_before_a_restart_misses_nothing(make_server):
     srv = make_server(heartbeat_s=1)
     c = Client(srv.port, srv.key)

@@ -179,6 +179,10 @@ class Engine:
         with self._lock:
             self._check_open()
             self._seq += 1
+            if self._seq > self.store.lease:
+                # NOTE: these seqs are in no op; a logged lease keeps them from being reused after a
+                # restart, where a client's Last-Event-ID may still hold one. One record per 4096.
+                self.store.extend_lease(self._seq + 4096)
             msg = Message(self._seq, route, None, "event", data, self._clock(), self.instance)
             self.bus.publish(msg)
             self.store.last_seq = self._seq

@@ -11,15 +11,21 @@ kind    body                                    incs
 ``i``   null                                    increments
 ``r``   null (remove)                           null
 ``e``   an event's payload (key is null)        null
+``l``   null: seqs up to this one may have      null
+        gone to bus-only messages (a lease)
 ======  ======================================  ===========================
+
+A lease record changes no state: it only keeps seqs from going backwards across a
+restart, since bus-only messages (``_admin/events``) take seqs that no op logs.
 """
 from __future__ import annotations
 
 import json
 import re
 
-SAVE, VALUE, UPDATE, INCR, REMOVE, EVENT = "s", "v", "u", "i", "r", "e"
-NAMES = {SAVE: "save", VALUE: "save", UPDATE: "update", INCR: "incr", REMOVE: "remove", EVENT: "event"}
+SAVE, VALUE, UPDATE, INCR, REMOVE, EVENT, LEASE = "s", "v", "u", "i", "r", "e", "l"
+NAMES = {SAVE: "save", VALUE: "save", UPDATE: "update", INCR: "incr", REMOVE: "remove", EVENT: "event",
+         LEASE: "lease"}
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 _loads = json.loads

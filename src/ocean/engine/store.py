@@ -45,6 +45,10 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    def extend_lease(self, upto: int) -> None:
+        """Record durably that seqs up to ``upto`` may be in use (``lease`` never goes back)."""
+
+    @abc.abstractmethod
     def sync(self, ticket) -> None:
         """Return once the write with ``ticket`` is as durable as the policy promises."""
 
@@ -72,6 +76,7 @@ class LocalStore(Store):
         self.wal: WriteAheadLog | None = None
         self.meta: dict = {}
         self.snapshot_seq = 0
+        self.lease = 0  # the highest seq bus-only messages may have taken (logged, so never reused)
         self.since_snapshot = 0
         self.snapshot_seconds = 0.0
         self.snapshot_pause_ms = 0.0
@@ -89,8 +94,9 @@ class LocalStore(Store):
         snaps = snapshot.list_snapshots(self.path)
         if snaps:
             snap_seq, name = snaps[-1]
-            snapshot.load(self.path, name, self.state)
-            seq = self.snapshot_seq = snap_seq
+            header = snapshot.load(self.path, name, self.state)
+            self.snapshot_seq = snap_seq
+            seq = self.lease = max(snap_seq, header.get("lease", 0))
         segments = list_segments(self.path)
         for i, (_, name) in enumerate(segments):
             full = os.path.join(self.path, name)
@@ -110,6 +116,9 @@ class LocalStore(Store):
                     continue
                 seq = max(seq, op[1])
                 self.since_snapshot += 1
+                if op[0] == ops.LEASE:
+                    self.lease = max(self.lease, op[1])
+                    continue
                 try:
                     self.state.apply(op)
                 except OceanError:
@@ -188,6 +197,11 @@ class LocalStore(Store):
                     outcomes[i] = exc  # logged and refused: replay refuses it the same way
         return outcomes, ticket
 
+    def extend_lease(self, upto: int) -> None:
+        """Log that seqs up to ``upto`` may be handed to bus-only messages."""
+        self.wal.append(ops.encode([ops.LEASE, upto, 0, None, None, None, None, 0, None]))
+        self.lease = upto
+
     def sync(self, ticket) -> None:
         if self.wal.policy == "always":
             self.wal.sync_to(ticket)
@@ -211,7 +225,7 @@ class LocalStore(Store):
             with lock:
                 seq = self.last_seq
                 old_segment = self.wal.rotate(seq + 1)
-                view = snapshot.capture(self.state, seq, self.meta)
+                view = snapshot.capture(self.state, seq, {**self.meta, "lease": self.lease})
                 self.since_snapshot = 0
             self.snapshot_pause_ms = (time.perf_counter() - t0) * 1000
             run = self.offload or (lambda fn, *a: fn(*a))
