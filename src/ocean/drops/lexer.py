@@ -101,6 +101,9 @@ def decode(data: bytes, packed: bytes) -> list[Token]:
             value = text
         elif name == "int":
             text = data[s:e].decode("ascii")
+            if len(text) > 400:  # NOTE: int() refuses over 4300 digits; no JSON number needs 400
+                raise ParseError(f"number {text[:20]}... has {len(text)} digits; that is too long to be a "
+                                 f"count or an amount", line=line, column=col)
             value = int(text)
         elif name == "float":
             text = data[s:e].decode("ascii")

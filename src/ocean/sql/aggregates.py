@@ -47,7 +47,10 @@ def group_codes(v: Vec) -> tuple[np.ndarray, np.ndarray | None]:
             continue
         token = (type(x) is str, json.dumps(x, sort_keys=True) if not isinstance(x, str) else x)
         if type(x) in (int, float) and not isinstance(x, bool):
-            token = (False, repr(float(x)))
+            try:
+                token = (False, repr(float(x)))  # 1 and 1.0 group together, as in SQLite
+            except OverflowError:  # an int beyond float range groups by its own digits
+                token = (False, repr(x))
         keys[i] = index.setdefault(token, len(index))
     return keys, valid
 

@@ -322,13 +322,17 @@ def from_values(values: list, kind: str | None = None) -> Vec:
             kind = "obj"
         else:
             return Vec("int", data, valid)
+    if kind == "float":
+        try:
+            data = np.fromiter((0.0 if v is None else v for v in values), np.float64, n) if has_null \
+                else np.fromiter(values, np.float64, n)
+        except OverflowError:  # an int beyond float range among floats: keep the exact values
+            kind = "obj"
+        else:
+            return Vec(kind, data, valid)
     if kind == "obj":
         return Vec("obj", np.array(values + [None], dtype=object)[:-1])
-    if kind == "float":
-        data = np.fromiter((0.0 if v is None else v for v in values), np.float64, n) if has_null \
-            else np.fromiter(values, np.float64, n)
-    else:
-        data = np.fromiter((False if v is None else v for v in values), bool, n)
+    data = np.fromiter((False if v is None else v for v in values), bool, n)
     return Vec(kind, data, valid)
 
 
