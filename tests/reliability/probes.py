@@ -5,7 +5,6 @@ Everything talks to 127.0.0.1 only.
 import http.client
 import json
 import os
-import socket
 import time
 
 from serverproc import ADMIN_KEY
@@ -55,26 +54,6 @@ class Client:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
-
-
-def raw_request(port: int, data: bytes, timeout: float = 5.0, limit: int = 1 << 20) -> bytes:
-    """Send bytes as they are and read the answer until the server closes (or ``timeout``)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        try:
-            s.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the server may answer and close before taking a huge body
-        out = b""
-        deadline = time.monotonic() + timeout
-        try:
-            while len(out) < limit and time.monotonic() < deadline:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                out += chunk
-        except (socket.timeout, ConnectionResetError):
-            pass
-        return out
 
 
 def status_of(answer: bytes) -> int | None:
