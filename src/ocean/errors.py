@@ -118,12 +118,6 @@ class SqlError(OceanError):
     code = "sql_error"
 
 
-class SqlUnavailable(OceanError):
-    """SQL is not available in this build."""
-    code = "sql_unavailable"
-    status = 501
-
-
 class QueryLimit(OceanError):
     """A query went over a row cap or time limit setting."""
     code = "query_limit"

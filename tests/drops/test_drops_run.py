@@ -1,11 +1,9 @@
 """``ocean.drops.run``: one result per command, access per command, whole-script refusal, no escapes."""
-import sys
-import types
 
 import pytest
 
 from ocean.access import Access
-from ocean.drops import parser, run
+from ocean.drops import executor, parser, run
 from ocean.errors import ScriptTooLarge
 
 
@@ -89,18 +87,12 @@ def test_sql_hands_the_backtick_text_to_ocean_sql(engine, monkeypatch):
     def query(eng, text, access=None, settings=None):
         seen.update(text=text, access=access)
         return {"columns": ["date", "n"], "rows": [["2026-02-10", 3], ["2026-02-09", 1]]}
-    monkeypatch.setitem(sys.modules, "ocean.sql", types.SimpleNamespace(query=query))
+    monkeypatch.setattr(executor, "sql_query", query)
     res = run(engine, 'sql `SELECT key AS date, n FROM "a" ORDER BY key DESC`')
     assert res == [{"ok": True, "columns": ["date", "n"],
                     "data": [{"date": "2026-02-10", "n": 3}, {"date": "2026-02-09", "n": 1}]}]
     assert seen["text"] == 'SELECT key AS date, n FROM "a" ORDER BY key DESC'
     assert seen["access"].source == "server"
-
-
-def test_sql_without_the_sql_package_is_sql_unavailable(engine, monkeypatch):
-    monkeypatch.setitem(sys.modules, "ocean.sql", None)
-    (res,) = run(engine, "sql `SELECT 1`")
-    assert res["code"] == "sql_unavailable" and res["line"] == 1
 
 
 def test_find_refuses_more_rows_than_the_cap_without_a_limit(engine):
@@ -131,7 +123,7 @@ def test_sql_error_positions_point_into_the_script(engine, monkeypatch):
     def query(eng, text, access=None, settings=None):
         lines = text.split("\n")
         raise ParseError("bad", line=len(lines), column=len(lines[-1]) + 1)
-    monkeypatch.setitem(sys.modules, "ocean.sql", types.SimpleNamespace(query=query))
+    monkeypatch.setattr(executor, "sql_query", query)
     _missing, one, multi, quoted = run(engine, 'get a @b\n\nsql `SELECT x FROM`\nsql `SELECT x\n    FROM`\nsql "SELECT"')
     assert (one["line"], one["column"]) == (3, 19)
     assert (multi["line"], multi["column"]) == (5, 9)

@@ -45,13 +45,11 @@ def test_every_tutorial_line_runs_as_documented(engine):
     assert wrote["ok"] and wrote["data"]["key"] is None and set(wrote["data"]) == {"drop_id", "seq", "key"}
     events = engine.events("analytics/events")
     assert [e["payload"] for e in events] == [{"method": "POST", "path": "/drop", "status": 200}]
-    # 5. SQL across days (once ocean.sql has landed; until then a clear sql_unavailable).
+    # 5. SQL across days.
     sql = next(r for c, r in by_cmd.items() if c.startswith("sql "))
-    if sql["ok"]:
-        assert sql["columns"] == ["date", "page_views", "requests"]
-        assert sql["data"] == [{"date": "2026-02-10", "page_views": 1, "requests": 1}]
-    else:
-        assert sql["code"] == "sql_unavailable", sql
+    assert sql["ok"], sql
+    assert sql["columns"] == ["date", "page_views", "requests"]
+    assert sql["data"] == [{"date": "2026-02-10", "page_views": 1, "requests": 1}]
 
 
 def test_counts_accumulate_like_the_tutorial_says(engine):

@@ -49,8 +49,6 @@ def test_tutorial(server):
 def test_tutorial_sql(server):
     out = exec_(server, "incr analytics/daily @2026-02-11 .page_views 5")
     out = exec_(server, 'sql `SELECT key AS date, page_views, requests FROM "analytics/daily" ORDER BY key DESC LIMIT 7`')
-    if out[0].get("code") == "sql_unavailable":
-        pytest.skip("ocean.sql is not written yet")
     assert out[0]["ok"] is True, out
     assert out[0]["columns"] == ["date", "page_views", "requests"]
     assert out[0]["data"][0]["date"] == "2026-02-11"
@@ -110,7 +108,5 @@ def test_cli_exec_and_sql(server, tmp_path):
     assert run.returncode == 1 and "not_found" in run.stderr
     run = subprocess.run([sys.executable, "-m", "ocean", "sql", "--url", server.url,
                           'SELECT key, n FROM "cli/daily"'], env=env, capture_output=True, text=True, timeout=30)
-    if "sql_unavailable" in run.stderr:
-        pytest.skip("ocean.sql is not written yet")
     assert run.returncode == 0, run.stderr
     assert "key" in run.stdout and "(1 row)" in run.stdout

@@ -1,8 +1,6 @@
 """Every endpoint in process (falcon.testing): answers, statuses and shapes (SPEC section 3)."""
 import json
 
-from webapp import needs_drops, needs_sql
-
 JSON = {"Content-Type": "application/json"}
 
 
@@ -88,7 +86,6 @@ def test_limit_is_capped_by_list_limit(make_web):
     assert len(w.client.simulate_get("/entities/items", params={"limit": 50}).json["entities"]) == 2
 
 
-@needs_drops
 def test_exec_text_and_json(web):
     r = web.client.simulate_post("/exec", body="incr analytics/daily @2026-02-10 .page_views\n\nread analytics/daily @2026-02-10",
                                  headers={"Content-Type": "text/plain"})
@@ -101,21 +98,18 @@ def test_exec_text_and_json(web):
     assert r.json == [{"ok": True, "data": {"n": 1}}]
 
 
-@needs_drops
 def test_exec_script_too_large_is_413(make_web):
     w = make_web(max_script_bytes=10)
     r = w.client.simulate_post("/exec", body="incr a/b @k .n\n" * 3, headers={"Content-Type": "text/plain"})
     assert r.status_code == 413 and r.json["code"] == "script_too_large"
 
 
-@needs_drops
 def test_exec_scopes_apply(web):
     token, _ = web.keys.create(read=["analytics/*"])
     r = web.as_key(token).simulate_post("/exec", body="incr analytics/daily @d .n", headers={"Content-Type": "text/plain"})
     assert r.json[0]["code"] == "forbidden"
 
 
-@needs_sql
 def test_sql(web):
     web.engine.incr("analytics/daily", "2026-02-10", {"page_views": 5, "requests": 9})
     r = web.client.simulate_post("/sql", body='SELECT key AS date, page_views FROM "analytics/daily"',
@@ -199,7 +193,6 @@ def test_drop_increment_answers_name_their_drop_under_every_fsync_policy(make_we
         assert w.engine.get("c", "k")["payload"] == {"n": 2, "m": 1}
 
 
-@needs_sql
 def test_sql_checks_the_scope_of_from(web):
     web.engine.save("users", {"n": 1}, key="u")
     token, _ = web.keys.create(read=["analytics/*"])
@@ -220,3 +213,10 @@ def test_admin_serves_the_shipped_dashboard_without_a_key(web):
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     r = web.anon.simulate_get("/admin/js/main.js")
     assert r.status_code == 200 and "javascript" in r.headers["content-type"]
+
+
+def test_admin_dashboard_with_and_without_trailing_slash(web):
+    for path in ("/admin", "/admin/"):
+        r = web.client.simulate_get(path, headers={"X-Ocean-Key": ""})
+        assert r.status_code == 200 and "text/html" in r.headers["content-type"], path
+        assert "<html" in r.text.lower()

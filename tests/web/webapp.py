@@ -2,7 +2,6 @@
 import json
 import time
 
-import pytest
 from falcon import testing
 
 from ocean import Engine
@@ -30,18 +29,6 @@ class Web:
     def close(self):
         self.app.service.close()
         self.engine.close()
-
-
-def available(module: str, name: str) -> bool:
-    """True when ``ocean.<module>.<name>`` imports (Drops and SQL land separately)."""
-    try:
-        return hasattr(__import__(f"ocean.{module}", fromlist=[name]), name)
-    except ImportError:
-        return False
-
-
-needs_drops = pytest.mark.skipif(not available("drops", "run"), reason="ocean.drops.run is not written yet")
-needs_sql = pytest.mark.skipif(not available("sql", "query"), reason="ocean.sql.query is not written yet")
 
 
 class Reader:

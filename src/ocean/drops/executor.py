@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import logging
 
-from ..errors import InternalError, OceanError, QueryLimit, SqlUnavailable, UnknownCommand
+from ..errors import InternalError, OceanError, QueryLimit, UnknownCommand
 from ..model import prefix_matches
+from ..sql import query as sql_query
 from . import commands
 from .parser import Failed, Query
 
@@ -200,11 +201,7 @@ def _count(engine, access, settings, q: Query):
 
 def _sql(engine, access, settings, args):
     text = args[0]
-    try:
-        from ..sql import query
-    except ImportError as exc:
-        raise SqlUnavailable(f"SQL is not available in this build ({exc})") from None
-    res = query(engine, text, access=access, settings=settings)
+    res = sql_query(engine, text, access=access, settings=settings)
     columns = list(res["columns"])
     rows = res["rows"]
     if rows and not isinstance(rows[0], dict):

@@ -101,6 +101,7 @@ def create_app(engine, settings, keys, static_dir: str = STATIC_DIR) -> OceanApp
     app.add_route("/health", health.Health(svc))
     app.add_route("/metrics", health.Metrics(svc))
     app.add_route("/admin", admin.Index(static_dir))
+    app.add_route("/admin/", admin.Index(static_dir))
     app.add_static_route("/admin", os.path.abspath(static_dir))
     app.service = svc
     return app

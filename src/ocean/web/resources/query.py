@@ -1,17 +1,9 @@
 """``POST /exec`` (Drops) and ``POST /sql``: text/plain or JSON ``{"query": ...}``."""
 from __future__ import annotations
 
-from ...errors import InternalError, SqlUnavailable
+from ...drops import run as run_drops
+from ...sql import query as run_sql
 from .. import auth, body
-
-try:
-    from ...drops import run as run_drops
-except ImportError:  # pragma: no cover - only while Drops is being written
-    run_drops = None
-try:
-    from ...sql import query as run_sql
-except ImportError:  # pragma: no cover - only while SQL is being written
-    run_sql = None
 
 
 class Exec:
@@ -23,8 +15,6 @@ class Exec:
     def on_post(self, req, resp):
         access = auth.require(req, self.svc.keys)
         text = body.read_query(req, self.svc.settings.max_body_bytes)
-        if run_drops is None:
-            raise InternalError("Drops is not available in this build")
         resp.media = run_drops(self.svc.engine, text, access=access, settings=self.svc.settings)
 
 
@@ -37,8 +27,6 @@ class Sql:
     def on_post(self, req, resp):
         access = auth.require(req, self.svc.keys)
         text = body.read_query(req, self.svc.settings.max_body_bytes)
-        if run_sql is None:
-            raise SqlUnavailable("SQL is not available in this build")
         result = run_sql(self.svc.engine, text, access=access, settings=self.svc.settings)
         resp.media = as_answer(result)
 
