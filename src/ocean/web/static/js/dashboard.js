@@ -10,6 +10,7 @@
 // p50/p95 of recent requests.
 
 import { request, entitiesAfter, parseMetrics, dayKey, hourKey, HOUR_MS, DAY_MS } from "./client.js";
+import { $, el } from "./dom.js";
 import { reportQuietly } from "./live.js";
 
 const COUNTER_ROUTES = ["daily", "hourly", "endpoints", "status"];
@@ -18,14 +19,6 @@ const FEED_MAX = 100;         // rows in the live list
 const STORAGE_EVERY_MS = 5000; // storage figures re-read at most this often, and only after activity
 const QUIET_PATHS = /^\/(metrics|health)$|^\/entities\/_admin\//; // the dashboard's own reads trigger no re-read
 
-const $ = (sel, root = document) => root.querySelector(sel);
-
-function el(tag, cls, text) {
-  const node = document.createElement(tag);
-  if (cls) node.className = cls;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 export function fmtInt(n) {
   return Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "—";

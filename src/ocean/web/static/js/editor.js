@@ -6,6 +6,7 @@
 // for the `help` command (the same declarations its parser reads).
 
 import { request, dayKey } from "./client.js";
+import { $, el } from "./dom.js";
 import { reportQuietly } from "./live.js";
 
 const HISTORY_STORAGE = "ocean.drops.history";
@@ -14,14 +15,6 @@ const ROWS_SHOWN = 50;
 const LINE_PX = 20; // must match --code-line in admin.css
 const PAD_PX = 10;  // must match the code area's padding
 
-const $ = (sel, root = document) => root.querySelector(sel);
-
-function el(tag, cls, text) {
-  const node = document.createElement(tag);
-  if (cls) node.className = cls;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 /** The 1-based line where each command starts (blank, comment and continuation lines start none). */
 export function commandStarts(text) {

@@ -4,8 +4,8 @@ import { keyStore, request } from "./client.js";
 import { LiveStream, STATES, reportQuietly } from "./live.js";
 import { Dashboard } from "./dashboard.js";
 import { Editor } from "./editor.js";
+import { $ } from "./dom.js";
 
-const $ = (sel) => document.querySelector(sel);
 const PROBE = "/entities/_admin/daily?limit=1"; // what the dashboard must be able to read
 
 let noticeTimer = null;
