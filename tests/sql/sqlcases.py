@@ -92,6 +92,8 @@ def _iso(dt: datetime) -> str:
 def _parse(ts):
     if not isinstance(ts, str):
         return None
+    if ts[-1:] in ("Z", "z"):  # Python 3.10's fromisoformat does not read a "Z" suffix
+        ts = ts[:-1] + "+00:00"
     try:
         dt = datetime.fromisoformat(ts)
     except ValueError:
