@@ -9,6 +9,7 @@ acknowledged event, every acknowledged entity version). Each configuration is
 killed ``KILLS`` times in a row on the same directory, and once more with a
 tiny ``snapshot_every`` so the kill lands during snapshots and log compaction.
 """
+import http.client
 import json
 import os
 import random
@@ -79,7 +80,7 @@ def _client(port, key, i, ledger, stop, counter):
                 if status == 200 and json.loads(body)["ok"]:
                     with ledger.lock:
                         ledger.events_ok.add((i, j))
-    except (OSError, ValueError):
+    except (OSError, ValueError, http.client.HTTPException):
         pass  # the server died under us: whatever was in flight is attempted, not acknowledged
     finally:
         counter[i] = j
