@@ -77,6 +77,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sql_time_limit_ms", int, 5000, "Longest a SQL query may run, in milliseconds."),
     # live streams
     Setting("replay_history", int, 10000, "Recent drops kept in memory for SSE replay and resume."),
+    Setting("replay_history_bytes", int, 64 << 20, "Most bytes of recent drops kept for replay (oldest go first; 0: no cap)."),
     Setting("subscriber_queue", int, 1000, "Messages one SSE client may fall behind before it is disconnected."),
     Setting("heartbeat_s", float, 15.0, "Seconds between SSE heartbeat comments."),
     Setting("max_sse_clients", int, 10000, "Most open SSE streams per server."),

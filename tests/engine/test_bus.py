@@ -110,3 +110,16 @@ def test_seqs_of_bus_only_messages_are_never_reused_after_a_restart(make_engine)
     eng2.close()
     eng3 = make_engine()
     assert eng3.save("r", {"i": 3})["seq"] > last
+
+
+def test_replay_history_is_bounded_in_bytes_too(make_engine):
+    eng = make_engine(settings=Settings.load(replay_history=10000, replay_history_bytes=1 << 20))
+    for i in range(40):
+        eng.save("big", {"i": i, "blob": "x" * 100_000})
+    ring = eng.bus.user
+    assert ring.bytes <= 1 << 20 and 8 <= len(ring.messages) <= 11
+    assert ring.bytes == sum(m.size for m in ring.messages)
+    sub = eng.subscribe("big", after_seq=0)
+    assert sub.gap and sub.backlog[-1].data["i"] == 39
+    huge = eng.save("big", {"blob": "y" * 1_000_000})["seq"]
+    assert ring.messages[-1].seq == huge  # the newest stays, whatever its size

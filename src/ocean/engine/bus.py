@@ -23,9 +23,9 @@ from ..model import drop_id, iso_ms, prefix_matches
 class Message:
     """One published drop; encoded on first use and cached."""
 
-    __slots__ = ("seq", "route", "key", "op", "fields", "ms", "instance", "_json", "_sse")
+    __slots__ = ("seq", "route", "key", "op", "fields", "ms", "instance", "size", "_json", "_sse")
 
-    def __init__(self, seq, route, key, op, fields, ms, instance):
+    def __init__(self, seq, route, key, op, fields, ms, instance, size=0):
         self.seq = seq
         self.route = route
         self.key = key
@@ -33,6 +33,7 @@ class Message:
         self.fields = fields
         self.ms = ms
         self.instance = instance
+        self.size = size  # about how many bytes it holds (its logged length), for the ring's byte cap
         self._json = None
         self._sse = None
 
@@ -121,18 +122,30 @@ def _seq(msg: Message) -> int:
 
 
 class Ring:
-    """The most recent messages of one kind of route, and how far back it reaches."""
+    """The most recent messages of one kind of route, and how far back it reaches.
 
-    __slots__ = ("messages", "forgotten")
+    Bounded twice: at most ``size`` messages and about ``max_bytes`` of them (1 MiB
+    payloads would otherwise let 10,000 messages hold 10 GiB). The newest message
+    always stays, whatever its size.
+    """
 
-    def __init__(self, size: int, start_seq: int):
-        self.messages: deque[Message] = deque(maxlen=max(1, size))
+    __slots__ = ("messages", "forgotten", "bytes", "max_bytes", "_cap")
+
+    def __init__(self, size: int, start_seq: int, max_bytes: int = 0):
+        self.messages: deque[Message] = deque()
         self.forgotten = start_seq  # every seq <= this is gone from the ring (or predates it)
+        self.bytes = 0
+        self.max_bytes = max_bytes or float("inf")
+        self._cap = max(1, size)
 
     def append(self, msg: Message) -> None:
-        if len(self.messages) == self.messages.maxlen:
-            self.forgotten = self.messages[0].seq
-        self.messages.append(msg)
+        messages = self.messages
+        messages.append(msg)
+        self.bytes += msg.size
+        while len(messages) > self._cap or (self.bytes > self.max_bytes and len(messages) > 1):
+            old = messages.popleft()
+            self.bytes -= old.size
+            self.forgotten = old.seq
 
 
 class Bus:
@@ -142,10 +155,10 @@ class Bus:
     so a busy server's request feed never pushes users' drops out of replay.
     """
 
-    def __init__(self, ring_size: int, queue_size: int, start_seq: int = 0):
+    def __init__(self, ring_size: int, queue_size: int, start_seq: int = 0, ring_bytes: int = 0):
         self.queue_size = queue_size
-        self.user = Ring(ring_size, start_seq)
-        self.system = Ring(ring_size, start_seq)
+        self.user = Ring(ring_size, start_seq, ring_bytes)
+        self.system = Ring(ring_size, start_seq, ring_bytes)
         self._by_prefix: dict[str, list[Subscription]] = {}
         self._lock = threading.RLock()  # push() may drop a subscriber while publish holds it
         self.published = 0

@@ -52,7 +52,8 @@ class Engine:
         self._seq = self.store.open()
         self.store.last_seq = self._seq
         self.instance = self.store.meta["instance"]
-        self.bus = Bus(self.settings.replay_history, self.settings.subscriber_queue, start_seq=self._seq)
+        self.bus = Bus(self.settings.replay_history, self.settings.subscriber_queue, start_seq=self._seq,
+                       ring_bytes=self.settings.replay_history_bytes)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._snapshot_every = self.settings.snapshot_every or float("inf")
@@ -158,7 +159,7 @@ class Engine:
                     results[i] = outcome
                     continue
                 seq, route, key = op[1], op[3], op[4]
-                messages.append(Message(seq, route, key, names[op[0]], outcome[1], ms, instance))
+                messages.append(Message(seq, route, key, names[op[0]], outcome[1], ms, instance, outcome[2]))
                 results[i] = {"drop_id": drop_id(instance, seq), "seq": seq, "route": route, "key": key,
                               "created_at": created_at}
                 written.append(op)
@@ -183,7 +184,8 @@ class Engine:
                 # NOTE: these seqs are in no op; a logged lease keeps them from being reused after a
                 # restart, where a client's Last-Event-ID may still hold one. One record per 4096.
                 self.store.extend_lease(self._seq + 4096)
-            msg = Message(self._seq, route, None, "event", data, self._clock(), self.instance)
+            msg = Message(self._seq, route, None, "event", data, self._clock(), self.instance,
+                          64 + len(repr(data)))  # PERF: an estimate; encoding here would cost every request
             self.bus.publish(msg)
             self.store.last_seq = self._seq
         return msg
@@ -195,13 +197,13 @@ class Engine:
             ms = self._clock()
             op = [kind, seq, ms, route, key, body, incs, ms + expires_in if expires_in else 0, source]
             try:
-                out, published, ticket = self.store.write(op, self.settings.max_payload_bytes)
+                out, published, ticket, size = self.store.write(op, self.settings.max_payload_bytes)
             except OceanError as exc:
                 if getattr(exc, "logged", False):
                     self._seq = self.store.last_seq = seq  # logged, then refused by apply: seq spent
                 raise
             self._seq = self.store.last_seq = seq
-            self.bus.publish(Message(seq, route, key, ops.NAMES[kind], published, ms, self.instance))
+            self.bus.publish(Message(seq, route, key, ops.NAMES[kind], published, ms, self.instance, size))
             trimmed = self._take_trimmed()
         self.store.sync(ticket)
         if self.store.since_snapshot >= self._snapshot_every:

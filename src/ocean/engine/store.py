@@ -35,13 +35,16 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def write(self, op: list, max_bytes: int):
-        """Make ``op`` durable (per policy) and apply it; returns ``(result, published, ticket)``."""
+        """Make ``op`` durable (per policy) and apply it; returns ``(result, published, ticket, size)``.
+
+        ``size`` is the op's encoded length: what the bus counts against its replay byte cap.
+        """
 
     @abc.abstractmethod
     def write_many(self, batch: list, max_bytes: int, first_seq: int):
         """Number ops from ``first_seq`` (skipping refused ones), log them in one write, apply each.
 
-        Returns ``(outcomes, ticket)``: per op ``(result, published)`` or an ``OceanError``.
+        Returns ``(outcomes, ticket)``: per op ``(result, published, size)`` or an ``OceanError``.
         """
 
     @abc.abstractmethod
@@ -174,14 +177,15 @@ class LocalStore(Store):
         except OceanError as exc:
             exc.logged = True  # the engine must not reuse this op's seq
             raise
-        return result, published, ticket
+        return result, published, ticket, len(body)
 
     def write_many(self, batch: list, max_bytes: int, first_seq: int):
-        outcomes, bodies, seq = [], [], first_seq
+        outcomes, bodies, sizes, seq = [], [], [], first_seq
         for op in batch:
             op[1] = seq
             try:
                 bodies.append(self._encode(op, max_bytes))
+                sizes.append(len(bodies[-1]))
                 outcomes.append(None)
                 seq += 1
             except OceanError as exc:
@@ -189,10 +193,12 @@ class LocalStore(Store):
                 outcomes.append(exc)
         ticket = self.wal.append_many([b for b in bodies]) if bodies else self.wal.appended
         self.since_snapshot += len(bodies)
+        sizes.reverse()
         for i, op in enumerate(batch):
             if outcomes[i] is None:
+                size = sizes.pop()
                 try:
-                    outcomes[i] = self.state.apply(op)
+                    outcomes[i] = (*self.state.apply(op), size)
                 except OceanError as exc:
                     outcomes[i] = exc  # logged and refused: replay refuses it the same way
         return outcomes, ticket
