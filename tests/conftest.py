@@ -1,5 +1,14 @@
-"""Shared fixtures: a fresh engine on a temporary data directory."""
+"""Shared fixtures: a fresh engine on a temporary data directory; hypothesis profiles."""
+import os
+
 import pytest
+from hypothesis import settings
+
+# CI replays the same examples every run (a failure there is reproducible, never luck);
+# by hand, hypothesis explores new examples each run.
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 from ocean import Engine
 

@@ -440,19 +440,25 @@ def in_list(a: Vec, items: list, negated: bool) -> Vec:
 # -- choosing among values (CASE, COALESCE) ---------------------------------------------------
 
 def choose(vecs: list[Vec], chosen: np.ndarray, n: int) -> Vec:
-    """Row i from ``vecs[chosen[i]]`` (-1: NULL), the kinds merged."""
+    """Row i from ``vecs[chosen[i]]`` (-1: NULL), the kinds of the vecs chosen anywhere merged.
+
+    NOTE: only chosen vecs count, as SQLite types each value: COALESCE(2, real_col) is
+    the integer 2 on every row, so 2 / 4 stays integer division (found by the differential fuzz).
+    """
+    used = [bool((chosen == i).any()) for i in range(len(vecs))]
     kind = "null"
-    for v in vecs:
-        kind = merge_kinds(kind, v.kind)
+    for v, u in zip(vecs, used):
+        if u:
+            kind = merge_kinds(kind, v.kind)
     if kind == "null":
         return Vec.nulls(n)
-    vecs = [as_kind(v, kind).broadcast(n) for v in vecs]
+    vecs = [as_kind(v, kind).broadcast(n) if u else None for v, u in zip(vecs, used)]
     if kind == "str":
         index: dict = {}
         codes = np.full(n, -1, np.int32)
         for i, v in enumerate(vecs):
             rows = chosen == i
-            if not rows.any():
+            if v is None:
                 continue
             mapping = np.fromiter((index.setdefault(s, len(index)) for s in v.dict.values.tolist()),
                                   np.int32, len(v.dict))
@@ -461,15 +467,16 @@ def choose(vecs: list[Vec], chosen: np.ndarray, n: int) -> Vec:
     if kind == "obj":
         data = np.full(n, None, object)
         for i, v in enumerate(vecs):
-            rows = chosen == i
-            data[rows] = v.data[rows]
+            if v is not None:
+                rows = chosen == i
+                data[rows] = v.data[rows]
         return Vec("obj", data)
-    data = np.zeros(n, vecs[0].data.dtype)
+    data = np.zeros(n, next(v for v in vecs if v is not None).data.dtype)
     valid = np.zeros(n, bool)
     for i, v in enumerate(vecs):
-        rows = chosen == i
-        if not rows.any():
+        if v is None:
             continue
+        rows = chosen == i
         data[rows] = v.data[rows]
         valid[rows] = True if v.valid is None else v.valid[rows]
     return Vec(kind, data, None if valid.all() else valid)
