@@ -7,7 +7,7 @@ import re
 import time
 from datetime import datetime, timezone
 
-from .errors import InvalidAmount, InvalidField, InvalidKey, InvalidPayload, InvalidRoute, PayloadTooLarge
+from .errors import InvalidAmount, InvalidField, InvalidKey, InvalidRoute
 
 MAX_ROUTE_CHARS = 512
 MAX_SEGMENTS = 10
@@ -139,19 +139,6 @@ def _jsonable(value) -> bool:
         return True
     except (TypeError, ValueError):
         return False
-
-
-def encode_payload(payload, limit: int) -> str:
-    """Encode a payload as compact JSON; refuse non-JSON data, NaN and sizes over ``limit`` bytes."""
-    try:
-        text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidPayload(f"payload is not JSON data: {exc}") from None
-    except RecursionError:
-        raise InvalidPayload("payload is nested too deeply") from None
-    if len(text) > limit // 4 and len(text.encode("utf-8")) > limit:
-        raise PayloadTooLarge(f"payload is over the {limit}-byte limit (setting max_payload_bytes)")
-    return text
 
 
 def split_increments(payload: dict) -> tuple[dict, dict]:

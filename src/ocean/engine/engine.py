@@ -166,13 +166,7 @@ class Engine:
             self.bus.publish_many(messages)
             self._seq = self.store.last_seq = max(self._seq, *(op[1] for op in batch)) if batch else self._seq
             trimmed = self._take_trimmed()
-        self.store.sync(ticket)
-        if self.store.since_snapshot >= self._snapshot_every:
-            self._wake.set()
-        if self._listeners:
-            for op in written:
-                self._notify(op[0], op[3], op[4], op[1], op[2], op[5], op[7], source)
-            self._notify_trimmed(trimmed)
+        self._after_write(ticket, written, trimmed)
         return results
 
     def publish(self, route: str, data: dict) -> Message:
@@ -205,13 +199,18 @@ class Engine:
             self._seq = self.store.last_seq = seq
             self.bus.publish(Message(seq, route, key, ops.NAMES[kind], published, ms, self.instance, size))
             trimmed = self._take_trimmed()
+        self._after_write(ticket, (op,), trimmed)
+        return seq, ms, out
+
+    def _after_write(self, ticket, written, trimmed) -> None:
+        """Outside the lock: wait for fsync (policy ``always``), wake a due snapshot, tell listeners."""
         self.store.sync(ticket)
         if self.store.since_snapshot >= self._snapshot_every:
             self._wake.set()  # the maintainer snapshots now, not at its next tick
         if self._listeners:
-            self._notify(kind, route, key, seq, ms, body, op[7], source)
+            for op in written:
+                self._notify(op[0], op[3], op[4], op[1], op[2], op[5], op[7], op[8])
             self._notify_trimmed(trimmed)
-        return seq, ms, out
 
     # -- reads -------------------------------------------------------------
     def get(self, route: str, key: str) -> dict:
@@ -249,13 +248,6 @@ class Engine:
             if ent is not None:
                 out.append(self._record(route, key, ent))
         return out
-
-    def count(self, route: str) -> int:
-        """How many entities a route holds (expired ones excluded)."""
-        check_route(route)
-        now = self.state.entities.routes.get(route, {})
-        t = self._now()
-        return sum(1 for e in list(now.values()) if not e.expires_ms or e.expires_ms > t)
 
     def route_entities(self, route: str):
         """``(key, record)`` for every live entity of a route, in key order."""

@@ -13,7 +13,6 @@ import fcntl
 import json
 import logging
 import os
-import threading
 import time
 
 from ..errors import CorruptLog, DataDirLocked, InvalidPayload, OceanError, PayloadTooLarge, StorageError
