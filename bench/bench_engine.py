@@ -23,7 +23,9 @@ def engine_factory():
     def make(pure=False, fsync="no"):
         eng = Engine(tempfile.mkdtemp(prefix="ocean-bench-"), fsync=fsync, maintenance=False)
         if pure:
+            # the baseline: the engine's Python write path over the pure-twin counter table
             eng.state.counters = PureCounterTable()
+            eng.incr = eng._incr_python
         made.append(eng)
         return eng
 

@@ -396,6 +396,30 @@ cdef class CounterTable:
             raise MemoryError()
         raise _ocn_overflow(field, &op)
 
+    cdef int _add_ops(self, object route, object key, PyObject** fs, _ocn_op* ops, Py_ssize_t n) except -1:
+        """Apply ``n`` staged, checked increments to one entity atomically (overflow: none applied).
+
+        The core of ``add_many``, also called by the compiled write path (``_writer.pxi``).
+        """
+        cdef Py_ssize_t i, created = 0, bad
+        cdef _CounterEntity ent
+        k = (route, key)
+        i = self._shard(<PyObject*>route, <PyObject*>key)
+        _ocn_lock(self._locks[i])
+        try:
+            ent = self._entity(i, k, True)
+            bad = ent.apply(fs, ops, n, &created)
+            self._counts[i] += created
+            if bad != -1:
+                self._drop_if_empty(i, k, ent)
+        finally:
+            PyThread_release_lock(self._locks[i])
+        if bad == -2:
+            raise MemoryError()
+        if bad >= 0:
+            raise _ocn_overflow(<object>fs[bad], &ops[bad])
+        return 0
+
     def add_many(self, route, key, fields, amounts):
         """Add to several counters of one entity atomically: all change, or (on error) none."""
         cdef _ocn_op stack_ops[_OCN_STACK_OPS]
@@ -429,21 +453,7 @@ cdef class CounterTable:
             out = [None] * n          # allocated before the lock, filled after it
             if n == 0:
                 return out            # no empty entity is ever stored
-            k = (route, key)
-            i = self._shard(<PyObject*>route, <PyObject*>key)
-            _ocn_lock(self._locks[i])
-            try:
-                ent = self._entity(i, k, True)
-                bad = ent.apply(fs, ops, n, &created)
-                self._counts[i] += created
-                if bad != -1:
-                    self._drop_if_empty(i, k, ent)
-            finally:
-                PyThread_release_lock(self._locks[i])
-            if bad == -2:
-                raise MemoryError()
-            if bad >= 0:
-                raise _ocn_overflow(<object>fs[bad], &ops[bad])
+            self._add_ops(route, key, fs, ops, n)
             for j in range(n):
                 out[j] = _ocn_box(ops[j].new, ops[j].ntag)
             return out

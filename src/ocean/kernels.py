@@ -37,6 +37,12 @@ def core():
     return _impl
 
 
+def kernel(name: str):
+    """One kernel by name, for a module-level binding; None when the core is missing
+    (``Engine`` and ``ocean serve`` call ``core()`` first and raise ``CoreNotBuilt``)."""
+    return None if _impl is None else getattr(_impl, name)
+
+
 def implementation() -> str:
     """``"compiled"`` or ``"pure"`` -- which kernels loaded (reported by /health)."""
     core()

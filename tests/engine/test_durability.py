@@ -125,35 +125,41 @@ def test_group_commit_shares_fsyncs(make_engine):
 def test_disk_failure_refuses_writes_then_recovers(make_engine, monkeypatch):
     eng = make_engine(fsync="always")
     eng.incr("c", "k", {"n": 1})
-    real = WriteAheadLog._write
 
-    def full_disk(self, record):
+    def full_disk(self, fd, length):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(WriteAheadLog, "_write", full_disk)
-    with pytest.raises(errors.StorageError) as info:
-        eng.incr("c", "k", {"n": 1})
-    assert info.value.status == 503 and "No space" in info.value.message
+    monkeypatch.setattr(WriteAheadLog, "_reserve", full_disk)
+    eng.store.wal.release_room()  # the room reserved ahead is used up: the next write asks the disk
+    for write in (lambda: eng.incr("c", "k", {"n": 1}), lambda: eng.save("e", {"x": 1}),
+                  lambda: eng.incr("c", "new", {"n": 1})):
+        with pytest.raises(errors.StorageError) as info:
+            write()
+        assert info.value.status == 503 and "No space" in info.value.message
     assert eng.get("c", "k")["payload"] == {"n": 1}  # reads work, nothing applied
-    monkeypatch.setattr(WriteAheadLog, "_write", real)
+    assert eng.entity("c", "new") is None and eng.events("e") == []
+    monkeypatch.undo()
     assert eng.incr("c", "k", {"n": 1}) == {"n": 2}
     eng.close()
     assert make_engine().get("c", "k")["payload"] == {"n": 2}
 
 
-def test_half_written_record_is_cut_back(make_engine, monkeypatch):
+def test_a_nearly_full_disk_reserves_just_what_a_record_needs(make_engine, monkeypatch):
     eng = make_engine()
     eng.incr("c", "k", {"n": 1})
+    asked = []
+    real = WriteAheadLog._reserve
 
-    def short_write(self, record):
-        os.write(self._fd, record[:7])
-        raise OSError(5, "Input/output error")
+    def tight(self, fd, length):
+        asked.append(length)
+        if length > self.log.size + 8192:
+            raise OSError(28, "No space left on device")
+        real(self, fd, length)
 
-    monkeypatch.setattr(WriteAheadLog, "_write", short_write)
-    with pytest.raises(errors.StorageError):
-        eng.incr("c", "k", {"n": 1})
-    monkeypatch.undo()
-    eng.incr("c", "k", {"n": 1})
+    monkeypatch.setattr(WriteAheadLog, "_reserve", tight)
+    eng.store.wal.release_room()
+    assert eng.incr("c", "k", {"n": 1}) == {"n": 2}
+    assert len(asked) == 2 and asked[1] < asked[0]  # the chunk was refused, the exact room taken
     eng.close()
     assert make_engine().get("c", "k")["payload"] == {"n": 2}
 

@@ -13,56 +13,18 @@ are used; under gevent's monkey-patching they cooperate with greenlets.
 from __future__ import annotations
 
 import heapq
-import json
 import threading
 from collections import deque
 
-from ..model import drop_id, iso_ms, prefix_matches
+from ..kernels import kernel
+from ..model import prefix_matches
 
 
-class Message:
-    """One published drop; encoded on first use and cached."""
-
-    __slots__ = ("seq", "route", "key", "op", "fields", "ms", "instance", "size", "_json", "_sse")
-
-    def __init__(self, seq, route, key, op, fields, ms, instance, size=0):
-        self.seq = seq
-        self.route = route
-        self.key = key
-        self.op = op
-        self.fields = fields
-        self.ms = ms
-        self.instance = instance
-        self.size = size  # about how many bytes it holds (its logged length), for the ring's byte cap
-        self._json = None
-        self._sse = None
-
-    @property
-    def drop_id(self) -> str:
-        return drop_id(self.instance, self.seq)
-
-    @property
-    def data(self) -> dict:
-        """The payload's fields plus ``_route``, ``_key`` (keyed), ``_id``, ``_at`` and ``_op``."""
-        out = dict(self.fields) if isinstance(self.fields, dict) else {"_value": self.fields}
-        out["_route"] = self.route
-        if self.key is not None:
-            out["_key"] = self.key
-        out["_id"] = self.drop_id
-        out["_at"] = iso_ms(self.ms)
-        out["_op"] = self.op
-        return out
-
-    def json(self) -> str:
-        if self._json is None:
-            self._json = json.dumps(self.data, separators=(",", ":"), ensure_ascii=False)
-        return self._json
-
-    def sse(self) -> bytes:
-        """``id: <seq>\\ndata: <json>\\n\\n`` as bytes (JSON has no raw newlines)."""
-        if self._sse is None:
-            self._sse = f"id: {self.seq}\ndata: {self.json()}\n\n".encode("utf-8")
-        return self._sse
+# One published drop, encoded on first use and cached; the replay ring of one kind of
+# route. Both are compiled (``_writer.pxi``, twins in ``_reference``): the engine's
+# compiled increment path makes and rings a message per write.
+Message = kernel("Message")
+Ring = kernel("Ring")
 
 
 class Subscription:
@@ -117,35 +79,8 @@ class Subscription:
         self.close()
 
 
-def _seq(msg: Message) -> int:
+def _seq(msg) -> int:
     return msg.seq
-
-
-class Ring:
-    """The most recent messages of one kind of route, and how far back it reaches.
-
-    Bounded twice: at most ``size`` messages and about ``max_bytes`` of them (1 MiB
-    payloads would otherwise let 10,000 messages hold 10 GiB). The newest message
-    always stays, whatever its size.
-    """
-
-    __slots__ = ("messages", "forgotten", "bytes", "max_bytes", "_cap")
-
-    def __init__(self, size: int, start_seq: int, max_bytes: int = 0):
-        self.messages: deque[Message] = deque()
-        self.forgotten = start_seq  # every seq <= this is gone from the ring (or predates it)
-        self.bytes = 0
-        self.max_bytes = max_bytes or float("inf")
-        self._cap = max(1, size)
-
-    def append(self, msg: Message) -> None:
-        messages = self.messages
-        messages.append(msg)
-        self.bytes += msg.size
-        while len(messages) > self._cap or (self.bytes > self.max_bytes and len(messages) > 1):
-            old = messages.popleft()
-            self.bytes -= old.size
-            self.forgotten = old.seq
 
 
 class Bus:
@@ -161,31 +96,39 @@ class Bus:
         self.system = Ring(ring_size, start_seq, ring_bytes)
         self._by_prefix: dict[str, list[Subscription]] = {}
         self._lock = threading.RLock()  # push() may drop a subscriber while publish holds it
-        self.published = 0
         self.dropped_subscribers = 0
+
+    @property
+    def published(self) -> int:
+        """Messages published since start."""
+        return self.user.appended + self.system.appended
 
     def _rings(self, prefix: str) -> list[Ring]:
         if prefix == "*":
             return [self.user, self.system]
         return [self.system if prefix.startswith("_") else self.user]
 
-    def publish(self, msg: Message) -> None:
-        """Ring it and fan it out. Callers publish in seq order (under the engine's write lock)."""
-        with self._lock:
-            (self.system if msg.route.startswith("_") else self.user).append(msg)
-            self.published += 1
-            if self._by_prefix:
-                route = msg.route
-                for prefix, subs in list(self._by_prefix.items()):
-                    if prefix_matches(prefix, route):
-                        for sub in list(subs):
-                            sub.push(msg)
+    def publish(self, msg) -> None:
+        """Ring it and fan it out. Callers hold the engine's write lock, so messages go in seq order
+        and ``subscribe`` (which takes that lock too) sees each either in its backlog or live."""
+        (self.system if msg.route.startswith("_") else self.user).append(msg)
+        if self._by_prefix:
+            self._fanout(msg)
 
-    def publish_many(self, messages: list[Message]) -> None:
-        """``publish`` each, under one lock (a batch of drops)."""
+    def _fanout(self, msg) -> None:
+        """Push ``msg`` to every subscriber whose prefix covers its route (the compiled path calls
+        this only when someone subscribes)."""
         with self._lock:
-            for msg in messages:
-                self.publish(msg)
+            route = msg.route
+            for prefix, subs in list(self._by_prefix.items()):
+                if prefix_matches(prefix, route):
+                    for sub in list(subs):
+                        sub.push(msg)
+
+    def publish_many(self, messages: list) -> None:
+        """``publish`` each (a batch of drops)."""
+        for msg in messages:
+            self.publish(msg)
 
     def subscribe(self, prefix: str, after_seq: int | None = None, last: int | None = None,
                   maxsize: int | None = None) -> Subscription:
@@ -203,11 +146,11 @@ class Bus:
             self._by_prefix.setdefault(prefix, []).append(sub)
         return sub
 
-    def recent(self, prefix: str, n: int) -> list[Message]:
+    def recent(self, prefix: str, n: int) -> list:
         """The last ``n`` ring messages under ``prefix``, oldest first."""
         picked = []
         with self._lock:
-            rings = [list(r.messages) for r in self._rings(prefix)]
+            rings = [r.messages for r in self._rings(prefix)]
         for ring in rings:
             out = []
             for m in reversed(ring):

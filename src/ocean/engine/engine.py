@@ -44,19 +44,28 @@ class Engine:
         self.path = path
         self.store = LocalStore(path, self.settings, offload=offload)
         self.state = self.store.state
-        self._lock = threading.Lock()
+        self._lock = core().WriteLock()  # held briefly; see _writer.pxi for how it waits
         self._listeners: list = []
-        self._last_ms = 0
-        self._closed = False
         self.started = time.time()
-        self._seq = self.store.open()
-        self.store.last_seq = self._seq
+        seq = self.store.open()
+        self.store.last_seq = seq
         self.instance = self.store.meta["instance"]
-        self.bus = Bus(self.settings.replay_history, self.settings.subscriber_queue, start_seq=self._seq,
+        self.bus = Bus(self.settings.replay_history, self.settings.subscriber_queue, start_seq=seq,
                        ring_bytes=self.settings.replay_history_bytes)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._snapshot_every = self.settings.snapshot_every or float("inf")
+        # The seq, the clock and the compiled increment path (see _writer.pxi).
+        self._writer = w = core().Writer(seq, self.instance)
+        w.max_bytes = self.settings.max_payload_bytes
+        w.snapshot_every = self.settings.snapshot_every or 1 << 62
+        w.sync_always = self.settings.fsync == "always"
+        w.attach(self.state.counters, self.state.entities.routes, self.store.wal.log, self.bus.user,
+                 self.bus.system, self.bus, self.bus._by_prefix, self._lock, self._incr_python,
+                 self._after_incr, self._listeners)
+        # PERF: callers reach the compiled method directly, without a Python frame in between
+        # (~0.1 us of a ~0.5 us call). ``Engine.incr`` below documents it.
+        self.incr = w.incr
         self._maintainer = None
         if maintenance:
             self._maintainer = threading.Thread(target=self._maintain_loop, name="ocean-maintenance", daemon=True)
@@ -97,7 +106,15 @@ class Engine:
         return self.get(route, key)
 
     def incr(self, route: str, key: str, amounts: dict, source: str | None = None) -> dict:
-        """Increment fields of one entity atomically; returns ``{field: new value}``."""
+        """Increment fields of one entity atomically; returns ``{field: new value}``.
+
+        Each engine replaces this with its compiled ``Writer.incr``, which takes the
+        common case (an existing entity of counters) itself and everything else here.
+        """
+        return self._writer.incr(route, key, amounts, source)
+
+    def _incr_python(self, route: str, key: str, amounts: dict, source: str | None = None) -> dict:
+        """``incr`` in Python: new entities, fields becoming counters, and every error."""
         check_route(route)
         check_key(key)
         if not amounts:
@@ -126,28 +143,57 @@ class Engine:
         return out
 
     def drop_many(self, drops: list, source: str | None = None) -> list:
-        """Many drops under one lock, one log write and at most one fsync.
+        """Many drops, in order, each atomic on its own; the batch is not a transaction.
 
-        Returns one receipt (as ``drop``) or one ``OceanError`` per drop, in order.
-        Each drop is atomic on its own; the batch is not a transaction.
-        PERF: a 1000-drop batch costs one ``os.write`` (and one fsync under
-        ``always``) instead of 1000; per drop ~2 us against ~8 us for single calls.
+        Returns one receipt (as ``drop``) or one ``OceanError`` per drop, in order. Runs of
+        increments to existing counter entities go through the compiled path under one lock;
+        the drops between them go through ``_drop_run`` (one lock, one log write). Under
+        ``always`` the batch waits for one fsync at the end.
+        PERF: bench/bench_engine.py::test_drop_many_1000.
         """
+        drops = drops if type(drops) is list else list(drops)
+        results: list = [None] * len(drops)
+        i, total, ticket, fast = 0, len(drops), 0, []
+        while i < total:
+            start = i
+            i, t, taken = self._writer.drop_many(drops, i, results, source)
+            if taken:
+                ticket = max(ticket, t)
+                fast.append((start, i))
+            if i < total:
+                i, t = self._drop_run(drops, i, results, source)
+                ticket = max(ticket, t)
+        self.store.sync(ticket)
+        if self.store.since_snapshot >= self._snapshot_every and not self._wake.is_set():
+            self._wake.set()
+        if fast and self._listeners:  # the compiled path's writes, told as _after_write tells the others
+            for start, end in fast:
+                for r in results[start:end]:
+                    if type(r) is dict:
+                        self._notify(ops.INCR, r["route"], r["key"], 0, 0, None, 0, None)
+        return results
+
+    def _drop_run(self, drops: list, start: int, results: list, source) -> tuple[int, int]:
+        """Write ``drops[start]`` and the drops after it that are not increments, under one lock
+        and one log write; returns ``(next index, ticket)``."""
+        end = start + 1
+        while end < len(drops) and not _looks_like_increment(drops[end]):
+            end += 1
         prepared = []
-        for item in drops:
+        for item in drops[start:end]:
             try:
                 prepared.append(_prepare_drop(item))
             except OceanError as exc:
                 prepared.append(exc)
-        results: list = list(prepared)
         written = []
         with self._lock:
             self._check_open()
             batch, where = [], []
-            ms = self._clock()  # one time for the batch: its drops are written together
+            ms = self._clock()  # one time for the run: its drops are written together
             created_at = iso_ms(ms)
-            for i, p in enumerate(prepared):
+            for i, p in enumerate(prepared, start):
                 if isinstance(p, OceanError):
+                    results[i] = p
                     continue
                 kind, route, key, body, incs, expires_in = p
                 batch.append([kind, 0, ms, route, key, body, incs, ms + expires_in if expires_in else 0, source])
@@ -166,8 +212,8 @@ class Engine:
             self.bus.publish_many(messages)
             self._seq = self.store.last_seq = max(self._seq, *(op[1] for op in batch)) if batch else self._seq
             trimmed = self._take_trimmed()
-        self._after_write(ticket, written, trimmed)
-        return results
+        self._after_write(None, written, trimmed)
+        return end, ticket
 
     def publish(self, route: str, data: dict) -> Message:
         """Put a message on the bus only (not stored), e.g. ``_admin/events``."""
@@ -202,10 +248,20 @@ class Engine:
         self._after_write(ticket, (op,), trimmed)
         return seq, ms, out
 
-    def _after_write(self, ticket, written, trimmed) -> None:
-        """Outside the lock: wait for fsync (policy ``always``), wake a due snapshot, tell listeners."""
+    def _after_incr(self, route, key, ticket) -> None:
+        """``_after_write`` for the compiled increment path."""
         self.store.sync(ticket)
-        if self.store.since_snapshot >= self._snapshot_every:
+        if self.store.since_snapshot >= self._snapshot_every and not self._wake.is_set():
+            self._wake.set()
+        if self._listeners:
+            self._notify(ops.INCR, route, key, 0, 0, None, 0, None)
+
+    def _after_write(self, ticket, written, trimmed) -> None:
+        """Outside the lock: wait for fsync (policy ``always``; ``None``: the caller waits), wake a
+        due snapshot, tell listeners."""
+        if ticket is not None:
+            self.store.sync(ticket)
+        if self.store.since_snapshot >= self._snapshot_every and not self._wake.is_set():
             self._wake.set()  # the maintainer snapshots now, not at its next tick
         if self._listeners:
             for op in written:
@@ -301,7 +357,8 @@ class Engine:
                   maxsize: int | None = None):
         """Watch ``prefix`` (a route, ``a/*`` or ``*``); see ``bus.Subscription``."""
         check_prefix(prefix)
-        return self.bus.subscribe(prefix, after_seq=after_seq, last=last, maxsize=maxsize)
+        with self._lock:  # no write lands between the backlog and going live
+            return self.bus.subscribe(prefix, after_seq=after_seq, last=last, maxsize=maxsize)
 
     def recent(self, prefix: str, n: int) -> list[Message]:
         """The last ``n`` drops under ``prefix`` still in the replay ring, oldest first."""
@@ -343,7 +400,23 @@ class Engine:
     @property
     def seq(self) -> int:
         """The newest seq handed out."""
-        return self._seq
+        return self._writer.seq
+
+    @property
+    def _seq(self) -> int:
+        return self._writer.seq
+
+    @_seq.setter
+    def _seq(self, value: int) -> None:
+        self._writer.seq = value
+
+    @property
+    def _closed(self) -> bool:
+        return self._writer.closed
+
+    @_closed.setter
+    def _closed(self, value: bool) -> None:
+        self._writer.closed = value
 
     def drop_id(self, seq: int) -> str:
         """The drop id of ``seq`` (see ``model.drop_id``)."""
@@ -351,14 +424,10 @@ class Engine:
 
     def _clock(self) -> int:
         """Milliseconds, never going backwards (op times decide expiry on replay too)."""
-        ms = time.time_ns() // 1_000_000
-        if ms <= self._last_ms:
-            return self._last_ms
-        self._last_ms = ms
-        return ms
+        return self._writer.clock()
 
     def _now(self) -> int:
-        return max(time.time_ns() // 1_000_000, self._last_ms)
+        return max(time.time_ns() // 1_000_000, self._writer.last_ms)
 
     def stats(self) -> dict:
         """Figures for /health and /metrics."""
@@ -441,6 +510,14 @@ def _keep_ms(keep) -> int:
     if type(keep) not in (int, float) or not keep > 0 or keep > 10 ** 10:
         raise InvalidPayload(f"keep must be a positive number of seconds, got {keep!r}")
     return max(1, int(keep * 1000))
+
+
+def _looks_like_increment(item) -> bool:
+    """A drop the compiled path may take: ``{route, key, payload}`` with only ``"+f"`` entries."""
+    if type(item) is not dict or len(item) != 3 or item.get("key") is None:
+        return False
+    payload = item.get("payload")
+    return type(payload) is dict and bool(payload) and all(type(k) is str and k[:1] == "+" for k in payload)
 
 
 def _prepare_drop(item) -> tuple:

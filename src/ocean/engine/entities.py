@@ -9,30 +9,11 @@ from __future__ import annotations
 import heapq
 from collections import deque
 
+from ..kernels import kernel
 
-class Entity:
-    """One entity's stored state (never mutated after it is stored)."""
 
-    __slots__ = ("fields", "value", "created_ms", "updated_ms", "version", "expires_ms")
-
-    def __init__(self, fields, value, created_ms, updated_ms, version, expires_ms):
-        self.fields = fields          # dict of plain fields, or None for a plain value
-        self.value = value            # the plain value when fields is None
-        self.created_ms = created_ms
-        self.updated_ms = updated_ms
-        self.version = version
-        self.expires_ms = expires_ms  # 0: never
-
-    def touched(self, ms: int) -> "Entity":
-        """A copy with a new update time and version (an increment's bookkeeping)."""
-        return Entity(self.fields, self.value, self.created_ms, ms, self.version + 1, self.expires_ms)
-
-    def to_row(self) -> list:
-        return [self.fields, self.value, self.created_ms, self.updated_ms, self.version, self.expires_ms]
-
-    @classmethod
-    def from_row(cls, row) -> "Entity":
-        return cls(*row)
+# One entity's stored state: a compiled record (``_writer.pxi``; twin in ``_reference``).
+Entity = kernel("Entity")
 
 
 class EntityTable:

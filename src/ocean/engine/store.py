@@ -16,9 +16,12 @@ import os
 import time
 
 from ..errors import CorruptLog, DataDirLocked, InvalidPayload, OceanError, PayloadTooLarge, StorageError
+from ..kernels import kernel
 from . import ops, snapshot
 from .state import State
 from .wal import WriteAheadLog, list_segments, read_segment
+
+_replay = kernel("replay")  # compiled: binary incr records applied without a Python call each
 
 log = logging.getLogger("ocean.store")
 
@@ -79,7 +82,7 @@ class LocalStore(Store):
         self.meta: dict = {}
         self.snapshot_seq = 0
         self.lease = 0  # the highest seq bus-only messages may have taken (logged, so never reused)
-        self.since_snapshot = 0
+        self._since = 0  # records replayed since the snapshot, until the log is open
         self.snapshot_seconds = 0.0
         self.snapshot_pause_ms = 0.0
         self._snapshotting = False
@@ -108,25 +111,48 @@ class LocalStore(Store):
                     f.truncate(good)
                     os.fsync(f.fileno())
             try:
-                decoded = ops.decode_many(bodies)
+                last, count = _replay(bodies, self.state.counters, self.state.entities.routes, self.snapshot_seq,
+                                      self._replay_json, self._replay_op)
             except ValueError as exc:
                 raise CorruptLog(f"the log file {full} holds a record that passed its checksum but is "
                                  f"not an op ({exc}); it was written by something other than this "
                                  f"version of ocean. Restore the data directory from a backup.") from None
-            for op in decoded:
-                if op[1] <= self.snapshot_seq:
-                    continue
-                seq = max(seq, op[1])
-                self.since_snapshot += 1
-                if op[0] == ops.LEASE:
-                    self.lease = max(self.lease, op[1])
-                    continue
-                try:
-                    self.state.apply(op)
-                except OceanError:
-                    pass  # it failed live too (same state), so it changed nothing then either
+            seq = max(seq, last)
+            self._since += count
         self.wal = WriteAheadLog(self.path, self.settings.fsync, seq + 1, offload=self.offload)
+        self.wal.log.since_snapshot = self._since
         return seq
+
+    @property
+    def since_snapshot(self) -> int:
+        """Records logged since the last snapshot (the log's appender counts them)."""
+        return self.wal.log.since_snapshot if self.wal is not None else self._since
+
+    @since_snapshot.setter
+    def since_snapshot(self, value: int) -> None:
+        if self.wal is not None:
+            self.wal.log.since_snapshot = value
+        else:
+            self._since = value
+
+    def _replay_json(self, bodies: list) -> tuple[int, int]:
+        """Replay a run of JSON records (one parser call); returns ``(last seq, count)`` after the snapshot."""
+        last = count = 0
+        for op in ops.decode_many(bodies):
+            if op[1] <= self.snapshot_seq:
+                continue
+            last, count = max(last, op[1]), count + 1
+            self._replay_op(op)
+        return last, count
+
+    def _replay_op(self, op: list) -> None:
+        if op[0] == ops.LEASE:
+            self.lease = max(self.lease, op[1])
+            return
+        try:
+            self.state.apply(op)
+        except OceanError:
+            pass  # it failed live too (same state), so it changed nothing then either
 
     def _take_directory(self) -> None:
         fd = os.open(os.path.join(self.path, "ocean.lock"), os.O_RDWR | os.O_CREAT, 0o644)
@@ -170,7 +196,6 @@ class LocalStore(Store):
     def write(self, op: list, max_bytes: int):
         body = self._encode(op, max_bytes)
         ticket = self.wal.append(body)
-        self.since_snapshot += 1
         try:
             result, published = self.state.apply(op)
         except OceanError as exc:
@@ -190,8 +215,7 @@ class LocalStore(Store):
             except OceanError as exc:
                 op[1] = 0
                 outcomes.append(exc)
-        ticket = self.wal.append_many([b for b in bodies]) if bodies else self.wal.appended
-        self.since_snapshot += len(bodies)
+        ticket = self.wal.append_many(bodies) if bodies else self.wal.appended
         sizes.reverse()
         for i, op in enumerate(batch):
             if outcomes[i] is None:

@@ -1,36 +1,39 @@
 """The write-ahead log: framed, checksummed records in segment files, with an fsync policy.
 
 Framing: every record is ``<u32 length><u32 crc32(body)><body>`` (little endian);
-the body is one op encoded by ``ops.encode``. A segment is ``wal-<first seq>.log``;
+the body is one op: JSON from ``ops.encode``, or the binary incr record of the
+compiled write path (see ``_log.pxi``). A segment is ``wal-<first seq>.log``;
 ``rotate()`` starts a new one so a snapshot can drop the old ones.
 
-Durability: ``append`` puts the record in the OS (``os.write``) before it returns,
-so a killed process loses nothing acknowledged. ``fsync``:
+Durability: records are copied into the segment through a shared memory map
+(``LogFile``), so they are in the OS page cache when ``append`` returns and a
+killed process loses nothing acknowledged. Room is reserved ahead
+(``_reserve``, posix_fallocate): a full disk fails the reservation, before any
+byte of a record is written. Past the last record a segment holds zeros, which
+replay treats as the end; a clean close cuts them off. ``fsync``:
 
 * ``always``   -- ``sync_to(ticket)`` fsyncs before the caller answers; writers that
   arrive while one fsync runs share the next one (group commit).
 * ``everysec`` -- a background flusher fsyncs about once a second (``flush_due``).
 * ``no``       -- the OS decides.
-
-A failing write is cut back (``ftruncate``) so no half record stays in the middle of
-the log, and raises ``StorageError``; the next append tries again.
 """
 from __future__ import annotations
 
 import logging
 import os
-import struct
+import re
 import threading
 import time
-import zlib
 
 from ..errors import CorruptLog, StorageError
+from ..kernels import kernel
 from .files import fsync_dir, list_numbered, numbered_name
 
 log = logging.getLogger("ocean.wal")
 
-HEADER = struct.Struct("<II")
-MAX_RECORD = 256 << 20  # larger lengths can only be damage
+LogFile = kernel("LogFile")
+_scan_records = kernel("scan_records")
+_BODY_START = re.compile(rb"[\[{I]")  # the first byte of every op body
 
 
 def segment_name(first_seq: int) -> str:
@@ -45,53 +48,40 @@ def list_segments(path: str) -> list[tuple[int, str]]:
 def read_segment(path: str, last: bool) -> tuple[list[bytes], int]:
     """Read every record body of one segment; returns ``(bodies, good_length)``.
 
+    Zero bytes after the last record are the log's reserved room: its clean end.
     A damaged record at the very end of the last segment is a torn write: it is
-    reported by a ``good_length`` shorter than the file (the caller cuts it off).
+    reported by a ``good_length`` shorter than the records (the caller cuts it off).
     Damage anywhere else raises ``CorruptLog`` naming the file and offset.
     """
     with open(path, "rb") as f:
         data = f.read()
-    bodies, pos, size = [], 0, len(data)
-    while pos < size:
-        bad = _bad_record(data, pos)
-        if bad is None:
-            n = HEADER.unpack_from(data, pos)[0]
-            bodies.append(data[pos + 8: pos + 8 + n])
-            pos += 8 + n
-            continue
-        if last and not _any_record_after(data, pos + 1):
-            log.warning("ocean: %s: cut off a torn record at byte %d (%d bytes, %s); "
-                        "it was never acknowledged", path, pos, size - pos, bad)
-            return bodies, pos
-        raise CorruptLog(
-            f"the log file {path} is damaged at byte {pos} ({bad}) and records follow it. "
-            f"ocean will not guess. Restore the data directory from a backup, or, to keep "
-            f"everything before the damage, truncate the file to {pos} bytes "
-            f"(`truncate -s {pos} {path}`) and delete any later wal-*.log files."
-        )
-    return bodies, pos
-
-
-def _bad_record(data: bytes, pos: int) -> str | None:
-    """None if a whole valid record starts at ``pos``, else what is wrong."""
-    if pos + 8 > len(data):
-        return "header cut short"
-    n, crc = HEADER.unpack_from(data, pos)
-    if n == 0 or n > MAX_RECORD:
-        return f"impossible length {n}"
-    if pos + 8 + n > len(data):
-        return "body cut short"
-    if zlib.crc32(data[pos + 8: pos + 8 + n]) != crc:
-        return "checksum mismatch"
-    return None
+    bodies, pos, bad = _scan_records(data, 0)
+    if bad is None:
+        return bodies, pos
+    if last and not _any_record_after(data, pos + 1):
+        log.warning("ocean: %s: cut off a torn record at byte %d (%s); it was never acknowledged", path, pos, bad)
+        return bodies, pos
+    raise CorruptLog(
+        f"the log file {path} is damaged at byte {pos} ({bad}) and records follow it. "
+        f"ocean will not guess. Restore the data directory from a backup, or, to keep "
+        f"everything before the damage, truncate the file to {pos} bytes "
+        f"(`truncate -s {pos} {path}`) and delete any later wal-*.log files."
+    )
 
 
 def _any_record_after(data: bytes, start: int) -> bool:
     """True if a valid record starts anywhere at or after ``start`` (damage, not a torn tail)."""
-    for pos in range(start, len(data) - 8):
-        if data[pos + 8: pos + 9] in (b"[", b"{") and _bad_record(data, pos) is None:
+    size = len(data)
+    pos = start + 8
+    while True:
+        m = _BODY_START.search(data, pos)  # PERF: jumps over reserved room (zeros) in one step
+        if m is None:
+            return False
+        at = m.start() - 8
+        n = int.from_bytes(data[at:at + 4], "little")
+        if 0 < n <= size - at - 8 and _scan_records(data[at:at + 8 + n], 0)[0]:
             return True
-    return False
+        pos = m.start() + 1
 
 
 class WriteAheadLog:
@@ -104,14 +94,24 @@ class WriteAheadLog:
         self._sync_lock = threading.Lock()
         self._fd = -1
         self.segment = ""
-        self.size = 0            # bytes in the current segment
+        # the appender; it lives across segments (``_reserve`` is looked up per call, so tests can patch it)
+        self.log = LogFile(-1, 0, lambda fd, length: self._reserve(fd, length))
         self.older_bytes = 0     # bytes in older segments still on disk
-        self.appended = 0        # records appended since open (tickets)
-        self.synced = 0          # records known to be on disk
+        self.synced = 0          # records known to be on disk (tickets, like ``appended``)
         self.fsyncs = 0
         self.fsync_seconds = 0.0
         self.last_fsync_ms = 0.0
         self._open_segment(first_seq, existing=True)
+
+    @property
+    def size(self) -> int:
+        """Bytes of records in the current segment."""
+        return self.log.size
+
+    @property
+    def appended(self) -> int:
+        """Records appended since open (the tickets ``sync_to`` waits for)."""
+        return self.log.appended
 
     # -- segments --------------------------------------------------------
     def _open_segment(self, first_seq: int, existing: bool) -> None:
@@ -121,11 +121,9 @@ class WriteAheadLog:
             self.older_bytes = sum(os.path.getsize(os.path.join(self.path, n)) for _, n in segs[:-1])
         else:
             name = segment_name(first_seq)
-        fd = os.open(os.path.join(self.path, name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        if self._fd >= 0:
-            os.close(self._fd)
+        fd = os.open(os.path.join(self.path, name), os.O_RDWR | os.O_CREAT, 0o644)
+        self.log.switch(fd, os.fstat(fd).st_size)  # the store cut the file to its records at open
         self._fd, self.segment = fd, name
-        self.size = os.fstat(fd).st_size
         fsync_dir(self.path)
 
     def rotate(self, next_seq: int) -> str:
@@ -133,10 +131,12 @@ class WriteAheadLog:
 
         Called under the engine's write lock, so no append races it.
         """
-        old = self.segment
+        old, old_fd = self.segment, self._fd
+        self.log.release_room()
         self._fsync_now()
-        self.older_bytes += self.size
+        self.older_bytes += self.log.size
         self._open_segment(next_seq, existing=False)
+        os.close(old_fd)
         return old
 
     def drop_segments_before(self, name: str) -> None:
@@ -151,36 +151,23 @@ class WriteAheadLog:
 
     # -- writing ---------------------------------------------------------
     def append(self, body: bytes) -> int:
-        """Write one record into the OS; returns its ticket for ``sync_to``."""
-        return self._append_records(HEADER.pack(len(body), zlib.crc32(body)) + body, 1)
+        """Put one record into the OS page cache; returns its ticket for ``sync_to``."""
+        return self.log.append(body)
 
     def append_many(self, bodies: list[bytes]) -> int:
-        """Write several records with one system call; returns the last one's ticket."""
-        pack, crc = HEADER.pack, zlib.crc32
-        return self._append_records(b"".join([pack(len(b), crc(b)) + b for b in bodies]), len(bodies))
+        """Append several records (all, or none if no room can be had); returns the last ticket."""
+        return self.log.append_many(bodies)
 
-    def _append_records(self, record: bytes, count: int) -> int:
-        try:
-            written = self._write(record)
-            if written != len(record):
-                raise OSError(f"short write ({written} of {len(record)} bytes)")
-        except OSError as exc:
-            self._cut_back()
-            raise StorageError(f"ocean could not write its log ({exc.strerror or exc}); "
-                               f"nothing was acknowledged") from None
-        self.size += len(record)
-        self.appended += count
-        return self.appended
+    def _reserve(self, fd: int, length: int) -> None:
+        """Make the segment ``length`` bytes long with its blocks allocated (the one place the log
+        asks the disk for room; tests inject a full disk here). Raises OSError."""
+        have = os.fstat(fd).st_size
+        if length > have:
+            os.posix_fallocate(fd, have, length - have)
 
-    def _write(self, record: bytes) -> int:
-        """The one place bytes reach the log (tests inject disk faults here)."""
-        return os.write(self._fd, record)
-
-    def _cut_back(self) -> None:
-        try:
-            os.ftruncate(self._fd, self.size)
-        except OSError:
-            log.error("ocean: could not cut back a failed log write in %s", self.segment)
+    def release_room(self) -> None:
+        """Cut the reserved room off the current segment (the next append reserves again)."""
+        self.log.release_room()
 
     def sync_to(self, ticket: int) -> None:
         """Return once record ``ticket`` is fsynced (group commit: one fsync serves many)."""
@@ -213,17 +200,20 @@ class WriteAheadLog:
         self.synced = max(self.synced, target)
 
     def _fsync(self, fd: int) -> None:
-        """The one place the log is fsynced (tests inject faults here)."""
+        """The one place the log is fsynced (tests inject faults here). The records sit in the
+        file's page cache through the shared map, so fsync of the file writes them."""
         os.fsync(fd)
 
     @property
     def bytes(self) -> int:
-        return self.older_bytes + self.size
+        return self.older_bytes + self.log.size
 
     def close(self) -> None:
         if self._fd >= 0:
             try:
+                self.log.release_room()
                 self._fsync_now()
             finally:
+                self.log.close()
                 os.close(self._fd)
                 self._fd = -1

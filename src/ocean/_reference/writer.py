@@ -1,0 +1,172 @@
+"""Pure twin of ``_writer.pxi``: entity records, bus messages, the replay ring, and the
+``Writer`` that holds the engine's seq and clock. The twin's ``Writer.incr`` always
+takes the engine's Python path -- the reference semantics the compiled fast path
+must match."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+
+from ..model import drop_id, iso_ms
+from .log import decode_incr
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+class Entity:
+    """One entity's stored state; never mutated once stored (snapshots share records)."""
+
+    __slots__ = ("fields", "value", "created_ms", "updated_ms", "version", "expires_ms")
+
+    def __init__(self, fields, value, created_ms, updated_ms, version, expires_ms):
+        self.fields = fields          # dict of plain fields, or None for a plain value
+        self.value = value            # the plain value when fields is None
+        self.created_ms = created_ms
+        self.updated_ms = updated_ms
+        self.version = version
+        self.expires_ms = expires_ms  # 0: never
+
+    def touched(self, ms: int) -> "Entity":
+        """A copy with a new update time and version (an increment's bookkeeping)."""
+        return Entity(self.fields, self.value, self.created_ms, ms, self.version + 1, self.expires_ms)
+
+    def to_row(self) -> list:
+        return [self.fields, self.value, self.created_ms, self.updated_ms, self.version, self.expires_ms]
+
+    @classmethod
+    def from_row(cls, row) -> "Entity":
+        return cls(*row)
+
+
+class Message:
+    """One published drop; its JSON and SSE bytes are built on first use and cached."""
+
+    __slots__ = ("seq", "route", "key", "op", "fields", "ms", "instance", "size", "_json", "_sse")
+
+    def __init__(self, seq, route, key, op, fields, ms, instance, size=0):
+        self.seq = seq
+        self.route = route
+        self.key = key
+        self.op = op
+        self.fields = fields
+        self.ms = ms
+        self.instance = instance
+        self.size = size
+        self._json = None
+        self._sse = None
+
+    @property
+    def drop_id(self) -> str:
+        return drop_id(self.instance, self.seq)
+
+    @property
+    def data(self) -> dict:
+        out = dict(self.fields) if isinstance(self.fields, dict) else {"_value": self.fields}
+        out["_route"] = self.route
+        if self.key is not None:
+            out["_key"] = self.key
+        out["_id"] = self.drop_id
+        out["_at"] = iso_ms(self.ms)
+        out["_op"] = self.op
+        return out
+
+    def json(self) -> str:
+        if self._json is None:
+            self._json = _dumps(self.data)
+        return self._json
+
+    def sse(self) -> bytes:
+        if self._sse is None:
+            self._sse = f"id: {self.seq}\ndata: {self.json()}\n\n".encode("utf-8")
+        return self._sse
+
+
+class Ring:
+    """The most recent messages of one kind of route, bounded by count and bytes."""
+
+    __slots__ = ("_messages", "forgotten", "bytes", "max_bytes", "appended", "_cap")
+
+    def __init__(self, size: int, start_seq: int, max_bytes: int = 0):
+        self._messages: deque = deque()
+        self.forgotten = start_seq
+        self.bytes = 0
+        self.max_bytes = max_bytes
+        self.appended = 0
+        self._cap = max(1, size)
+
+    @property
+    def messages(self) -> list:
+        return list(self._messages)
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    def append(self, msg: Message) -> None:
+        messages = self._messages
+        messages.append(msg)
+        self.bytes += msg.size
+        self.appended += 1
+        while len(messages) > self._cap or (self.max_bytes and self.bytes > self.max_bytes and len(messages) > 1):
+            old = messages.popleft()
+            self.bytes -= old.size
+            self.forgotten = old.seq
+
+
+def WriteLock():
+    """The engine's write lock (looked up per call, so gevent's patching applies)."""
+    return threading.Lock()
+
+
+class Writer:
+    """The engine's write state (seq, clock); ``incr`` takes the Python path."""
+
+    def __init__(self, seq: int, instance: str):
+        self.seq = seq
+        self.last_ms = 0
+        self.closed = False
+        self.instance = instance
+        self.max_bytes = 1 << 20
+        self.snapshot_every = 1 << 62
+        self.sync_always = False
+        self._slow = None
+
+    def attach(self, counters, routes, log, ring, system_ring, bus, subscribed, lock, slow, after, listeners):
+        self._slow = slow
+
+    def clock(self) -> int:
+        ms = time.time_ns() // 1_000_000
+        if ms <= self.last_ms:
+            return self.last_ms
+        self.last_ms = ms
+        return ms
+
+    def incr(self, route, key, amounts, source=None):
+        return self._slow(route, key, amounts, source)
+
+    def drop_many(self, drops, start, results, source=None):
+        """Takes no drop: the engine's Python path writes them all (``(start, 0, 0)``)."""
+        return start, 0, 0
+
+
+def replay(bodies, counters, routes, after_seq, apply_json, apply_op):
+    """Apply record bodies in log order after ``after_seq``; returns ``(last seq, count)``."""
+    last = count = 0
+    run = []
+    for body in bodies:
+        if body[0] != 73:
+            run.append(body)
+            continue
+        op = decode_incr(body)
+        if op[1] <= after_seq:
+            continue
+        if run:
+            s, c = apply_json(run)
+            last, count, run = max(last, s), count + c, []
+        last, count = max(last, op[1]), count + 1
+        apply_op(op)
+    if run:
+        s, c = apply_json(run)
+        last, count = max(last, s), count + c
+    return last, count
