@@ -50,6 +50,7 @@ cdef inline long long _now_ms() noexcept nogil:
 
 
 @cython.final
+@cython.freelist(256)  # PERF: every increment stores a new record and frees the old one
 cdef class Entity:
     """One entity's stored state; never mutated once stored (snapshots share records)."""
 
@@ -93,6 +94,7 @@ cdef inline Entity _touched(Entity e, long long ms):
 
 
 @cython.final
+@cython.freelist(256)  # PERF: a full ring frees one message for each it takes
 cdef class Message:
     """One published drop; its JSON and SSE bytes are built on first use and cached."""
 
@@ -490,13 +492,15 @@ cdef class Writer:
             self.routes_ok[route] = True
         return True
 
-    cdef Entity _target(self, object route, object key, PyObject** names, Py_ssize_t n):
-        """The entity an increment may take the fast path on, or None (caller holds the lock)."""
+    cdef Entity _target(self, object route, object key, PyObject** names, Py_ssize_t n, PyObject** table):
+        """The entity an increment may take the fast path on, or None (caller holds the lock);
+        ``table`` gets the route's entity dict (borrowed)."""
         cdef PyObject* p = _ocn_dict_get(<PyObject*>self.routes, <PyObject*>route)
         cdef Entity ent
         cdef Py_ssize_t j
         if p == NULL:
             return None
+        table[0] = p
         p = _ocn_dict_get(p, <PyObject*>key)
         if p == NULL:
             return None
@@ -509,8 +513,8 @@ cdef class Writer:
                     return None  # a plain field becomes a counter: the Python path
         return ent
 
-    cdef Message _apply(self, object route, object key, object source, Entity ent, PyObject** names,
-                        _ocn_op* ops, Py_ssize_t n, Py_ssize_t body, long long ms):
+    cdef Message _apply(self, object route, object key, object source, Entity ent, PyObject* table,
+                        PyObject** names, _ocn_op* ops, Py_ssize_t n, Py_ssize_t body, long long ms):
         """Log and apply one staged increment; returns its message (caller holds the lock).
 
         Raises StorageError (no room: nothing happened) or CounterOverflow (logged and
@@ -518,13 +522,15 @@ cdef class Writer:
         """
         cdef long long seq = self.seq + 1
         cdef dict totals
+        cdef Entity touched
         cdef Message msg
         cdef Py_ssize_t j
         _write_incr(self.log._claim(body), seq, ms, route, key, source, names, ops, n)
         self.log._commit(body)
         self.seq = seq
         self.counters._add_ops(route, key, names, ops, n)
-        (<dict>self.routes[route])[key] = _touched(ent, ms)
+        touched = _touched(ent, ms)
+        _ocn_dict_set(table, <PyObject*>key, <PyObject*>touched)  # an existing key: cannot fail
         totals = {}
         for j in range(n):
             totals[<object>names[j]] = _ocn_box(ops[j].new, ops[j].ntag)
@@ -561,6 +567,7 @@ cdef class Writer:
         cdef long long ticket
         cdef Entity ent
         cdef Message msg
+        cdef PyObject* table = NULL
         cdef bint listeners
         if type(amounts) is not dict or not _key_ok(key) or not self._route_ok(route):
             return _SLOW
@@ -587,10 +594,10 @@ cdef class Writer:
                 try:
                     if self.closed:
                         return _SLOW
-                    ent = self._target(route, key, names, n)
+                    ent = self._target(route, key, names, n, &table)
                     if ent is None:
                         return _SLOW
-                    msg = self._apply(route, key, source, ent, names, ops, n, body, self._clock())
+                    msg = self._apply(route, key, source, ent, table, names, ops, n, body, self._clock())
                     ticket = self.log.appended
                     listeners = len(self.listeners) > 0
                 finally:
@@ -645,6 +652,7 @@ cdef class Writer:
         cdef object item, route, key, payload
         cdef Entity ent
         cdef Message msg
+        cdef PyObject* table = NULL
         cdef long long ms
         cdef object created_at
         if source is not None and not _ocn_is_str(<PyObject*>source):
@@ -681,11 +689,11 @@ cdef class Writer:
                     body = _staged_size(route, key, source, self.buf_names, n)
                     if body < 0 or body > self.max_bytes:
                         break
-                    ent = self._target(route, key, self.buf_names, n)
+                    ent = self._target(route, key, self.buf_names, n, &table)
                     if ent is None:
                         break
                     try:
-                        msg = self._apply(route, key, source, ent, self.buf_names, self.buf_ops, n, body, ms)
+                        msg = self._apply(route, key, source, ent, table, self.buf_names, self.buf_ops, n, body, ms)
                     except _OceanError as exc:  # no room (nothing written) or overflow (logged, refused)
                         results[i] = exc
                         i += 1
