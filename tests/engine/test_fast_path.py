@@ -173,3 +173,45 @@ def test_subscribers_get_compiled_writes_in_seq_order(engine):
         got.append(sub.get(0))
     assert [m.seq for m in got] == sorted(m.seq for m in got) and len({m.seq for m in got}) == len(got)
     assert got[-1].seq == engine.seq
+
+
+def test_the_write_lock_waits_cooperatively_under_gevent(tmp_path):
+    """A greenlet parked on I/O while holding the engine's lock (an fsync at rotation) must not
+    stall the worker: other greenlets wait by yielding, and all finish."""
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    import ocean
+
+    code = textwrap.dedent(f"""
+        from gevent import monkey; monkey.patch_all()
+        import gevent
+        from gevent.threadpool import ThreadPool
+        from ocean import Engine
+        pool = ThreadPool(2)
+        eng = Engine({str(tmp_path / "data")!r}, fsync="always", offload=lambda fn, *a: pool.apply(fn, a),
+                     maintenance=False)
+        eng.incr("c", "k", {{"n": 1}})
+        order = []
+        def holder():
+            with eng._lock:
+                order.append("held")
+                pool.apply(__import__("time").sleep, (0.05,))  # parked on the threadpool, lock held
+                order.append("released")
+        def writer(i):
+            eng.incr("c", "k", {{"n": 1}})
+            order.append(i)
+        jobs = [gevent.spawn(holder)] + [gevent.spawn(writer, i) for i in range(5)]
+        gevent.joinall(jobs, timeout=20)
+        assert all(j.dead for j in jobs), order
+        assert order[:2] == ["held", "released"] and sorted(order[2:]) == list(range(5)), order
+        assert eng.get("c", "k")["payload"]["n"] == 6 and eng._lock.contended > 0
+        eng.close()
+        print("ok")
+    """)
+    src = str(Path(ocean.__file__).resolve().parents[1])
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**__import__("os").environ, "PYTHONPATH": src})
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
