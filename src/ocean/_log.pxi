@@ -123,6 +123,7 @@ cdef class LogFile:
     cdef public Py_ssize_t size
     cdef public long long appended
     cdef public long long since_snapshot
+    cdef readonly long long switches  # segments begun (the generation of entity records, see Entity)
     cdef object reserve
 
     def __cinit__(self, int fd, Py_ssize_t size, reserve):
@@ -209,6 +210,7 @@ cdef class LogFile:
         self._unmap()
         self.fd = fd
         self.size = size
+        self.switches += 1
 
     def release_room(self):
         """Unmap and cut the file back to its records (before rotating, closing, or to test a full disk)."""

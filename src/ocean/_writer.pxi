@@ -52,7 +52,14 @@ cdef inline long long _now_ms() noexcept nogil:
 @cython.final
 @cython.freelist(256)  # PERF: every increment stores a new record and frees the old one
 cdef class Entity:
-    """One entity's stored state; never mutated once stored (snapshots share records)."""
+    """One entity's stored state.
+
+    Snapshots share records (they are captured by reference, then written out while
+    writes go on), so a record a snapshot may hold is never changed: a write stores a
+    new one. ``gen`` is the log segment a record was made in; the compiled increment
+    path updates a record of the current segment in place -- no snapshot can hold it,
+    since a snapshot rotates the log before it captures -- and copies any other.
+    """
 
     cdef public object fields       # dict of plain fields, or None for a plain value
     cdef public object value        # the plain value when fields is None
@@ -60,6 +67,7 @@ cdef class Entity:
     cdef public long long updated_ms
     cdef public long long version
     cdef public long long expires_ms  # 0: never
+    cdef public long long gen         # see the class docstring; 0 for records made in Python
 
     def __init__(self, fields, value, long long created_ms, long long updated_ms, long long version,
                  long long expires_ms):
@@ -534,8 +542,13 @@ cdef class Writer:
         self.log._commit(body)
         self.seq = seq
         self.counters._add_ops(route, key, names, ops, n)
-        touched = _touched(ent, ms)
-        _ocn_dict_set(table, <PyObject*>key, <PyObject*>touched)  # an existing key: cannot fail
+        if ent.gen == self.log.switches:  # made since the last snapshot's capture: only we hold it
+            ent.updated_ms = ms
+            ent.version += 1
+        else:
+            touched = _touched(ent, ms)
+            touched.gen = self.log.switches
+            _ocn_dict_set(table, <PyObject*>key, <PyObject*>touched)  # an existing key: cannot fail
         totals = {}
         for j in range(n):
             totals[<object>names[j]] = _ocn_box(ops[j].new, ops[j].ntag)

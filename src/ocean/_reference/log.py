@@ -31,6 +31,7 @@ class LogFile:
         self.mapped = 0
         self.appended = 0
         self.since_snapshot = 0
+        self.switches = 0
         self._reserve = reserve
         self._map: mmap.mmap | None = None
 
@@ -81,6 +82,7 @@ class LogFile:
         self._unmap()
         self.fd = fd
         self.size = size
+        self.switches += 1
 
     def release_room(self) -> None:
         self._unmap()

@@ -18,7 +18,7 @@ _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 class Entity:
     """One entity's stored state; never mutated once stored (snapshots share records)."""
 
-    __slots__ = ("fields", "value", "created_ms", "updated_ms", "version", "expires_ms")
+    __slots__ = ("fields", "value", "created_ms", "updated_ms", "version", "expires_ms", "gen")
 
     def __init__(self, fields, value, created_ms, updated_ms, version, expires_ms):
         self.fields = fields          # dict of plain fields, or None for a plain value
@@ -27,6 +27,7 @@ class Entity:
         self.updated_ms = updated_ms
         self.version = version
         self.expires_ms = expires_ms  # 0: never
+        self.gen = 0                  # only the compiled path updates records in place (see _writer.pxi)
 
     def touched(self, ms: int) -> "Entity":
         """A copy with a new update time and version (an increment's bookkeeping)."""
