@@ -68,6 +68,8 @@ class KeyStore:
     # -- reading -------------------------------------------------------------
 
     def _file_stamp(self):
+        if self._stamp is None and not os.access(self.path, os.F_OK):
+            return None  # PERF: no file (OCEAN_ADMIN_KEY only): no FileNotFoundError per request
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
