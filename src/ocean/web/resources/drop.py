@@ -74,5 +74,5 @@ class Drop:
             raise BadRequest("POST /drop takes a drop object or an array of drops")
         if len(doc) > self.svc.settings.max_batch:
             raise PayloadTooLarge(f"a batch holds at most {self.svc.settings.max_batch} drops (setting max_batch); got {len(doc)}")
-        resp.data = body.dumps([out.to_dict() if isinstance(out, OceanError) else {"ok": True, **out}
+        resp.data = body.dumps([{"ok": True, **out} if type(out) is dict else out.to_dict()
                                 for out in write(self.svc.engine, access, doc)])
