@@ -57,6 +57,15 @@ def test_scripts_over_the_limit_are_refused_whole(engine):
     assert len(run(engine, "incr a @k .n\n" * 4, settings=small)) == 4
 
 
+def test_a_cached_script_is_still_held_to_the_limit_and_runs_again(engine):
+    script = "incr a @k .é\n" * 5  # 70 bytes of UTF-8 in 65 characters
+    assert [r["data"] for r in run(engine, script)][-1] == {"é": 5}  # cached now
+    with pytest.raises(ScriptTooLarge):
+        run(engine, script, settings=engine.settings.with_(max_script_bytes=69))
+    assert run(engine, script.encode())[-1]["data"] == {"é": 10}  # bytes: its own entry, same answers
+    assert run(engine, script)[-1]["data"] == {"é": 15}  # every run executes: only the parse is cached
+
+
 def test_an_unexpected_exception_is_an_internal_result(engine, monkeypatch):
     def boom(*a, **k):
         raise KeyError("secret detail")

@@ -43,6 +43,18 @@ def test_drop_batch_answers_each_item(web):
     assert web.engine.get("c", "k")["payload"] == {"n": 5}
 
 
+def test_drop_batch_refusals_keep_their_places(web):
+    token, _ = web.keys.create(name="w", write=["a/*"])
+    batch = [{"route": "a/x", "key": "k", "payload": {"+n": 1}}, {"route": "b/y", "payload": 1},
+             {"route": "a/x", "key": "k", "payload": {"+n": 1}}, {"route": "bad route", "payload": 1},
+             {"route": "b/y", "payload": 2}, {"route": "a/x", "payload": 3}]
+    out = web.as_key(token).simulate_post("/drop", json=batch).json
+    assert [o["ok"] for o in out] == [True, False, True, False, False, True]
+    assert [o.get("code") for o in out] == [None, "forbidden", None, "invalid_route", "forbidden", None]
+    assert [o["seq"] for o in out if o["ok"]] == sorted(o["seq"] for o in out if o["ok"])
+    assert web.engine.get("a/x", "k")["payload"] == {"n": 2} and web.engine.events("b/y") == []
+
+
 def test_drop_batch_over_max_batch_is_413(make_web):
     w = make_web(max_batch=3)
     r = w.client.simulate_post("/drop", json=[{"route": "a", "payload": 1}] * 4)

@@ -52,6 +52,14 @@ def test_scopes_and_revocation(tmp_path):
         other.revoke(rec["id"])
 
 
+def test_a_key_file_made_after_the_start_is_read_at_the_next_request(tmp_path):
+    ks = KeyStore(str(tmp_path), environ={"OCEAN_ADMIN_KEY": "from-env-0123456789"})
+    assert not (tmp_path / FILENAME).exists() and ks.resolve("from-env-0123456789").admin
+    token, _ = KeyStore(str(tmp_path), environ={}).create(name="late", write=["a/*"])  # `ocean key create`
+    assert ks.resolve(token).can_write("a/b")
+    assert ks.resolve(token) is ks.resolve(token)  # one Access per key, built when the file is read
+
+
 @pytest.mark.parametrize("bad", [None, "", "nope"])
 def test_missing_or_unknown_key_is_401(tmp_path, bad):
     with pytest.raises(errors.Unauthorized):

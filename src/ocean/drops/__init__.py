@@ -12,9 +12,23 @@ from ..access import Access
 from ..errors import ScriptTooLarge
 from .executor import execute
 from .lexer import lex
-from .parser import parse
+from .parser import Parsed, parse
 
 __all__ = ["run"]
+
+# PERF: whole scripts are cached by their text (str or bytes), so a repeated request
+# (``incr x @k .f``) skips encoding, lexing and the per-command cache: only scripts
+# whose every command parsed are kept (an error's message may quote absolute lines,
+# so failing scripts are always read afresh, exactly as before).
+_SCRIPT_CACHE_ENTRIES = 1024
+_SCRIPT_CACHE_MAX_CHARS = 1024
+_scripts: dict = {}  # text -> (its UTF-8 size, ((line, column, Parsed), ...))
+
+
+def _compile(data: bytes) -> tuple:
+    """Each command of ``data`` with its position: ((line, column, Parsed or Failed), ...)."""
+    return tuple((line, column, parse(data, start, end, line, column, packed))
+                 for start, end, line, column, packed in lex(data))
 
 
 def run(engine, text: str | bytes, access: Access | None = None, settings=None) -> list[dict]:
@@ -37,13 +51,20 @@ def run(engine, text: str | bytes, access: Access | None = None, settings=None) 
             settings = Settings.load()
     if access is None:
         access = Access.server()
-    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
-    if len(data) > settings.max_script_bytes:
-        raise ScriptTooLarge(f"the script is {len(data)} bytes; at most {settings.max_script_bytes} are "
+    cacheable = type(text) is str or type(text) is bytes
+    hit = _scripts.get(text) if cacheable else None
+    if hit is None:
+        data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
+        size, commands = len(data), None
+    else:
+        size, commands = hit
+    if size > settings.max_script_bytes:
+        raise ScriptTooLarge(f"the script is {size} bytes; at most {settings.max_script_bytes} are "
                              f"allowed (setting max_script_bytes)")
-    results = []
-    append = results.append
-    for start, end, line, column, packed in lex(data):
-        cmd = parse(data, start, end, line, column, packed)
-        append(execute(engine, cmd, line, column, access, settings))
-    return results
+    if commands is None:
+        commands = _compile(data)
+        if cacheable and len(text) <= _SCRIPT_CACHE_MAX_CHARS and all(type(c[2]) is Parsed for c in commands):
+            if len(_scripts) >= _SCRIPT_CACHE_ENTRIES:
+                _scripts.clear()
+            _scripts[text] = (size, commands)
+    return [execute(engine, cmd, line, column, access, settings) for line, column, cmd in commands]

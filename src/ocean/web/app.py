@@ -15,6 +15,7 @@ import falcon
 
 from .. import errors
 from .accounting import Accounting
+from .body import dumps
 from .resources import admin, drop, entity, health, live, query
 from .sse import Streams
 
@@ -87,6 +88,7 @@ def create_app(engine, settings, keys, static_dir: str = STATIC_DIR) -> OceanApp
     """
     svc = Service(engine, settings, keys)
     app = OceanApp(middleware=[falcon.CORSMiddleware(allow_origins="*", expose_headers="*"), svc.accounting])
+    app.resp_options.media_handlers[falcon.MEDIA_JSON] = falcon.media.JSONHandler(dumps=dumps)
     app.add_error_handler(Exception, _on_unexpected)
     app.add_error_handler(falcon.HTTPError, _on_http_error)
     app.add_error_handler(errors.OceanError, _on_ocean_error)

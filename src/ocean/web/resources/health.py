@@ -39,5 +39,5 @@ class Metrics:
         if not svc.settings.metrics_public:
             auth.require(req, svc.keys)
         resp.content_type = "text/plain; version=0.0.4; charset=utf-8"
-        resp.text = svc.accounting.metrics.render(svc.engine.stats(), len(svc.streams))
+        resp.text = svc.accounting.render_metrics(svc.engine.stats(), len(svc.streams))
         resp.status = falcon.HTTP_200

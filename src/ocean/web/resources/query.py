@@ -15,7 +15,7 @@ class Exec:
     def on_post(self, req, resp):
         access = auth.require(req, self.svc.keys)
         text = body.read_query(req, self.svc.settings.max_body_bytes)
-        resp.media = run_drops(self.svc.engine, text, access=access, settings=self.svc.settings)
+        resp.data = body.dumps(run_drops(self.svc.engine, text, access=access, settings=self.svc.settings))
 
 
 class Sql:
