@@ -9,6 +9,7 @@ import threading
 import time
 from collections import deque
 
+from ..errors import EngineClosed
 from ..model import drop_id, iso_ms
 from .log import decode_incr
 
@@ -115,6 +116,15 @@ class Ring:
             self.forgotten = old.seq
 
 
+def _estimate(data) -> int:
+    if type(data) is dict:
+        return 64 + sum(8 + (len(k) if type(k) is str else 16) + (len(v) if type(v) is str else 16)
+                        for k, v in data.items())
+    if type(data) is str:
+        return 64 + len(data)
+    return 128
+
+
 def WriteLock():
     """The engine's write lock (looked up per call, so gevent's patching applies)."""
     return threading.Lock()
@@ -131,10 +141,28 @@ class Writer:
         self.max_bytes = 1 << 20
         self.snapshot_every = 1 << 62
         self.sync_always = False
+        self.lease = 0
+        self.extend_lease = None
         self._slow = None
 
     def attach(self, counters, routes, log, ring, system_ring, bus, subscribed, lock, slow, after, listeners):
-        self._slow = slow
+        self._slow, self._ring, self._system_ring = slow, ring, system_ring
+        self._bus, self._subscribed, self._lock = bus, subscribed, lock
+
+    def publish(self, route, data):
+        """A message on the bus only (not stored); its seq is covered by a logged lease."""
+        with self._lock:
+            if self.closed:
+                raise EngineClosed("the engine is closed")
+            seq = self.seq + 1
+            if seq > self.lease:
+                self.lease = self.extend_lease(seq + 4096)
+            self.seq = seq
+            msg = Message(seq, route, None, "event", data, self.clock(), self.instance, _estimate(data))
+            (self._system_ring if route.startswith("_") else self._ring).append(msg)
+            if self._subscribed:
+                self._bus._fanout(msg)
+            return msg
 
     def clock(self) -> int:
         ms = time.time_ns() // 1_000_000

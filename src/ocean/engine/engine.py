@@ -48,7 +48,6 @@ class Engine:
         self._listeners: list = []
         self.started = time.time()
         seq = self.store.open()
-        self.store.last_seq = seq
         self.instance = self.store.meta["instance"]
         self.bus = Bus(self.settings.replay_history, self.settings.subscriber_queue, start_seq=seq,
                        ring_bytes=self.settings.replay_history_bytes)
@@ -57,15 +56,18 @@ class Engine:
         self._snapshot_every = self.settings.snapshot_every or float("inf")
         # The seq, the clock and the compiled increment path (see _writer.pxi).
         self._writer = w = core().Writer(seq, self.instance)
+        self.store.follow_seq(lambda: w.seq)
         w.max_bytes = self.settings.max_payload_bytes
         w.snapshot_every = self.settings.snapshot_every or 1 << 62
         w.sync_always = self.settings.fsync == "always"
+        w.lease, w.extend_lease = self.store.lease, self.store.extend_lease
         w.attach(self.state.counters, self.state.entities.routes, self.store.wal.log, self.bus.user,
                  self.bus.system, self.bus, self.bus._by_prefix, self._lock, self._incr_python,
                  self._after_incr, self._listeners)
         # PERF: callers reach the compiled method directly, without a Python frame in between
         # (~0.1 us of a ~0.5 us call). ``Engine.incr`` below documents it.
         self.incr = w.incr
+        self.publish = w.publish
         self._maintainer = None
         if maintenance:
             self._maintainer = threading.Thread(target=self._maintain_loop, name="ocean-maintenance", daemon=True)
@@ -210,25 +212,17 @@ class Engine:
                               "created_at": created_at}
                 written.append(op)
             self.bus.publish_many(messages)
-            self._seq = self.store.last_seq = max(self._seq, *(op[1] for op in batch)) if batch else self._seq
+            self._seq = max(self._seq, *(op[1] for op in batch)) if batch else self._seq
             trimmed = self._take_trimmed()
         self._after_write(None, written, trimmed)
         return end, ticket
 
     def publish(self, route: str, data: dict) -> Message:
-        """Put a message on the bus only (not stored), e.g. ``_admin/events``."""
-        with self._lock:
-            self._check_open()
-            self._seq += 1
-            if self._seq > self.store.lease:
-                # NOTE: these seqs are in no op; a logged lease keeps them from being reused after a
-                # restart, where a client's Last-Event-ID may still hold one. One record per 4096.
-                self.store.extend_lease(self._seq + 4096)
-            msg = Message(self._seq, route, None, "event", data, self._clock(), self.instance,
-                          64 + len(repr(data)))  # PERF: an estimate; encoding here would cost every request
-            self.bus.publish(msg)
-            self.store.last_seq = self._seq
-        return msg
+        """Put a message on the bus only (not stored), e.g. ``_admin/events``.
+
+        Each engine replaces this with its compiled ``Writer.publish`` (as ``incr``).
+        """
+        return self._writer.publish(route, data)
 
     def _write(self, kind, route, key, body, incs, expires_in, source):
         with self._lock:
@@ -240,9 +234,9 @@ class Engine:
                 out, published, ticket, size = self.store.write(op, self.settings.max_payload_bytes)
             except OceanError as exc:
                 if getattr(exc, "logged", False):
-                    self._seq = self.store.last_seq = seq  # logged, then refused by apply: seq spent
+                    self._seq = seq  # logged, then refused by apply: seq spent
                 raise
-            self._seq = self.store.last_seq = seq
+            self._seq = seq
             self.bus.publish(Message(seq, route, key, ops.NAMES[kind], published, ms, self.instance, size))
             trimmed = self._take_trimmed()
         self._after_write(ticket, (op,), trimmed)

@@ -50,8 +50,8 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def extend_lease(self, upto: int) -> None:
-        """Record durably that seqs up to ``upto`` may be in use (``lease`` never goes back)."""
+    def extend_lease(self, upto: int) -> int:
+        """Record durably that seqs up to ``upto`` may be in use (``lease`` never goes back); returns it."""
 
     @abc.abstractmethod
     def sync(self, ticket) -> None:
@@ -83,6 +83,7 @@ class LocalStore(Store):
         self.snapshot_seq = 0
         self.lease = 0  # the highest seq bus-only messages may have taken (logged, so never reused)
         self._since = 0  # records replayed since the snapshot, until the log is open
+        self._seq_source = lambda: 0
         self.snapshot_seconds = 0.0
         self.snapshot_pause_ms = 0.0
         self._snapshotting = False
@@ -226,10 +227,11 @@ class LocalStore(Store):
                     outcomes[i] = exc  # logged and refused: replay refuses it the same way
         return outcomes, ticket
 
-    def extend_lease(self, upto: int) -> None:
-        """Log that seqs up to ``upto`` may be handed to bus-only messages."""
+    def extend_lease(self, upto: int) -> int:
+        """Log that seqs up to ``upto`` may be handed to bus-only messages; returns ``upto``."""
         self.wal.append(ops.encode([ops.LEASE, upto, 0, None, None, None, None, 0, None]))
         self.lease = upto
+        return upto
 
     def sync(self, ticket) -> None:
         if self.wal.policy == "always":
@@ -270,7 +272,14 @@ class LocalStore(Store):
         finally:
             self._snapshotting = False
 
-    last_seq = 0  # kept current by the engine (the seq of the newest write)
+    def follow_seq(self, source) -> None:
+        """Where the engine keeps its newest seq (``source()``); snapshots are taken at it."""
+        self._seq_source = source
+
+    @property
+    def last_seq(self) -> int:
+        """The seq of the newest write (read from the engine, which hands seqs out)."""
+        return self._seq_source()
 
     def stats(self) -> dict:
         wal = self.wal
