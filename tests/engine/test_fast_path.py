@@ -156,7 +156,7 @@ def test_listeners_hear_of_compiled_writes(engine):
     engine.add_listener(Listener())
     engine.incr("c", "k", {"n": 1})
     engine.drop_many([{"route": "c", "key": "k", "payload": {"+n": 1}}] * 3)
-    assert heard == [("c", "k")] * 4
+    assert heard == [("c", "k")] * 2  # a batch tells each entity it changed once
 
 
 def test_subscribers_get_compiled_writes_in_seq_order(engine):

@@ -47,10 +47,12 @@ def test_drop_batch_refusals_keep_their_places(web):
     token, _ = web.keys.create(name="w", write=["a/*"])
     batch = [{"route": "a/x", "key": "k", "payload": {"+n": 1}}, {"route": "b/y", "payload": 1},
              {"route": "a/x", "key": "k", "payload": {"+n": 1}}, {"route": "bad route", "payload": 1},
-             {"route": "b/y", "payload": 2}, {"route": "a/x", "payload": 3}]
+             {"route": "b/y", "payload": 2}, {"route": "a/x", "payload": 3}, {"route": ["a/x"], "payload": 4},
+             {"route": {"a": 1}, "payload": 5}, 7]
     out = web.as_key(token).simulate_post("/drop", json=batch).json
-    assert [o["ok"] for o in out] == [True, False, True, False, False, True]
-    assert [o.get("code") for o in out] == [None, "forbidden", None, "invalid_route", "forbidden", None]
+    assert [o["ok"] for o in out] == [True, False, True, False, False, True, False, False, False]
+    assert [o.get("code") for o in out] == [None, "forbidden", None, "invalid_route", "forbidden", None,
+                                            "invalid_route", "invalid_route", "invalid_payload"]
     assert [o["seq"] for o in out if o["ok"]] == sorted(o["seq"] for o in out if o["ok"])
     assert web.engine.get("a/x", "k")["payload"] == {"n": 2} and web.engine.events("b/y") == []
 

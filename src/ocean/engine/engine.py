@@ -168,11 +168,10 @@ class Engine:
         self.store.sync(ticket)
         if self.store.since_snapshot >= self._snapshot_every and not self._wake.is_set():
             self._wake.set()
-        if fast and self._listeners:  # the compiled path's writes, told as _after_write tells the others
-            for start, end in fast:
-                for r in results[start:end]:
-                    if type(r) is dict:
-                        self._notify(ops.INCR, r["route"], r["key"], 0, 0, None, 0, None)
+        if fast and self._listeners:  # the compiled path's writes, told once per entity
+            changed = {(r["route"], r["key"]) for start, end in fast for r in results[start:end] if type(r) is dict}
+            for route, key in changed:
+                self._notify(ops.INCR, route, key, 0, 0, None, 0, None)
         return results
 
     def _drop_run(self, drops: list, start: int, results: list, source) -> tuple[int, int]:

@@ -23,34 +23,25 @@ def _refusal(access, route: str) -> OceanError | None:
     return None
 
 
+def _route_of(item):
+    """The item's route when it is a string (anything else is refused by the engine, with its reason)."""
+    route = item.get("route") if type(item) is dict else None
+    return route if type(route) is str else None
+
+
 def write(engine, access, items: list) -> list:
     """Write ``items`` for ``access``; one receipt dict or ``OceanError`` per item, in order."""
-    refused: dict = {}  # PERF: a batch names few routes; each is checked once
-    where = None  # the items' indexes, once one is refused
-    allowed = items
-    for i, item in enumerate(items):
-        route = item.get("route") if isinstance(item, dict) else None
-        if isinstance(route, str):  # anything else is refused by the engine, with its reason
-            if route in refused:
-                exc = refused[route]
-            else:
-                exc = refused[route] = _refusal(access, route)
-            if exc is not None:
-                if where is None:
-                    where, allowed = list(range(i)), items[:i]
-                continue
-        if where is not None:
-            allowed.append(item)
-            where.append(i)
-    written = engine.drop_many(allowed, source=access.source)
-    if where is None:
-        return written
-    results: list = [None] * len(items)
-    for i, out in zip(where, written):
+    # PERF: a batch names few routes; each is checked once, and a batch with no refusal (the
+    # common case) goes to the engine as it is.
+    routes = {_route_of(item) for item in items}
+    routes.discard(None)
+    refused = {route: exc for route in routes for exc in (_refusal(access, route),) if exc is not None}
+    if not refused:
+        return engine.drop_many(items, source=access.source)
+    results: list = [refused.get(_route_of(item)) for item in items]
+    where = [i for i, out in enumerate(results) if out is None]
+    for i, out in zip(where, engine.drop_many([items[i] for i in where], source=access.source)):
         results[i] = out
-    for i, item in enumerate(items):
-        if results[i] is None:
-            results[i] = refused[item["route"]]
     return results
 
 
