@@ -106,6 +106,8 @@ class Streams:
         """Close the streams of keys revoked since the last look (one check per key id)."""
         try:
             revoked = {k for k in list(self.per_key) if not self.keys.is_active(k)}
+            if not revoked:
+                return
             for sub, key_id in list(self.open.values()):
                 if key_id in revoked:
                     self.revoked.add(id(sub))
