@@ -70,16 +70,19 @@ class Message:
 class Subscription:
     """One subscriber's bounded queue; ``get`` blocks (cooperatively under gevent).
 
-    PERF: the subscriptions to one prefix of one bus share a bell (a ``threading.Event``
-    that is swapped for a fresh one once rung): a publish to 5,000 of them rings it once
-    and the waiters are woken in one pass, instead of 5,000 events each scheduling its
-    own wake-up. Under gevent each of those costs four short-lived objects that pile up
-    for the whole publish and set off the cyclic GC (a full pass over every stream's
-    objects took ~200 ms at 5,000 streams). A waiter woken by a message for another
-    subscriber, or by another one's ``close``, finds its queue empty and waits again.
-    ``get`` has no timer of its own unless given a timeout: ``wake`` (a heartbeat
-    ticker) makes a blocked ``get`` return None.
+    PERF: the subscriptions to one prefix of one bus share a few bells (``threading.Event``s
+    swapped for fresh ones once rung), one per ``group``: a publish to 5,000 of them rings
+    at most GROUPS bells and their waiters are woken in one pass each, instead of 5,000
+    events each scheduling its own wake-up. Under gevent each of those costs four
+    short-lived objects that pile up for the whole publish and set off the cyclic GC (a
+    full pass over every stream's objects took ~200 ms at 5,000 streams). A waiter woken
+    for another subscriber of its group (by its ``wake`` or ``close``) finds nothing to do
+    and waits again. ``get`` has no timer of its own unless given a timeout: ``wake`` (a
+    heartbeat ticker, which can wake one ``group`` at a time) makes a blocked ``get``
+    return None.
     """
+
+    GROUPS = 16  # bells per prefix: a wake or close disturbs 1/16 of the prefix's subscribers
 
     class _Bell:
         __slots__ = ("event", "lock", "__weakref__")
@@ -105,6 +108,7 @@ class Subscription:
 
     _bells: "weakref.WeakValueDictionary[tuple, Subscription._Bell]" = weakref.WeakValueDictionary()
     _bells_lock = threading.Lock()
+    _made = 0  # subscriptions made: deals out the groups in turn
 
     def __init__(self, bus: "Bus", prefix: str, maxsize: int):
         self.bus = bus
@@ -118,9 +122,12 @@ class Subscription:
         self._waiting = False  # set before a getter's last look at the queue, so a pusher knows to ring
         self._woken = False
         with Subscription._bells_lock:
-            bell = Subscription._bells.get((id(bus), prefix))
+            self.group = Subscription._made % Subscription.GROUPS
+            Subscription._made += 1
+            key = (id(bus), prefix, self.group)
+            bell = Subscription._bells.get(key)
             if bell is None:
-                bell = Subscription._bells[(id(bus), prefix)] = Subscription._Bell()
+                bell = Subscription._bells[key] = Subscription._Bell()
         self._bell = bell  # the subscription (which holds the bus) keeps it, and so the key's id, alive
 
     def push(self, msg: Message) -> None:

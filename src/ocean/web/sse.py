@@ -18,13 +18,13 @@ import logging
 import threading
 import time
 
+from ..engine.bus import Subscription
 from ..errors import EngineClosed, TooManyConnections
 
 log = logging.getLogger("ocean.web.sse")
 
 HELLO = b"retry: 3000\n: ocean stream open\n\n"
 HEARTBEAT = b": heartbeat\n\n"
-HEARTBEAT_SLICES = 16  # the streams' heartbeats are spread over this many slices of heartbeat_s
 BATCH = 256  # messages joined into one write when a client is behind ...
 CHUNK_BYTES = 256 << 10  # ... up to this many bytes: a stuck client pins at most one chunk, not 256 big drops
 
@@ -41,13 +41,12 @@ class Streams:
         self.keys = keys
         self.settings = settings
         self.check_every = check_every
-        self.open: dict[int, tuple] = {}  # id(subscription) -> (subscription, key id, heartbeat turn)
+        self.open: dict[int, tuple] = {}  # id(subscription) -> (subscription, key id)
         self.per_key: dict[str, int] = {}
         self.revoked: set = set()  # ids of subscriptions closed because their key was revoked
         self.draining = False
         self._lock = threading.Lock()
         self._ticker = None
-        self._added = 0  # streams ever added: deals out the heartbeat slices in turn
         self._stop = threading.Event()
 
     def __len__(self) -> int:
@@ -66,8 +65,7 @@ class Streams:
 
     def add(self, sub, access) -> None:
         with self._lock:
-            self.open[id(sub)] = (sub, access.source, self._added)
-            self._added += 1
+            self.open[id(sub)] = (sub, access.source)
             self.per_key[access.source] = self.per_key.get(access.source, 0) + 1
         if self._ticker is None:
             self._ticker = threading.Thread(target=self._tick, name="ocean-sse-ticker", daemon=True)
@@ -75,7 +73,7 @@ class Streams:
 
     def remove(self, sub) -> None:
         with self._lock:
-            _, key_id, _ = self.open.pop(id(sub), (None, None, None))
+            _, key_id = self.open.pop(id(sub), (None, None))
             self.revoked.discard(id(sub))
             if key_id is not None:
                 left = self.per_key[key_id] - 1
@@ -87,12 +85,15 @@ class Streams:
     def _tick(self) -> None:
         """Wake every stream once each ``heartbeat_s`` for its heartbeat; every ``check_every``, revocations.
 
-        PERF: the streams are woken in up to 16 slices spread over the interval (dealt out in
-        turn as streams open), not all at once: 5,000 heartbeat writes in one burst hold
-        the worker ~100 ms, and a fan-out that meets the burst waits that long.
+        PERF: the streams are woken in slices spread over the interval, not all at once:
+        5,000 heartbeat writes in one burst hold the worker ~100 ms, and a fan-out that
+        meets the burst waits that long. A slice is some of the subscriptions' wake-up
+        groups (``Subscription.group``), so waking it disturbs no other stream.
         """
         every = self.settings.heartbeat_s
-        slices = max(1, min(HEARTBEAT_SLICES, int(every / 0.25)))  # slices at least 0.25 s apart
+        slices = Subscription.GROUPS  # a power of two: each slice is the same number of groups ...
+        while slices > 1 and every / slices < 0.25:  # ... and at least 0.25 s from the next
+            slices //= 2
         step, turn = every / slices, 0
         beat = check = time.monotonic()
         beat += step
@@ -106,8 +107,8 @@ class Streams:
                 beat += step
                 if beat <= now:  # the worker stalled: carry on from now, no burst of beats
                     beat = now + step
-                for sub, _, n in list(self.open.values()):
-                    if n % slices == turn:
+                for sub, _ in list(self.open.values()):
+                    if sub.group % slices == turn:
                         sub.wake()
                 turn = (turn + 1) % slices
             if self.keys is not None and now >= check:
@@ -120,7 +121,7 @@ class Streams:
             revoked = {k for k in list(self.per_key) if not self.keys.is_active(k)}
             if not revoked:
                 return
-            for sub, key_id, _ in list(self.open.values()):
+            for sub, key_id in list(self.open.values()):
                 if key_id in revoked:
                     self.revoked.add(id(sub))
                     sub.close()
@@ -131,7 +132,7 @@ class Streams:
         """End every stream (SIGTERM): clients see ``event: end`` and may reconnect elsewhere."""
         self.draining = True
         self._stop.set()
-        for sub, _, _ in list(self.open.values()):
+        for sub, _ in list(self.open.values()):
             sub.close()
 
 
