@@ -35,7 +35,7 @@ def event(name: str, data: dict) -> bytes:
 
 
 class Streams:
-    """The open streams of this worker: caps, revocation and drain."""
+    """The open streams of this worker: caps, heartbeats, revocation and drain."""
 
     def __init__(self, keys, settings, check_every: float = 1.0):
         self.keys = keys
