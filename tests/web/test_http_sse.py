@@ -133,3 +133,52 @@ def test_closing_an_unread_stream_frees_it(web):
     assert len(web.app.service.streams) == 1
     r.close()
     assert len(web.app.service.streams) == 0 and web.engine.stats()["subscribers"] == 0
+
+
+def test_streams_on_one_prefix_share_a_wake_up_but_not_a_fate(make_web):
+    # The subscriptions to one prefix share one bell: a client that goes away, or whose key
+    # is revoked, wakes the others, which must carry on as if nothing happened.
+    web = make_web(heartbeat_s=0.05)
+    web.app.service.streams.check_every = 0.05
+    token, rec = web.keys.create(read=["feed"])
+    gone, revoked, stays = (Reader(web.app, "/live/feed"), Reader(web.app, "/live/feed", headers={"X-Ocean-Key": token}),
+                            Reader(web.app, "/live/feed"))
+    for r in (gone, revoked, stays):
+        r.read_until("open")
+    gone.close()
+    KeyStore(web.settings.data, environ={}).revoke(rec["id"])
+    revoked.read_to_end(timeout=3)
+    assert "unauthorized" in revoked.text
+    ack = drop(web, "feed", {"i": 1})
+    stays.read_until('"i":1')
+    assert [s for s, _ in stays.events()] == [ack["seq"]] and "event:" not in stays.text
+    assert web.engine.stats()["subscribers"] == 1 and len(web.app.service.streams) == 1
+    stays.close()
+
+
+def test_heartbeat_reaches_a_busy_stream_too(make_web):
+    # One ticker beats for every stream each heartbeat_s, so messages never hold a heartbeat back.
+    import threading
+
+    web = make_web(heartbeat_s=0.05)
+    r = Reader(web.app, "/live/busy")
+    r.read_until("open")
+    r.text = ""
+    stop = threading.Event()
+
+    def write():
+        i = 0
+        while not stop.wait(0.005):  # a drop every few ms: never idle for a whole heartbeat_s
+            web.engine.drop("busy", {"i": i})
+            i += 1
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        r.read_until('"i":0')
+        r.text = r.text[r.text.index('"i":0'):]  # from the first message on: the stream is busy
+        r.read_until(": heartbeat", timeout=5)
+    finally:
+        stop.set()
+        writer.join()
+    r.close()
