@@ -1,5 +1,6 @@
 """The bus: every write published with its seq, replay ring, gaps, bounded queues."""
 import threading
+import time
 
 from ocean.settings import Settings
 
@@ -123,3 +124,52 @@ def test_replay_history_is_bounded_in_bytes_too(make_engine):
     assert sub.gap and sub.backlog[-1].data["i"] == 39
     huge = eng.save("big", {"blob": "y" * 1_000_000})["seq"]
     assert ring.messages[-1].seq == huge  # the newest stays, whatever its size
+
+
+def _blocked(target, *args):
+    """Run ``target`` in a thread; returns (thread, result list)."""
+    out = []
+    t = threading.Thread(target=lambda: out.append(target(*args)), daemon=True)
+    t.start()
+    return t, out
+
+
+def test_wake_ends_a_blocked_get_and_only_that_one(engine):
+    from ocean.engine.bus import Subscription
+
+    subs = [engine.subscribe("w") for _ in range(Subscription.GROUPS + 1)]
+    first, same_group = subs[0], subs[-1]  # groups are dealt in turn: these two share a bell
+    assert first.group == same_group.group
+    t1, out1 = _blocked(first.get)
+    t2, out2 = _blocked(same_group.get, 5)
+    time.sleep(0.1)  # let both block (the test is of wake-ups, not timing: the joins bound it)
+    first.wake()
+    t1.join(5)
+    assert not t1.is_alive() and out1 == [None]
+    assert t2.is_alive()  # woken by the shared bell, it found nothing for itself and waits again
+    engine.save("w", {"x": 1})
+    t2.join(5)
+    assert out2 and out2[0] is not None and out2[0].fields == {"x": 1}
+    assert first.get(timeout=1).fields == {"x": 1}  # the wake did not cost it a message
+
+
+def test_no_wakeup_is_lost_between_threads(engine):
+    n_subs, n_msgs = 12, 300
+    subs = [engine.subscribe("t") for _ in range(n_subs)]
+    got = [[] for _ in subs]
+
+    def read(i):
+        while len(got[i]) < n_msgs:
+            m = subs[i].get(timeout=10)
+            assert m is not None, f"subscriber {i} stalled after {len(got[i])} messages"
+            got[i].append(m.seq)
+
+    readers = [threading.Thread(target=read, args=(i,), daemon=True) for i in range(n_subs)]
+    for t in readers:
+        t.start()
+    for i in range(n_msgs):
+        engine.save("t", {"i": i})
+    for t in readers:
+        t.join(30)
+    assert all(not t.is_alive() for t in readers)
+    assert all(g == sorted(g) and len(g) == n_msgs for g in got)
