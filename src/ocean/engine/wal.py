@@ -33,6 +33,7 @@ log = logging.getLogger("ocean.wal")
 
 LogFile = kernel("LogFile")
 _scan_records = kernel("scan_records")
+_fallocate = getattr(os, "posix_fallocate", None)
 _BODY_START = re.compile(rb"[\[{I]")  # the first byte of every op body
 
 
@@ -163,7 +164,10 @@ class WriteAheadLog:
         asks the disk for room; tests inject a full disk here). Raises OSError."""
         have = os.fstat(fd).st_size
         if length > have:
-            os.posix_fallocate(fd, have, length - have)
+            if _fallocate is not None:
+                _fallocate(fd, have, length - have)
+            else:  # no posix_fallocate (macOS): a sparse file -- there a full disk is not refused
+                os.ftruncate(fd, length)  # cleanly but kills the process at a write (SIGBUS)
 
     def release_room(self) -> None:
         """Cut the reserved room off the current segment (the next append reserves again)."""
