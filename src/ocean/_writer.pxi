@@ -20,7 +20,7 @@
 # Per call, roughly: clock 55 ns, CRC 45, page faults of the log's map 40 (amortised),
 # the result dict 60, message 40, counter shard 80, validation 60, call overhead 50.
 
-from cpython.list cimport PyList_GET_ITEM, PyList_SET_ITEM
+from cpython.list cimport PyList_GET_ITEM
 from libc.stdint cimport int64_t
 from libc.stdlib cimport realloc
 
