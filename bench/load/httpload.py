@@ -38,8 +38,11 @@ def _response_end(buf: bytearray) -> int:
     return -1
 
 
-def hammer(port: int, req: bytes, total: int, conns: int = 32, keep_bodies: bool = False, timeout: float = 120.0):
-    """Send ``req`` ``total`` times over ``conns`` connections; returns (seconds, statuses, bodies)."""
+def closed_loop(port: int, payload: bytes, total: int, conns: int, answer_end, on_answer,
+                timeout: float = 120.0) -> float:
+    """Send ``payload`` ``total`` times over ``conns`` connections, one in flight on each: the next
+    goes once ``answer_end(buf)`` (index past one whole answer, or -1) finds the answer, which is
+    handed to ``on_answer(bytes)``. Returns the seconds it took."""
     sel = selectors.DefaultSelector()
     socks = []
     for _ in range(min(conns, total)):
@@ -48,12 +51,10 @@ def hammer(port: int, req: bytes, total: int, conns: int = 32, keep_bodies: bool
         s.setblocking(False)
         socks.append(s)
     sent = done = 0
-    statuses: dict[int, int] = {}
-    bodies = []
     bufs = {s: bytearray() for s in socks}
     t0 = time.perf_counter()
     for s in socks:
-        s.sendall(req)
+        s.sendall(payload)
         sent += 1
         sel.register(s, selectors.EVENT_READ)
     deadline = time.monotonic() + timeout
@@ -64,25 +65,37 @@ def hammer(port: int, req: bytes, total: int, conns: int = 32, keep_bodies: bool
             s = sk.fileobj
             data = s.recv(262144)
             if not data:
-                raise ConnectionError("server closed a keep-alive connection")
+                raise ConnectionError("the server closed a keep-alive connection")
             buf = bufs[s]
             buf += data
             while True:
-                end = _response_end(buf)
+                end = answer_end(buf)
                 if end < 0:
                     break
-                code = int(buf[9:12])
-                statuses[code] = statuses.get(code, 0) + 1
-                if keep_bodies:
-                    bodies.append(bytes(buf[buf.find(b"\r\n\r\n") + 4:end]))
+                on_answer(bytes(buf[:end]))
                 del buf[:end]
                 done += 1
                 if sent < total:
-                    s.sendall(req)
+                    s.sendall(payload)
                     sent += 1
     seconds = time.perf_counter() - t0
     for s in socks:
         sel.unregister(s)
         s.close()
     sel.close()
+    return seconds
+
+
+def hammer(port: int, req: bytes, total: int, conns: int = 32, keep_bodies: bool = False, timeout: float = 120.0):
+    """Send ``req`` ``total`` times over ``conns`` connections; returns (seconds, statuses, bodies)."""
+    statuses: dict[int, int] = {}
+    bodies = []
+
+    def tally(answer: bytes) -> None:
+        code = int(answer[9:12])
+        statuses[code] = statuses.get(code, 0) + 1
+        if keep_bodies:
+            bodies.append(answer[answer.find(b"\r\n\r\n") + 4:])
+
+    seconds = closed_loop(port, req, total, conns, _response_end, tally, timeout)
     return seconds, statuses, bodies
