@@ -56,6 +56,7 @@ cdef inline long long _now_ms() noexcept nogil:
 
 @cython.final
 @cython.freelist(256)  # PERF: every increment stores a new record and frees the old one
+@cython.no_gc          # holds JSON data only, never itself: it cannot be in a cycle (see below)
 cdef class Entity:
     """One entity's stored state.
 
@@ -64,6 +65,9 @@ cdef class Entity:
     new one. ``gen`` is the log segment a record was made in; the compiled increment
     path updates a record of the current segment in place -- no snapshot can hold it,
     since a snapshot rotates the log before it captures -- and copies any other.
+
+    PERF: not tracked by the cyclic GC (``no_gc``): it refers only to JSON data, which
+    cannot refer back to it, so a million entities add nothing to a full collection's walk.
     """
 
     cdef public object fields       # dict of plain fields, or None for a plain value
@@ -108,6 +112,7 @@ cdef inline Entity _touched(Entity e, long long ms):
 
 @cython.final
 @cython.freelist(256)  # PERF: a full ring frees one message for each it takes
+@cython.no_gc          # holds JSON data and strings, never itself: it cannot be in a cycle
 cdef class Message:
     """One published drop; its JSON and SSE bytes are built on first use and cached."""
 

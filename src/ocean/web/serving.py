@@ -41,6 +41,11 @@ def app():
         # during a storm of SSE connects walks the streams' objects only, not the whole heap
         # (100-240 ms per full pass at 5,000 streams before).
         gc.freeze()
+        # PERF: a request allocates a few hundred containers; at CPython's default gen-0
+        # threshold (700) the collector ran every few requests and took ~20 us of each
+        # (worker CPU per GET /health: 172 us with it, 152 us with the collector off).
+        # Collecting every 20,000 allocations keeps cyclic garbage bounded for a fraction.
+        gc.set_threshold(20000, 10, 10)
     return _app
 
 
