@@ -166,8 +166,7 @@ class Engine:
                 i, t = self._drop_run(drops, i, results, source)
                 ticket = max(ticket, t)
         self.store.sync(ticket)
-        if self.store.since_snapshot >= self._snapshot_every and not self._wake.is_set():
-            self._wake.set()
+        self._wake_if_due()
         if fast and self._listeners:  # the compiled path's writes, told once per entity
             changed = {(r["route"], r["key"]) for start, end in fast for r in results[start:end] if type(r) is dict}
             for route, key in changed:
@@ -199,7 +198,8 @@ class Engine:
                 kind, route, key, body, incs, expires_in = p
                 batch.append([kind, 0, ms, route, key, body, incs, ms + expires_in if expires_in else 0, source])
                 where.append(i)
-            outcomes, ticket = self.store.write_many(batch, self.settings.max_payload_bytes, self._seq + 1)
+            first = self._writer.seq + 1
+            outcomes, ticket = self.store.write_many(batch, self.settings.max_payload_bytes, first)
             messages, instance, names = [], self.instance, ops.NAMES
             for i, op, outcome in zip(where, batch, outcomes):
                 if isinstance(outcome, OceanError):
@@ -211,7 +211,7 @@ class Engine:
                               "created_at": created_at}
                 written.append(op)
             self.bus.publish_many(messages)
-            self._seq = max(self._seq, *(op[1] for op in batch)) if batch else self._seq
+            self._writer.seq = max([self._writer.seq] + [op[1] for op in batch])  # refused ops hold 0
             trimmed = self._take_trimmed()
         self._after_write(None, written, trimmed)
         return end, ticket
@@ -226,26 +226,30 @@ class Engine:
     def _write(self, kind, route, key, body, incs, expires_in, source):
         with self._lock:
             self._check_open()
-            seq = self._seq + 1
+            seq = self._writer.seq + 1
             ms = self._clock()
             op = [kind, seq, ms, route, key, body, incs, ms + expires_in if expires_in else 0, source]
             try:
                 out, published, ticket, size = self.store.write(op, self.settings.max_payload_bytes)
             except OceanError as exc:
                 if getattr(exc, "logged", False):
-                    self._seq = seq  # logged, then refused by apply: seq spent
+                    self._writer.seq = seq  # logged, then refused by apply: seq spent
                 raise
-            self._seq = seq
+            self._writer.seq = seq
             self.bus.publish(Message(seq, route, key, ops.NAMES[kind], published, ms, self.instance, size))
             trimmed = self._take_trimmed()
         self._after_write(ticket, (op,), trimmed)
         return seq, ms, out
 
+    def _wake_if_due(self) -> None:
+        """Wake the maintainer when a snapshot is due (now, not at its next tick)."""
+        if self.store.since_snapshot >= self._snapshot_every and not self._wake.is_set():
+            self._wake.set()
+
     def _after_incr(self, route, key, ticket) -> None:
         """``_after_write`` for the compiled increment path."""
         self.store.sync(ticket)
-        if self.store.since_snapshot >= self._snapshot_every and not self._wake.is_set():
-            self._wake.set()
+        self._wake_if_due()
         if self._listeners:
             self._notify(ops.INCR, route, key, 0, 0, None, 0, None)
 
@@ -254,8 +258,7 @@ class Engine:
         due snapshot, tell listeners."""
         if ticket is not None:
             self.store.sync(ticket)
-        if self.store.since_snapshot >= self._snapshot_every and not self._wake.is_set():
-            self._wake.set()  # the maintainer snapshots now, not at its next tick
+        self._wake_if_due()
         if self._listeners:
             for op in written:
                 self._notify(op[0], op[3], op[4], op[1], op[2], op[5], op[7], op[8])
@@ -395,22 +398,6 @@ class Engine:
         """The newest seq handed out."""
         return self._writer.seq
 
-    @property
-    def _seq(self) -> int:
-        return self._writer.seq
-
-    @_seq.setter
-    def _seq(self, value: int) -> None:
-        self._writer.seq = value
-
-    @property
-    def _closed(self) -> bool:
-        return self._writer.closed
-
-    @_closed.setter
-    def _closed(self, value: bool) -> None:
-        self._writer.closed = value
-
     def drop_id(self, seq: int) -> str:
         """The drop id of ``seq`` (see ``model.drop_id``)."""
         return drop_id(self.instance, seq)
@@ -429,7 +416,7 @@ class Engine:
             "events": self.state.event_count,
             "counters": len(self.state.counters),
             "routes": len(self.routes()),
-            "seq": self._seq,
+            "seq": self._writer.seq,
             "subscribers": self.bus.subscriber_count(),
             "published": self.bus.published,
             "dropped_subscribers": self.bus.dropped_subscribers,
@@ -474,19 +461,19 @@ class Engine:
                 log.exception("ocean: maintenance step failed")
 
     def _check_open(self) -> None:
-        if self._closed:
+        if self._writer.closed:
             raise EngineClosed("the engine is closed")
 
     def close(self) -> None:
         """Flush and fsync the log, end live streams, release the data directory."""
-        if self._closed:
+        if self._writer.closed:
             return
         self._stop.set()
         self._wake.set()
         if self._maintainer is not None and self._maintainer is not threading.current_thread():
             self._maintainer.join(timeout=5)
         with self._lock:
-            self._closed = True
+            self._writer.closed = True
             self.bus.close_all()
             self.store.close()
 
