@@ -65,6 +65,19 @@ def test_max_body_bytes(served):
     assert answer.startswith(b"HTTP/1.1 413") and b"max_body_bytes" in answer
 
 
+def test_a_chunked_text_body_is_read_whole(served):
+    # no Content-Length: http.client sends the iterable chunked; the whole script runs
+    parts = iter([b"incr chunked/t @k .n\n", b"incr chunked/t @k .n 2\n"])
+    status, doc = Client(served.port).json("POST", "/exec", parts, {"Content-Type": "text/plain"})
+    assert status == 200 and [r["data"]["n"] for r in doc] == [1, 3], doc
+    drops = iter([b'[{"route": "chunked/d", "key": "k", ', b'"payload": {"+n": 5}}]'])
+    status, doc = Client(served.port).json("POST", "/drop", drops, {"Content-Type": "application/json"})
+    assert status == 200 and doc[0]["ok"], doc
+    status, doc = Client(served.port).json("POST", "/exec", iter([b"x" * 40000, b"x" * 40000]),
+                                           {"Content-Type": "text/plain"})
+    assert status == 413 and doc["code"] == "too_large", doc  # the limit holds without a length too
+
+
 def test_max_script_bytes(served):
     status, doc = Client(served.port).json("POST", "/exec", "count l/x\n" * 200)
     _limited(status, doc, 413, "script_too_large", "max_script_bytes")

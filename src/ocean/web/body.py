@@ -70,7 +70,10 @@ def read_bytes(req, limit: int) -> bytes:
             raise PayloadTooLarge(f"request body is {length} bytes; the limit is {limit} (setting max_body_bytes)")
         # PERF: with a declared length, read exactly that (no BoundedStream around the input).
         return req.stream.read(length) if length else b""
-    data = req.bounded_stream.read(limit + 1)
+    # No length (a chunked body): a server that ends the input at the body's end (gunicorn sets
+    # wsgi.input_terminated) is read to that end; falcon's bounded_stream would read nothing.
+    stream = req.stream if req.env.get("wsgi.input_terminated") else req.bounded_stream
+    data = stream.read(limit + 1)
     if len(data) > limit:
         raise PayloadTooLarge(f"request body is over the {limit}-byte limit (setting max_body_bytes)")
     return data
@@ -104,6 +107,13 @@ def parse_json(text: str):
 
 def read_query(req, limit: int) -> str:
     """A script or query: text/plain as is, or JSON ``{"query": "..."}``."""
+    env = req.env
+    if env.get("CONTENT_TYPE") == "text/plain":
+        # PERF: what fetch() sends with a string body, read straight from the WSGI input
+        # (the general path below costs ~1.5 us more per /exec); same checks, same errors.
+        length = env.get("CONTENT_LENGTH")  # absent (chunked): the general path reads to the end
+        if length and length.isascii() and length.isdigit() and int(length) <= limit:
+            return _utf8(env["wsgi.input"].read(int(length)))
     mt = check_type(req)
     text = read_text(req, limit)
     if not _is_json_type(mt):
