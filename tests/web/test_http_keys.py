@@ -60,6 +60,49 @@ def test_a_key_file_made_after_the_start_is_read_at_the_next_request(tmp_path):
     assert ks.resolve(token) is ks.resolve(token)  # one Access per key, built when the file is read
 
 
+def test_an_unchanged_key_file_costs_no_stat_per_request(tmp_path, monkeypatch):
+    ks = KeyStore(str(tmp_path), environ={})
+    token, _ = ks.create(name="dash", read=["a/*"])
+    ks.resolve(token)
+    reads = []
+    monkeypatch.setattr(ks, "_file_stamp", lambda real=ks._file_stamp: reads.append(1) or real())
+    for _ in range(50):
+        ks.resolve(token)
+    assert reads == []  # the shared generation did not move, and RECHECK_S has not passed
+    KeyStore(str(tmp_path), environ={}).create(name="other", read=["b/*"])  # another process writes
+    ks.resolve(token)
+    assert reads == [1]  # the bump is seen at the next request
+
+
+def test_a_key_file_edited_by_hand_is_read_within_the_recheck(tmp_path, monkeypatch):
+    ks = KeyStore(str(tmp_path), environ={})
+    token, _ = ks.create(name="dash", read=["a/*"])
+    assert ks.resolve(token).can_read("a/x")
+    doc = json.loads((tmp_path / FILENAME).read_text())
+    doc["keys"][0]["revoked_at"] = "2026-01-01T00:00:00.000Z"
+    (tmp_path / FILENAME).write_text(json.dumps(doc) + "\n")  # no KeyStore: no generation bump
+    clock = [0.0]
+    monkeypatch.setattr("ocean.keys.time.monotonic", lambda: clock[0])
+    ks._recheck_at = 0.5
+    ks.resolve(token)  # within RECHECK_S of the last read: still the old file
+    clock[0] = 1.0
+    with pytest.raises(errors.Unauthorized):
+        ks.resolve(token)
+
+
+def test_without_a_generation_file_every_request_checks_the_key_file(tmp_path, monkeypatch):
+    monkeypatch.setattr("ocean.keys.Generation.open", classmethod(lambda cls, path: None))  # e.g. read-only
+    ks = KeyStore(str(tmp_path), environ={})
+    token, _ = ks.create(name="dash", read=["a/*"])
+    ks.resolve(token)
+    doc = json.loads((tmp_path / FILENAME).read_text())
+    doc["keys"][0]["revoked_at"] = "2026-01-01T00:00:00.000Z"
+    (tmp_path / (FILENAME + ".new")).write_text(json.dumps(doc))
+    os.replace(tmp_path / (FILENAME + ".new"), tmp_path / FILENAME)
+    with pytest.raises(errors.Unauthorized):
+        ks.resolve(token)
+
+
 @pytest.mark.parametrize("bad", [None, "", "nope"])
 def test_missing_or_unknown_key_is_401(tmp_path, bad):
     with pytest.raises(errors.Unauthorized):
