@@ -72,7 +72,7 @@ def post_fork(server, worker):
     ocean_log.propagate = False
     serving.offload = lambda fn, *args: gevent.get_hub().threadpool.apply(fn, args)
     _raise_open_files(worker_connections + 256)
-    _freeze_settings(worker.cfg)
+    serving.freeze_settings(worker.cfg)
     handle, handle_exit = worker.handle, worker.handle_exit
 
     def handle_nodelay(listener, client, addr):
@@ -96,23 +96,6 @@ def worker_exit(server, worker):
     from ocean.web import serving
 
     serving.close()
-
-
-def _freeze_settings(cfg) -> None:
-    """Give the worker's gunicorn config its values as plain attributes.
-
-    PERF: gunicorn reads ~20 settings per request (``cfg.keepalive``,
-    ``cfg.strip_header_spaces``...), each through ``Config.__getattr__`` and
-    ``Setting.get()``: ~1 us apiece, 18-20 us of every request. A worker never
-    changes its settings (a reload forks new workers, which freeze afresh), so
-    each value is stored on the instance, where the lookup finds it directly.
-    Names the class defines itself (properties such as ``address``, methods)
-    are left alone.
-    """
-    cls = type(cfg)
-    for name, setting in cfg.settings.items():
-        if not hasattr(cls, name):
-            object.__setattr__(cfg, name, setting.get())
 
 
 def _raise_open_files(want: int) -> None:
