@@ -76,6 +76,13 @@ def test_a_chunked_text_body_is_read_whole(served):
     status, doc = Client(served.port).json("POST", "/exec", iter([b"x" * 40000, b"x" * 40000]),
                                            {"Content-Type": "text/plain"})
     assert status == 413 and doc["code"] == "too_large", doc  # the limit holds without a length too
+    with socket.create_connection(("127.0.0.1", served.port), timeout=5) as s:
+        s.sendall(f"POST /exec HTTP/1.1\r\nHost: x\r\nX-Ocean-Key: {served.key}\r\nContent-Type: text/plain\r\n"
+                  "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\nhello\r\n0\r\n\r\n".encode())
+        answer = b""
+        while (chunk := s.recv(65536)):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400") and b'"code":"bad_request"' in answer, answer
 
 
 def test_max_script_bytes(served):

@@ -62,6 +62,19 @@ def check_type(req, accepted=TEXT_TYPES + JSON_TYPES) -> str:
     return mt
 
 
+def _read(stream, size: int) -> bytes:
+    """``size`` bytes (or to the end) of the request body; BadRequest when the server cannot read it.
+
+    A malformed chunked body (a bad chunk size, a missing terminator) or a client gone
+    mid-body raises from the server's input stream, whose error types vary by server.
+    """
+    try:
+        return stream.read(size)
+    except Exception as exc:  # noqa: BLE001 - the server's own parse errors, OSError
+        raise BadRequest(f"the request body cannot be read ({type(exc).__name__}); "
+                         "send a Content-Length or well-formed chunks") from None
+
+
 def read_bytes(req, limit: int) -> bytes:
     """The raw body, refusing more than ``limit`` bytes with PayloadTooLarge (413)."""
     length = req.content_length
@@ -69,11 +82,11 @@ def read_bytes(req, limit: int) -> bytes:
         if length > limit:
             raise PayloadTooLarge(f"request body is {length} bytes; the limit is {limit} (setting max_body_bytes)")
         # PERF: with a declared length, read exactly that (no BoundedStream around the input).
-        return req.stream.read(length) if length else b""
+        return _read(req.stream, length) if length else b""
     # No length (a chunked body): a server that ends the input at the body's end (gunicorn sets
     # wsgi.input_terminated) is read to that end; falcon's bounded_stream would read nothing.
     stream = req.stream if req.env.get("wsgi.input_terminated") else req.bounded_stream
-    data = stream.read(limit + 1)
+    data = _read(stream, limit + 1)
     if len(data) > limit:
         raise PayloadTooLarge(f"request body is over the {limit}-byte limit (setting max_body_bytes)")
     return data
@@ -113,7 +126,7 @@ def read_query(req, limit: int) -> str:
         # (the general path below costs ~1.5 us more per /exec); same checks, same errors.
         length = env.get("CONTENT_LENGTH")  # absent (chunked): the general path reads to the end
         if length and length.isascii() and length.isdigit() and int(length) <= limit:
-            return _utf8(env["wsgi.input"].read(int(length)))
+            return _utf8(_read(env["wsgi.input"], int(length)))
     mt = check_type(req)
     text = read_text(req, limit)
     if not _is_json_type(mt):
