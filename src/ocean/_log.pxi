@@ -82,8 +82,21 @@ cdef extern from *:
     uint32_t ocean_get_u32(const unsigned char* p) nogil
     int64_t ocean_get_i64(const unsigned char* p) nogil
 
+cdef extern from *:
+    """
+    /* PERF: an ASCII str is its own UTF-8: its bytes straight, without the call (routes,
+       keys and most field names are ASCII). */
+    static inline const char* ocean_utf8(PyObject* o, Py_ssize_t* size) {
+        if (PyUnicode_CheckExact(o) && PyUnicode_IS_COMPACT_ASCII(o)) {
+            *size = PyUnicode_GET_LENGTH(o);
+            return (const char*)PyUnicode_DATA(o);
+        }
+        return PyUnicode_AsUTF8AndSize(o, size);
+    }
+    """
+    const char* _ocn_utf8 "ocean_utf8"(object o, Py_ssize_t* size) except NULL
+
 cdef extern from "Python.h":
-    const char* _ocn_utf8 "PyUnicode_AsUTF8AndSize"(object o, Py_ssize_t* size) except NULL
     object _ocn_str_from "PyUnicode_DecodeUTF8"(const char* s, Py_ssize_t size, const char* errors)
     object _ocn_bytes_from "PyBytes_FromStringAndSize"(const char* s, Py_ssize_t size)
     char* _ocn_bytes_ptr "PyBytes_AS_STRING"(object o)

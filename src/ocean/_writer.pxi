@@ -77,6 +77,7 @@ cdef class Entity:
     cdef public long long version
     cdef public long long expires_ms  # 0: never
     cdef public long long gen         # see the class docstring; 0 for records made in Python
+    cdef _CounterEntity cnt           # its counters' entity in the CounterTable, once the writer found it
 
     def __init__(self, fields, value, long long created_ms, long long updated_ms, long long version,
                  long long expires_ms):
@@ -107,6 +108,7 @@ cdef inline Entity _touched(Entity e, long long ms):
     new.updated_ms = ms
     new.version = e.version + 1
     new.expires_ms = e.expires_ms
+    new.cnt = e.cnt
     return new
 
 
@@ -234,23 +236,24 @@ cdef class WriteLock:
     Holders are short, so waiting is rare: ``contended`` counts the polls.
     """
 
-    cdef PyThread_type_lock _lock
+    cdef pthread_mutex_t _lock
+    cdef bint _ready
     cdef bint _held
     cdef readonly long long contended
 
     def __cinit__(self):
-        self._lock = PyThread_allocate_lock()
-        if self._lock == NULL:
+        if pthread_mutex_init(&self._lock, NULL) != 0:
             raise MemoryError()
+        self._ready = True
         self._held = False
         self.contended = 0
 
     def __dealloc__(self):
-        if self._lock != NULL:
-            PyThread_free_lock(self._lock)
+        if self._ready:
+            pthread_mutex_destroy(&self._lock)
 
     cdef inline bint _try(self) noexcept:
-        if PyThread_acquire_lock(self._lock, NOWAIT_LOCK):
+        if pthread_mutex_trylock(&self._lock) == 0:
             self._held = True
             return True
         return False
@@ -270,7 +273,7 @@ cdef class WriteLock:
 
     cdef inline void _release(self) noexcept:
         self._held = False
-        PyThread_release_lock(self._lock)
+        pthread_mutex_unlock(&self._lock)
 
     def acquire(self, bint blocking=True):
         if not blocking:
@@ -570,7 +573,10 @@ cdef class Writer:
         _write_incr(self.log._claim(body), seq, ms, route, key, source, names, ops, n)
         self.log._commit(body)
         self.seq = seq
-        self.counters._add_ops(route, key, names, ops, n)
+        if ent.cnt is None or self.counters._add_ops_at(ent.cnt, route, key, names, ops, n) != 0:
+            self.counters._add_ops(route, key, names, ops, n)
+            # a cache on the record (no field a snapshot reads): the next increment skips the look-up
+            ent.cnt = self.counters._lookup(route, key)
         if ent.gen == self.log.switches:  # made since the last snapshot's capture: only we hold it
             ent.updated_ms = ms
             ent.version += 1

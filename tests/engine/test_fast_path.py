@@ -275,3 +275,16 @@ def test_logs_with_json_increments_still_replay(make_engine):
     again = make_engine()
     assert again.get("c", "k")["payload"] == {"n": 6, "m": 1.5} and again.seq == 2
     assert again.incr("c", "k", {"n": 1}) == {"n": 7}
+
+
+def test_a_cached_counter_entity_that_left_its_table_is_not_written(engine):
+    # The compiled path keeps the record's counter entity (PERF: no tuple, no look-up);
+    # once that entity leaves the table the next increment must find or make the live one.
+    assert engine.incr("c", "k", {"n": 1}) == {"n": 1}
+    assert engine.incr("c", "k", {"n": 1}) == {"n": 2}  # the cached entity
+    engine.state.counters.delete_entity("c", "k")  # the record stays; its counters go
+    assert engine.incr("c", "k", {"n": 5}) == {"n": 5}
+    assert engine.state.counters.get("c", "k", "n") == 5 and engine.get("c", "k")["payload"] == {"n": 5}
+    engine.state.counters.delete_field("c", "k", "n")  # the last counter: the entity leaves too
+    assert engine.incr("c", "k", {"n": 2, "m": 1}) == {"n": 2, "m": 1}
+    assert engine.get("c", "k")["payload"] == {"n": 2, "m": 1}
