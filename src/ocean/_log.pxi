@@ -4,7 +4,11 @@
 # Pure twin (the oracle): ocean/_reference/log.py -- same names, same errors.
 # ---------------------------------------------------------------------------
 #
-# Framing (unchanged): ``<u32 length><u32 crc32(body)><body>``, little endian.
+# Framing: ``<u32 length><u32 crc32c(body)><body>``, little endian. The checksum is
+# CRC-32C (Castagnoli), which x86-64 computes in hardware (SSE 4.2: 8 bytes per
+# instruction; a table-driven slice-by-8 elsewhere). Logs written before it carry
+# zlib's CRC-32; replay accepts a record whose checksum is either (a damaged record
+# matches neither), so old data directories open unchanged.
 # A body is a JSON op (starts with ``[``) or, for the hot ``incr`` op, a binary
 # record (starts with ``I``):
 #
@@ -21,7 +25,9 @@
 # SIGBUS. Bytes past the last record are zero; replay stops at them.
 #
 # PERF: appending a 60-byte record costs ~40 ns (copy + CRC) against ~1.3 us
-# for os.write.
+# for os.write. CRC-32C in hardware: ~30 instructions for a 72-byte incr record
+# against 270 for the slice-by-8 CRC-32 (callgrind), and ~2.5 us instead of ~15 us
+# for the 20 KB record of a 1000-field increment.
 
 from libc.string cimport memcpy, memset
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
@@ -66,6 +72,62 @@ cdef extern from *:
         while (n--) crc = ocean_crc_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
         return ~crc;
     }
+    /* CRC-32C (Castagnoli, reflected 0x82F63B78), as iSCSI/ext4/RFC 3720 define it. */
+    static uint32_t ocean_crc32c_table[8][256];
+    static uint32_t ocean_crc32c_sw(uint32_t crc, const unsigned char *p, size_t n) {
+        crc = ~crc;
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        while (n >= 8) {
+            uint32_t one, two;
+            memcpy(&one, p, 4); memcpy(&two, p + 4, 4);
+            one ^= crc;
+            crc = ocean_crc32c_table[7][one & 0xff] ^ ocean_crc32c_table[6][(one >> 8) & 0xff]
+                ^ ocean_crc32c_table[5][(one >> 16) & 0xff] ^ ocean_crc32c_table[4][one >> 24]
+                ^ ocean_crc32c_table[3][two & 0xff] ^ ocean_crc32c_table[2][(two >> 8) & 0xff]
+                ^ ocean_crc32c_table[1][(two >> 16) & 0xff] ^ ocean_crc32c_table[0][two >> 24];
+            p += 8; n -= 8;
+        }
+    #endif
+        while (n--) crc = ocean_crc32c_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
+        return ~crc;
+    }
+    #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    #define OCEAN_CRC32C_HW 1
+    __attribute__((target("sse4.2")))
+    static uint32_t ocean_crc32c_hw(uint32_t crc, const unsigned char *p, size_t n) {
+        uint64_t c = (uint32_t)~crc;
+        while (n >= 8) {
+            uint64_t v;
+            memcpy(&v, p, 8);
+            c = __builtin_ia32_crc32di(c, v);
+            p += 8; n -= 8;
+        }
+        while (n--) c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
+        return ~(uint32_t)c;
+    }
+    #endif
+    static int ocean_crc32c_uses_hw = 0;
+    static void ocean_crc32c_init(void) {
+        uint32_t i, j, c;
+        for (i = 0; i < 256; i++) {
+            c = i;
+            for (j = 0; j < 8; j++) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : (c >> 1);
+            ocean_crc32c_table[0][i] = c;
+        }
+        for (i = 0; i < 256; i++)
+            for (j = 1; j < 8; j++)
+                ocean_crc32c_table[j][i] = (ocean_crc32c_table[j - 1][i] >> 8) ^ ocean_crc32c_table[0][ocean_crc32c_table[j - 1][i] & 0xff];
+    #ifdef OCEAN_CRC32C_HW
+        __builtin_cpu_init();
+        ocean_crc32c_uses_hw = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+    #endif
+    }
+    static inline uint32_t ocean_crc32c(uint32_t crc, const unsigned char *p, size_t n) {
+    #ifdef OCEAN_CRC32C_HW
+        if (ocean_crc32c_uses_hw) return ocean_crc32c_hw(crc, p, n);
+    #endif
+        return ocean_crc32c_sw(crc, p, n);
+    }
     static inline void ocean_put_u16(unsigned char *p, uint16_t v) { memcpy(p, &v, 2); }
     static inline void ocean_put_u32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
     static inline void ocean_put_i64(unsigned char *p, int64_t v) { memcpy(p, &v, 8); }
@@ -75,6 +137,10 @@ cdef extern from *:
     """
     void ocean_crc_init() nogil
     uint32_t ocean_crc32(uint32_t crc, const unsigned char* p, size_t n) nogil
+    void ocean_crc32c_init() nogil
+    uint32_t ocean_crc32c(uint32_t crc, const unsigned char* p, size_t n) nogil
+    uint32_t ocean_crc32c_sw(uint32_t crc, const unsigned char* p, size_t n) nogil
+    int ocean_crc32c_uses_hw
     void ocean_put_u16(unsigned char* p, uint16_t v) nogil
     void ocean_put_u32(unsigned char* p, uint32_t v) nogil
     void ocean_put_i64(unsigned char* p, int64_t v) nogil
@@ -102,6 +168,7 @@ cdef extern from "Python.h":
     char* _ocn_bytes_ptr "PyBytes_AS_STRING"(object o)
 
 ocean_crc_init()
+ocean_crc32c_init()
 
 from ocean.errors import StorageError as _StorageError
 
@@ -112,11 +179,27 @@ cdef enum:
 
 
 def crc32(data, unsigned int value=0):
-    """CRC-32 exactly as ``zlib.crc32`` (bytes-like ``data``)."""
+    """CRC-32 exactly as ``zlib.crc32`` (bytes-like ``data``): the checksum of older logs."""
     cdef const unsigned char[::1] view = data
     if view.shape[0] == 0:
         return value
     return ocean_crc32(value, &view[0], view.shape[0])
+
+
+def crc32c(data, unsigned int value=0, bint software=False):
+    """CRC-32C (Castagnoli) of bytes-like ``data``, continuing from ``value``: the log's checksum.
+
+    ``software`` forces the table-driven code where the CPU's instruction is used (tests).
+    """
+    cdef const unsigned char[::1] view = data
+    if view.shape[0] == 0:
+        return value
+    if software:
+        return ocean_crc32c_sw(value, &view[0], view.shape[0])
+    return ocean_crc32c(value, &view[0], view.shape[0])
+
+
+CRC32C_HARDWARE = bool(ocean_crc32c_uses_hw)   # True: the CPU's crc32 instruction (SSE 4.2)
 
 
 cdef class LogFile:
@@ -193,7 +276,7 @@ cdef class LogFile:
         """Frame the body written at ``_claim``'s pointer and move the end past it."""
         cdef unsigned char* rec = self.base + self.size
         ocean_put_u32(rec, <uint32_t>body)
-        ocean_put_u32(rec + 4, ocean_crc32(0, rec + 8, body))
+        ocean_put_u32(rec + 4, ocean_crc32c(0, rec + 8, body))
         self.size += body + 8
         self.appended += 1
         self.since_snapshot += 1
@@ -404,8 +487,8 @@ def scan_records(data, Py_ssize_t start=0):
         if pos + 8 + <Py_ssize_t>n > size:
             problem = "body cut short"
             break
-        if ocean_crc32(0, base + pos + 8, n) != crc:
-            problem = "checksum mismatch"
+        if ocean_crc32c(0, base + pos + 8, n) != crc and ocean_crc32(0, base + pos + 8, n) != crc:
+            problem = "checksum mismatch"  # neither CRC-32C nor (older logs) CRC-32
             break
         bodies.append(_ocn_bytes_from(<const char*>base + pos + 8, n))
         pos += 8 + n

@@ -27,6 +27,36 @@ def test_crc32_is_zlibs(data, start):
     assert compiled.crc32(data, start) == zlib.crc32(data, start) == pure.crc32(data, start)
 
 
+def test_crc32c_is_castagnolis():
+    # the check value of CRC-32C (RFC 3720's polynomial) and a zero-filled 32-byte block (RFC 3720 B.4)
+    for kernel in (compiled, pure):
+        assert kernel.crc32c(b"123456789") == 0xE3069283
+        assert kernel.crc32c(bytes(32)) == 0x8A9136AA
+        assert kernel.crc32c(b"") == 0
+    assert compiled.crc32c(b"123456789", software=True) == 0xE3069283
+
+
+@given(st.binary(max_size=300), st.binary(max_size=40), st.integers(0, 2**32 - 1))
+@settings(max_examples=300)
+def test_crc32c_hardware_software_and_twin_agree(data, more, start):
+    want = pure.crc32c(data, start)
+    assert compiled.crc32c(data, start) == compiled.crc32c(data, start, software=True) == want
+    assert compiled.crc32c(more, compiled.crc32c(data)) == compiled.crc32c(data + more)  # continues
+
+
+def test_the_log_writes_crc32c_frames(impl, tmp_path):
+    fd = os.open(tmp_path / "seg", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        log = impl.LogFile(fd, 0, lambda fd_, size: os.posix_fallocate(fd_, 0, size))
+        body = b'["e",1]'
+        log.append(body)
+        log.close()
+    finally:
+        os.close(fd)
+    n, crc = struct.unpack_from("<II", (tmp_path / "seg").read_bytes())
+    assert n == len(body) and crc == compiled.crc32c(body) != zlib.crc32(body)
+
+
 names = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40)
 amounts = st.one_of(st.integers(-2**63, 2**63 - 1), st.floats(allow_nan=False, allow_infinity=False))
 
@@ -53,8 +83,8 @@ def test_incr_record_refuses_bad_amounts_like_the_twin(impl):
     assert impl.encode_incr(1, 1, "r", "k", {"n": 1}, source=7) is None  # not a str: logged as JSON instead
 
 
-def _framed(body: bytes) -> bytes:
-    return struct.pack("<II", len(body), zlib.crc32(body)) + body
+def _framed(body: bytes, crc=compiled.crc32c) -> bytes:
+    return struct.pack("<II", len(body), crc(body)) + body
 
 
 def test_scan_records_finds_the_end_and_what_is_wrong(impl):
@@ -68,6 +98,11 @@ def test_scan_records_finds_the_end_and_what_is_wrong(impl):
     flipped[10] ^= 1
     assert impl.scan_records(bytes(flipped)) == ([], 0, "checksum mismatch")
     assert impl.scan_records(good + b"\x01\x00\x00") == ([a, b], len(good), "header cut short")
+    legacy = _framed(a, zlib.crc32) + _framed(b, zlib.crc32)  # written before CRC-32C
+    assert impl.scan_records(legacy + good) == ([a, b, a, b], 2 * len(good), None)
+    flipped = bytearray(legacy)
+    flipped[10] ^= 1
+    assert impl.scan_records(bytes(flipped)) == ([], 0, "checksum mismatch")
     assert impl.scan_records(b"") == ([], 0, None)
 
 

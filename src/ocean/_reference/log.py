@@ -1,4 +1,4 @@
-"""Pure twin of ``_log.pxi``: CRC-32, the memory-mapped segment appender, the binary
+"""Pure twin of ``_log.pxi``: CRC-32C and CRC-32, the memory-mapped segment appender, the binary
 incr record and the record scanner (see the ``.pxi`` for the formats)."""
 from __future__ import annotations
 
@@ -18,8 +18,30 @@ _U16 = struct.Struct("<H")
 
 
 def crc32(data, value: int = 0) -> int:
-    """CRC-32 exactly as ``zlib.crc32``."""
+    """CRC-32 exactly as ``zlib.crc32``: the checksum of older logs."""
     return zlib.crc32(data, value)
+
+
+def _crc32c_table() -> list[int]:
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC32C = _crc32c_table()
+CRC32C_HARDWARE = False
+
+
+def crc32c(data, value: int = 0, software: bool = False) -> int:
+    """CRC-32C (Castagnoli) of ``data`` continuing from ``value``: the log's checksum."""
+    crc, table = value ^ 0xFFFFFFFF, _CRC32C
+    for b in bytes(data):
+        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
 
 
 class LogFile:
@@ -62,7 +84,7 @@ class LogFile:
 
     def _put(self, body: bytes) -> None:
         end = self.size + 8 + len(body)
-        self._map[self.size:end] = _HEADER.pack(len(body), zlib.crc32(body)) + body
+        self._map[self.size:end] = _HEADER.pack(len(body), crc32c(body)) + body
         self.size = end
         self.appended += 1
         self.since_snapshot += 1
@@ -174,8 +196,8 @@ def scan_records(data, start: int = 0):
             problem = "body cut short"
             break
         body = data[pos + 8:pos + 8 + n]
-        if zlib.crc32(body) != crc:
-            problem = "checksum mismatch"
+        if crc32c(body) != crc and zlib.crc32(body) != crc:
+            problem = "checksum mismatch"  # neither CRC-32C nor (older logs) CRC-32
             break
         bodies.append(body)
         pos += 8 + n

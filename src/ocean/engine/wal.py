@@ -1,6 +1,7 @@
 """The write-ahead log: framed, checksummed records in segment files, with an fsync policy.
 
-Framing: every record is ``<u32 length><u32 crc32(body)><body>`` (little endian);
+Framing: every record is ``<u32 length><u32 crc32c(body)><body>`` (little endian;
+older logs carry zlib's CRC-32, still accepted);
 the body is one op: JSON from ``ops.encode``, or the binary incr record of the
 compiled write path (see ``_log.pxi``). A segment is ``wal-<first seq>.log``;
 ``rotate()`` starts a new one so a snapshot can drop the old ones.
