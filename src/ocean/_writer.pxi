@@ -13,12 +13,13 @@
 # changes nothing before it decides. Both paths hold the engine's write lock,
 # take seqs from ``Writer.seq`` and write through the same ``LogFile``.
 #
-# PERF: bench/bench_engine.py, medians on the 2-core dev box: Engine.incr 0.71 us a
-# call (7.3 us through the Python path; a dict under threading.Lock 0.31 us); a
-# 1000-field incr 88 us (boxing the 1000 totals into the result dict is ~30 us of it);
-# drop_many of 1000 counting drops 0.89 ms (6.8 ms before); replay 2.6M records/s.
-# Per call, roughly: clock 55 ns, CRC 45, page faults of the log's map 40 (amortised),
-# the result dict 60, message 40, counter shard 80, validation 60, call overhead 50.
+# PERF: bench/bench_engine.py, medians on the 2-core dev box: Engine.incr 0.46 us a
+# call (2.2M/s; 6.0 us through the Python path; a dict under threading.Lock 0.54 us); a
+# 1000-field incr 82-97 us (boxing the 1000 totals into the result dict is ~30 us of it);
+# drop_many of 1000 counting drops 0.5 ms; replay 2.9M records/s. An increment is ~4,200
+# instructions (callgrind, bench loop included): about 400 the loop and call, 600 the
+# amounts dict and the result dict, 500 four dict look-ups (route, key, field slot,
+# result), and the rest the log record, the counter, the message and its ring.
 
 from cpython.list cimport PyList_GET_ITEM
 from libc.stdint cimport int64_t
