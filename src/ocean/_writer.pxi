@@ -21,6 +21,7 @@
 # amounts dict and the result dict, 500 four dict look-ups (route, key, field slot,
 # result), and the rest the log record, the counter, the message and its ring.
 
+from cpython.dict cimport PyDict_Copy
 from cpython.list cimport PyList_GET_ITEM
 from libc.stdint cimport int64_t
 from libc.stdlib cimport realloc
@@ -525,7 +526,8 @@ cdef class Writer:
         return ent
 
     cdef Message _apply(self, object route, object key, object source, Entity ent, PyObject* table,
-                        PyObject** names, _ocn_op* ops, Py_ssize_t n, Py_ssize_t body, long long ms):
+                        PyObject** names, _ocn_op* ops, Py_ssize_t n, Py_ssize_t body, long long ms,
+                        object amounts=None):
         """Log and apply one staged increment; returns its message (caller holds the lock).
 
         Raises StorageError (no room: nothing happened) or CounterOverflow (logged and
@@ -533,6 +535,7 @@ cdef class Writer:
         """
         cdef long long seq = self.seq + 1
         cdef dict totals
+        cdef object total
         cdef Entity touched
         cdef Message msg
         cdef Py_ssize_t j
@@ -550,9 +553,18 @@ cdef class Writer:
             touched = _touched(ent, ms)
             touched.gen = self.log.switches
             _ocn_dict_set(table, <PyObject*>key, <PyObject*>touched)  # an existing key: cannot fail
-        totals = {}
-        for j in range(n):
-            totals[<object>names[j]] = _ocn_box(ops[j].new, ops[j].ntag)
+        if amounts is not None and n >= 8:
+            # PERF: ``names`` are ``amounts``' own keys in its order, so the totals are a copy
+            # of it with new values: a clone of its table and 1000 in-place replacements cost
+            # ~15% less of a 1000-field increment than 1000 inserts into a growing dict.
+            totals = PyDict_Copy(amounts)
+            for j in range(n):
+                total = _ocn_box(ops[j].new, ops[j].ntag)
+                _ocn_dict_set(<PyObject*>totals, names[j], <PyObject*>total)  # an existing key: cannot fail
+        else:
+            totals = {}
+            for j in range(n):
+                totals[<object>names[j]] = _ocn_box(ops[j].new, ops[j].ntag)
         msg = Message.__new__(Message)
         msg.seq = seq
         msg.route = route
@@ -653,7 +665,7 @@ cdef class Writer:
                     ent = self._target(route, key, names, n, &table)
                     if ent is None:
                         return _SLOW
-                    msg = self._apply(route, key, source, ent, table, names, ops, n, body, self._clock())
+                    msg = self._apply(route, key, source, ent, table, names, ops, n, body, self._clock(), amounts)
                     ticket = self.log.appended
                     listeners = len(self.listeners) > 0
                 finally:

@@ -288,3 +288,22 @@ def test_a_cached_counter_entity_that_left_its_table_is_not_written(engine):
     engine.state.counters.delete_field("c", "k", "n")  # the last counter: the entity leaves too
     assert engine.incr("c", "k", {"n": 2, "m": 1}) == {"n": 2, "m": 1}
     assert engine.get("c", "k")["payload"] == {"n": 2, "m": 1}
+
+
+def test_a_wide_increment_answers_and_publishes_every_total_in_the_callers_order(tmp_path):
+    # 8+ fields: the compiled path builds the totals as a copy of the amounts dict (PERF)
+    fast = Engine(str(tmp_path / "fast"), maintenance=False)
+    ref = _python_only(Engine(str(tmp_path / "ref"), maintenance=False))
+    try:
+        fields = [f"f{i}" for i in range(20, 0, -1)]
+        for eng in (fast, ref):
+            eng.incr("w", "k", dict.fromkeys(fields, 1))
+        subs = [eng.subscribe("w") for eng in (fast, ref)]
+        amounts = {f: i - 7 for i, f in enumerate(fields)}
+        got, want = fast.incr("w", "k", amounts), ref.incr("w", "k", amounts)
+        assert got == want == {f: 1 + i - 7 for i, f in enumerate(fields)}
+        assert list(got) == fields and got is not amounts and amounts == {f: i - 7 for i, f in enumerate(fields)}
+        assert [sub.get(0).fields for sub in subs] == [want, want]
+    finally:
+        fast.close()
+        ref.close()
