@@ -15,7 +15,7 @@
 #
 # PERF: bench/bench_engine.py, medians on the 2-core dev box: Engine.incr 0.46 us a
 # call (2.2M/s; 6.0 us through the Python path; a dict under threading.Lock 0.54 us); a
-# 1000-field incr 82-97 us (boxing the 1000 totals into the result dict is ~30 us of it);
+# 1000-field incr 71-76 us (putting the 1000 boxed totals into the result dict is ~25 us);
 # drop_many of 1000 counting drops 0.5 ms; replay 2.9M records/s. An increment is ~4,200
 # instructions (callgrind, bench loop included): about 400 the loop and call, 600 the
 # amounts dict and the result dict, 500 four dict look-ups (route, key, field slot,
