@@ -542,7 +542,7 @@ cdef class Writer:
         _write_incr(self.log._claim(body), seq, ms, route, key, source, names, ops, n)
         self.log._commit(body)
         self.seq = seq
-        if ent.cnt is None or self.counters._add_ops_at(ent.cnt, route, key, names, ops, n) != 0:
+        if ent.cnt is None or self.counters._add_ops_at(ent.cnt, names, ops, n) != 0:
             self.counters._add_ops(route, key, names, ops, n)
             # a cache on the record (no field a snapshot reads): the next increment skips the look-up
             ent.cnt = self.counters._lookup(route, key)
