@@ -77,6 +77,16 @@ class CounterOverflow(ValidationError):
     code = "overflow"
 
 
+class InvalidParameter(ValidationError):
+    """A query parameter has a value it cannot take (``format``, ``since`` of ``GET /export``)."""
+    code = "invalid_parameter"
+
+
+class InvalidLine(ValidationError):
+    """An import line is not one JSON drop (malformed JSON or UTF-8, an unknown field, a bad time)."""
+    code = "invalid_line"
+
+
 class InvalidSetting(ValidationError):
     """A setting has a value it cannot take."""
     code = "invalid_setting"

@@ -144,8 +144,12 @@ class Engine:
             raise out
         return out
 
-    def drop_many(self, drops: list, source: str | None = None) -> list:
+    def drop_many(self, drops: list, source: str | None = None, times: list | None = None) -> list:
         """Many drops, in order, each atomic on its own; the batch is not a transaction.
+
+        ``times`` (``POST /import``), beside ``drops``, gives an event its own time (epoch ms,
+        its ``created_at``) instead of the clock's; ``None`` entries, and keyed drops, take the
+        clock's. The clock still decides expiry and retention (see ``ops.event_ms``).
 
         Returns one receipt (as ``drop``) or one ``OceanError`` per drop, in order. Runs of
         increments to existing counter entities go through the compiled path under one lock;
@@ -163,7 +167,7 @@ class Engine:
                 ticket = max(ticket, t)
                 fast.append((start, i))
             if i < total:
-                i, t = self._drop_run(drops, i, results, source)
+                i, t = self._drop_run(drops, i, results, source, times)
                 ticket = max(ticket, t)
         self.store.sync(ticket)
         self._wake_if_due()
@@ -173,7 +177,7 @@ class Engine:
                 self._notify(ops.INCR, route, key, 0, 0, None, 0, None)
         return results
 
-    def _drop_run(self, drops: list, start: int, results: list, source) -> tuple[int, int]:
+    def _drop_run(self, drops: list, start: int, results: list, source, times=None) -> tuple[int, int]:
         """Write ``drops[start]`` and the drops after it that are not increments, under one lock
         and one log write; returns ``(next index, ticket)``."""
         end = start + 1
@@ -196,6 +200,8 @@ class Engine:
                     results[i] = p
                     continue
                 kind, route, key, body, incs, expires_in = p
+                if times is not None and kind == ops.EVENT and type(times[i]) is int:
+                    incs = times[i]  # an event's own time rides in its unused incs slot (ops.py)
                 batch.append([kind, 0, ms, route, key, body, incs, ms + expires_in if expires_in else 0, source])
                 where.append(i)
             first = self._writer.seq + 1
@@ -206,9 +212,10 @@ class Engine:
                     results[i] = outcome
                     continue
                 seq, route, key = op[1], op[3], op[4]
-                messages.append(Message(seq, route, key, names[op[0]], outcome[1], ms, instance, outcome[2]))
+                at = ms if op[6] is None or op[0] != ops.EVENT else op[6]
+                messages.append(Message(seq, route, key, names[op[0]], outcome[1], at, instance, outcome[2]))
                 results[i] = {"drop_id": drop_id(instance, seq), "seq": seq, "route": route, "key": key,
-                              "created_at": created_at}
+                              "created_at": created_at if at == ms else iso_ms(at)}
                 written.append(op)
             self.bus.publish_many(messages)
             self._writer.seq = max([self._writer.seq] + [op[1] for op in batch])  # refused ops hold 0
@@ -261,7 +268,8 @@ class Engine:
         self._wake_if_due()
         if self._listeners:
             for op in written:
-                self._notify(op[0], op[3], op[4], op[1], op[2], op[5], op[7], op[8])
+                self._notify(op[0], op[3], op[4], op[1], ops.event_ms(op) if op[0] == ops.EVENT else op[2],
+                             op[5], op[7], op[8])
             self._notify_trimmed(trimmed)
 
     # -- reads -------------------------------------------------------------

@@ -12,10 +12,15 @@ kind    body                                    incs
 ``u``   fields merged by update                 increments or null
 ``i``   null                                    increments
 ``r``   null (remove)                           null
-``e``   an event's payload (key is null)        null
+``e``   an event's payload (key is null)        null, or the event's own time in ms
+                                                when it was imported (see below)
 ``l``   null: seqs up to this one may have      null
         gone to bus-only messages (a lease)
 ======  ======================================  ===========================
+
+An event's ``created_at`` is ``ms``, unless ``incs`` holds an integer: then that is its
+time (``POST /import`` keeps an exported event's time). ``ms`` stays the write's clock time,
+which decides expiry and retention, so live and replay agree whatever the event's own time.
 
 A lease record changes no state: it only keeps seqs from going backwards across a
 restart, since bus-only messages (``_admin/events``) take seqs that no op logs.
@@ -34,6 +39,12 @@ _encode_incr = kernel("encode_incr")  # increments are logged in binary (_log.px
 _decode_incr = kernel("decode_incr")
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 _loads = json.loads
+
+
+def event_ms(op: list) -> int:
+    """An event op's own time (``created_at``): its imported time, else the write's ``ms``."""
+    at = op[6]
+    return at if type(at) is int else op[2]
 
 
 def encode(op: list) -> bytes:

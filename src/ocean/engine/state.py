@@ -84,11 +84,12 @@ class State:
         return ent
 
     def _event(self, op):
-        _, seq, ms, route, _, body, _, expires, source = op
+        _, seq, ms, route, _, body, at, expires, source = op
         log = self.events.get(route)
         if log is None:
             log = self.events[route] = EventLog()
-        log.append((seq, ms, body, expires, source))
+        # an imported event keeps its own time; ``ms`` (the clock) still decides retention below
+        log.append((seq, at if type(at) is int else ms, body, expires, source))
         self.event_count += 1
         if self.retention and len(log) > self.retention + max(16, self.retention // 10):
             dropped = log.trim(self.retention, ms)

@@ -17,6 +17,7 @@ from .. import errors
 from .accounting import Accounting
 from .body import dumps
 from .resources import admin, drop, entity, health, live, query
+from .resources import transfer as transfer_resources
 from .sse import Streams
 
 log = logging.getLogger("ocean.web")
@@ -100,6 +101,8 @@ def create_app(engine, settings, keys, static_dir: str = STATIC_DIR) -> OceanApp
     app.add_route("/entities/{route:path}", entity.Entities(svc))
     app.add_route("/live/{prefix:path}", live.Live(svc))
     app.add_route("/stream/{prefix:path}", live.Stream(svc))
+    app.add_route("/export/{target:path}", transfer_resources.Export(svc))
+    app.add_route("/import", transfer_resources.Import(svc))
     app.add_route("/health", health.Health(svc))
     app.add_route("/metrics", health.Metrics(svc))
     app.add_route("/admin", admin.Index(static_dir))

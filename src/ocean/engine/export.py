@@ -1,0 +1,162 @@
+"""Reading a route's whole state out in pages: the records ``GET /export`` streams.
+
+A page is a list of at most ``PAGE`` records, read from the engine's state without
+its write lock and without copying the route: entities walk the route's sorted key
+list as it was when the export began (the entity table replaces that list on a
+change, never edits it), each entity as it is when its page is read; events walk
+the route's log by seq up to the newest seq at the start, so an export ends even
+while writes go on. Memory is one page, whatever the route holds.
+
+Record shapes (each is also an import line, see ``ocean.transfer``):
+
+- entity: ``{route, key, payload, counters?, created_at, updated_at, version, expires_at?}``
+  where ``payload`` is the fields with counters merged (as ``GET /entity`` gives)
+  and ``counters`` names the fields that are counters (absent when none);
+- event: ``{route, payload, created_at, seq, expires_at?}``.
+
+History (past versions) is not exported: an export is the current state.
+"""
+from __future__ import annotations
+
+import bisect
+import operator
+import re
+from datetime import datetime, timezone
+
+from ..errors import InvalidParameter
+from ..model import check_prefix, iso_ms, prefix_matches
+
+PAGE = 500  # records per page: ~50-100 KB of NDJSON, one write, then the server serves others
+MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
+_SEQ = operator.itemgetter(0)
+_DIGITS = re.compile(r"[0-9]{1,19}\Z")
+
+
+class Since:
+    """Where an export starts: after a seq (events only), or at a time (events and entities)."""
+
+    __slots__ = ("seq", "ms")
+
+    def __init__(self, seq: int | None = None, ms: int | None = None):
+        self.seq = seq
+        self.ms = ms
+
+    def __repr__(self) -> str:
+        return f"Since(seq={self.seq}, ms={self.ms})"
+
+
+def parse_time(text) -> int:
+    """Epoch milliseconds of an ISO-8601 time (``2026-02-10``, ``...T12:00:00Z``, offsets);
+    a time without a zone is UTC. Raises ValueError."""
+    if not isinstance(text, str) or not 10 <= len(text) <= 40:
+        raise ValueError("not an ISO-8601 time")
+    dt = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text)  # 3.10 lacks Z
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    ms = (dt - datetime(1970, 1, 1, tzinfo=timezone.utc)) // _ONE_MS
+    if not 0 <= ms <= MAX_MS:
+        raise ValueError("outside 1970..9999")
+    return ms
+
+
+_ONE_MS = datetime(1970, 1, 1, 0, 0, 0, 1000, tzinfo=timezone.utc) - datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def parse_since(text: str | None) -> Since:
+    """``?since=``: a seq number (events with a greater seq; entities have no seq of their own,
+    so none are exported) or an ISO-8601 time (events created and entities updated at or after it)."""
+    if text is None or text == "":
+        return Since()
+    if _DIGITS.match(text):
+        return Since(seq=int(text))
+    try:
+        return Since(ms=parse_time(text))
+    except ValueError:
+        raise InvalidParameter(f"since must be a seq number or an ISO-8601 time like 2026-02-10T12:00:00Z, "
+                               f"got {text[:40]!r}") from None
+
+
+def routes_of(engine, target: str) -> list[str]:
+    """The routes ``target`` (a route, ``prefix/*`` or ``*``) covers, in name order."""
+    check_prefix(target)
+    if target == "*" or target.endswith("/*"):
+        return [r for r in engine.routes() if prefix_matches(target, r)]
+    return [target]
+
+
+def pages(engine, target: str, since: Since | None = None, page: int = PAGE, upto: int | None = None):
+    """Every record of ``target``: per route (in name order) its entities, then its events
+    with a seq up to ``upto`` (default: the newest at the start; later ones are not part of it)."""
+    since = since or Since()
+    upto = engine.seq if upto is None else upto
+    for route in routes_of(engine, target):
+        if since.seq is None:
+            yield from entity_pages(engine, route, since.ms, page)
+        yield from event_pages(engine, route, since, upto, page)
+
+
+def entity_pages(engine, route: str, since_ms: int | None = None, page: int = PAGE):
+    """Pages of a route's live entities in key order (``since_ms``: updated at or after it)."""
+    state = engine.state
+    if route not in state.entities.routes:
+        return
+    keys = state.entities.sorted_keys(route)  # the key list of the start; the table never edits it
+    counters = state.counters
+    for start in range(0, len(keys), page):
+        now = engine._now()
+        out = []
+        for key in keys[start:start + page]:
+            ent = state.live_entity(route, key, now)
+            if ent is None or (since_ms is not None and ent.updated_ms < since_ms):
+                continue
+            rec = {"route": route, "key": key}
+            if ent.fields is None:
+                rec["payload"] = ent.value
+            else:
+                payload = dict(ent.fields)
+                counts = counters.entity(route, key)
+                if counts:
+                    payload.update(counts)
+                    rec["payload"] = payload
+                    rec["counters"] = list(counts)
+                else:
+                    rec["payload"] = payload
+            rec["created_at"] = iso_ms(ent.created_ms)
+            rec["updated_at"] = iso_ms(ent.updated_ms)
+            rec["version"] = ent.version
+            if ent.expires_ms:
+                rec["expires_at"] = iso_ms(ent.expires_ms)
+            out.append(rec)
+        if out:
+            yield out
+
+
+def event_pages(engine, route: str, since: Since | None = None, upto: int | None = None, page: int = PAGE):
+    """Pages of a route's live events oldest first, up to seq ``upto`` (default: all)."""
+    log = engine.state.events.get(route)
+    if log is None:
+        return
+    since = since or Since()
+    after = since.seq or 0
+    since_ms = since.ms
+    upto = engine.seq if upto is None else upto
+    while after < upto:
+        items = log.items  # retention replaces this list (never edits it); appends only extend it
+        i = bisect.bisect_right(items, after, key=_SEQ)
+        chunk = items[i:i + page]
+        if not chunk:
+            return
+        now = engine._now()
+        out = []
+        for seq, ms, payload, expires, _source in chunk:
+            if seq > upto:
+                break
+            if (expires and expires <= now) or (since_ms is not None and ms < since_ms):
+                continue
+            rec = {"route": route, "payload": payload, "created_at": iso_ms(ms), "seq": seq}
+            if expires:
+                rec["expires_at"] = iso_ms(expires)
+            out.append(rec)
+        after = chunk[-1][0]
+        if out:
+            yield out

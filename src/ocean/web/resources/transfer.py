@@ -1,0 +1,99 @@
+"""``GET /export/{route or prefix/*}`` (NDJSON or CSV, streamed) and ``POST /import`` (NDJSON, streamed).
+
+The formats and the import's line handling are ``ocean.transfer``; here are the key checks,
+the body's line reader and the pacing. An export is a generator of one chunk per page
+(a few hundred records): the worker writes each and gives the other requests a turn, so
+neither memory nor latency grows with the route. An import reads its body line by line
+and writes batches through the ``/drop`` path (``drop.write``), giving a turn after each.
+"""
+from __future__ import annotations
+
+import time
+
+from ... import transfer
+from ...engine import export
+from ...errors import BadRequest, InvalidParameter
+from ...model import check_prefix
+from .. import auth, body
+from . import drop
+
+IMPORT_TYPES = body.TEXT_TYPES + ("application/x-ndjson", "application/ndjson", "application/jsonl",
+                                  "application/x-jsonlines", "application/octet-stream")
+_MEDIA = {"ndjson": "application/x-ndjson; charset=utf-8", "csv": "text/csv; charset=utf-8"}
+
+
+def _turn() -> None:
+    """Let every other ready request run (NOTE: the server's gevent patches ``time.sleep``;
+    ``sleep(0)`` there queues this greenlet behind the ready ones; elsewhere it is a no-op call)."""
+    time.sleep(0)
+
+
+def _paced(chunks):
+    """``chunks`` with a turn before each; empty chunks are turns only (no bytes written)."""
+    for chunk in chunks:
+        _turn()
+        if chunk:
+            yield chunk
+
+
+class Export:
+    """Every entity and event of a route, or of every route under a prefix, with no row cap."""
+
+    def __init__(self, svc):
+        self.svc = svc
+
+    def on_get(self, req, resp, target):
+        check_prefix(target)
+        auth.require(req, self.svc.keys).check_read(target)
+        fmt = req.get_param("format") or "ndjson"
+        if fmt not in transfer.FORMATS:
+            raise InvalidParameter(f"format must be one of {', '.join(transfer.FORMATS)}, got {fmt[:20]!r}")
+        since = export.parse_since(req.get_param("since"))
+        chunks = (transfer.csv_chunks if fmt == "csv" else transfer.ndjson_chunks)(self.svc.engine, target, since)
+        resp.content_type = _MEDIA[fmt]
+        name = target[:-2] if target.endswith("/*") else target
+        resp.set_header("Content-Disposition",
+                        f'attachment; filename="{"all" if name == "*" else name.replace("/", "_")}.{fmt}"')
+        resp.stream = _paced(chunks)
+
+
+def _body_stream(req):
+    """The request body to read lines from (as ``body.read_bytes`` picks it)."""
+    if req.content_length is None and req.env.get("wsgi.input_terminated"):
+        return req.stream  # chunked, ended by the server at the body's end
+    return req.bounded_stream
+
+
+class Import:
+    """NDJSON lines (an export, or hand-written drops) written as drops; one error per bad line."""
+
+    def __init__(self, svc):
+        self.svc = svc
+
+    def on_post(self, req, resp):
+        access = auth.require(req, self.svc.keys)
+        body.check_type(req, IMPORT_TYPES)
+        engine = self.svc.engine
+
+        def write(drops, times):
+            out = drop.write(engine, access, drops, times)
+            _turn()
+            return out
+
+        importer = transfer.Importer(write)
+        limit = transfer.line_limit(self.svc.settings.max_payload_bytes)
+        stream = _body_stream(req)
+        lines = transfer.read_lines(stream.readline, limit)
+        while True:
+            try:
+                number, raw = next(lines)
+            except StopIteration:
+                break
+            except Exception as exc:  # noqa: BLE001 - the server's own body errors, a client gone
+                importer.flush()
+                raise BadRequest(f"the request body cannot be read after line {importer.lines} "
+                                 f"({type(exc).__name__}); the {importer.imported} lines before it "
+                                 f"were imported") from None
+            importer.feed(number, raw, limit)
+        importer.flush()
+        resp.media = importer.result()
