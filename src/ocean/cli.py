@@ -10,6 +10,7 @@ lost one, can always be managed by whoever owns the directory.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import sys
@@ -133,6 +134,88 @@ def table(columns, rows) -> str:
     return "\n".join(out)
 
 
+# -- export / import: a route's data out, and back in ------------------------------
+
+def _transfer(args, req):
+    """Open ``req`` on the server: the response, or ``(status, error dict)`` when refused."""
+    key = args.key or os.environ.get("OCEAN_KEY")
+    if key:
+        req.add_header("X-Ocean-Key", key)
+    try:
+        return urllib.request.urlopen(req, timeout=args.timeout)
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+        try:
+            return exc.code, json.loads(body)
+        except ValueError:
+            return exc.code, {"ok": False, "error": body.decode("utf-8", "replace")[:200], "code": f"http_{exc.code}"}
+    except (urllib.error.URLError, OSError) as exc:
+        raise SystemExit(f"ocean: cannot reach {args.url}: {getattr(exc, 'reason', exc)}") from None
+
+
+def cmd_export(args) -> int:
+    """Stream ``GET /export/ROUTE`` (NDJSON or CSV) to ``-o FILE`` or standard output."""
+    from urllib.parse import quote, urlencode
+
+    query = {"format": args.format, **({"since": args.since} if args.since else {})}
+    url = f"{args.url.rstrip('/')}/export/{quote(args.route, safe='/*')}?{urlencode(query)}"
+    resp = _transfer(args, urllib.request.Request(url))
+    if isinstance(resp, tuple):
+        print(json.dumps(resp[1], indent=2) if args.json else _error_line(resp[1]), file=sys.stderr)
+        return 1
+    out = open(args.output, "wb") if args.output else sys.stdout.buffer
+    try:
+        with resp:
+            for chunk in iter(lambda: resp.read(1 << 16), b""):
+                out.write(chunk)
+    except (OSError, http.client.HTTPException) as exc:  # the server stopped mid-stream
+        print(f"ocean: the export ended early ({type(exc).__name__}); the output is incomplete", file=sys.stderr)
+        return 1
+    finally:
+        if args.output:
+            out.close()
+        else:
+            out.flush()
+    return 0
+
+
+def cmd_import(args) -> int:
+    """Send an NDJSON file (``-``: standard input) to ``POST /import``; report counts and bad lines."""
+    headers = {"Content-Type": "application/x-ndjson"}
+    if args.file == "-":
+        src, data = None, iter(lambda: sys.stdin.buffer.read(1 << 16), b"")  # sent chunked
+    else:
+        try:
+            src = data = open(args.file, "rb")
+        except OSError as exc:
+            print(f"ocean: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+            return 1
+        headers["Content-Length"] = str(os.fstat(src.fileno()).st_size)
+    try:
+        resp = _transfer(args, urllib.request.Request(args.url.rstrip("/") + "/import", data=data,
+                                                      headers=headers, method="POST"))
+        if isinstance(resp, tuple):
+            status, out = resp
+        else:
+            with resp:
+                status, out = resp.status, json.loads(resp.read())
+    finally:
+        if src is not None:
+            src.close()
+    if args.json:
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+    elif status >= 400:
+        print(_error_line(out), file=sys.stderr)
+    else:
+        for err in out["errors"]:
+            print(f"line {err['line']}: {err['error']} ({err['code']})", file=sys.stderr)
+        more = out["failed"] - len(out["errors"])
+        if more > 0:
+            print(f"... and {more} more failed lines", file=sys.stderr)
+        print(f"imported {out['imported']} of {out['lines']} lines ({out['failed']} failed, {out['expired']} expired)")
+    return 1 if status >= 400 or out.get("failed") else 0
+
+
 # -- key: the data directory's key file ---------------------------------------
 
 def cmd_key(args) -> int:
@@ -197,6 +280,19 @@ def build_parser() -> argparse.ArgumentParser:
     sq.add_argument("query")
     _client_flags(sq)
     sq.set_defaults(func=cmd_sql)
+
+    exp = sub.add_parser("export", help="stream every entity and event of a route (or prefix/*) from a server")
+    exp.add_argument("route", help="a route, prefix/* or *")
+    exp.add_argument("--format", choices=("ndjson", "csv"), default="ndjson", help="ndjson (default; what import takes) or csv")
+    exp.add_argument("--since", help="a seq (events after it) or an ISO-8601 time (written at or after it)")
+    exp.add_argument("-o", "--output", help="write to FILE (default: standard output)")
+    _client_flags(exp)
+    exp.set_defaults(func=cmd_export)
+
+    imp = sub.add_parser("import", help="write an NDJSON export (or drops, one a line) to a server")
+    imp.add_argument("file", help="an NDJSON file, or - for standard input")
+    _client_flags(imp)
+    imp.set_defaults(func=cmd_import)
 
     key = sub.add_parser("key", help="create, list or revoke API keys of a data directory")
     common = argparse.ArgumentParser(add_help=False)

@@ -71,6 +71,7 @@ def post_fork(server, worker):
     ocean_log.setLevel(logging.INFO)
     ocean_log.propagate = False
     serving.offload = lambda fn, *args: gevent.get_hub().threadpool.apply(fn, args)
+    serving.turn = gevent.idle  # a long export's turn: others' I/O is polled (sleep(0) would starve it)
     _raise_open_files(worker_connections + 256)
     serving.freeze_settings(worker.cfg)
     handle, handle_exit = worker.handle, worker.handle_exit

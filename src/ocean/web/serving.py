@@ -17,6 +17,7 @@ log = logging.getLogger("ocean.web")
 BOOT_ERROR = 3  # gunicorn's WORKER_BOOT_ERROR: the master stops instead of respawning
 
 offload = None  # set by gunicorn_conf: runs fsync/snapshot writes off the event loop
+turn = None  # set by gunicorn_conf: lets the other ready requests run (and polls I/O), see Service.turn
 _app = None
 
 
@@ -36,6 +37,8 @@ def app():
             print(f"ocean: cannot open {settings.data}: {exc.message}", file=sys.stderr, flush=True)
             sys.exit(BOOT_ERROR)
         _app = create_app(engine, settings, keys)
+        if turn is not None:
+            _app.service.turn = turn
         # PERF: what the worker built to start (modules, the replayed state, the app) lives as
         # long as the worker; frozen out of the cyclic collector's sight, a full collection
         # during a storm of SSE connects walks the streams' objects only, not the whole heap
