@@ -55,11 +55,27 @@ class Export:
         resp.stream = _paced(chunks, self.svc.turn)
 
 
-def _body_stream(req):
-    """The request body to read lines from (as ``body.read_bytes`` picks it)."""
-    if req.content_length is None and req.env.get("wsgi.input_terminated"):
-        return req.stream  # chunked, ended by the server at the body's end
-    return req.bounded_stream
+class _Lines:
+    """``readline(size)`` over the request body, never past its declared length.
+
+    NOTE: falcon's ``bounded_stream.readline(size)`` counts ``size`` as read, not the line
+    it returns, so it ends the body after the first line; hence this reader.
+    """
+
+    def __init__(self, req):
+        self.stream = req.stream
+        self.left = req.content_length
+        if self.left is None and not req.env.get("wsgi.input_terminated"):
+            self.left = 0  # no length and a server that does not end the input: nothing to read safely
+
+    def readline(self, size: int) -> bytes:
+        if self.left is None:  # chunked, ended by the server at the body's end
+            return self.stream.readline(size)
+        if self.left <= 0:
+            return b""
+        line = self.stream.readline(min(size, self.left))
+        self.left -= len(line)
+        return line
 
 
 class Import:
@@ -80,8 +96,7 @@ class Import:
 
         importer = transfer.Importer(write)
         limit = transfer.line_limit(self.svc.settings.max_payload_bytes)
-        stream = _body_stream(req)
-        lines = transfer.read_lines(stream.readline, limit)
+        lines = transfer.read_lines(_Lines(req).readline, limit)
         while True:
             try:
                 number, raw = next(lines)
