@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from ..errors import InvalidParameter
 from ..model import check_prefix, iso_ms, prefix_matches
 
-PAGE = 500  # records per page: ~50-100 KB of NDJSON, one write, then the server serves others
+PAGE = 1000  # records per page: ~100 KB of NDJSON (~1 ms to encode), one write, then others get a turn
 MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
 _SEQ = operator.itemgetter(0)
 _DIGITS = re.compile(r"[0-9]{1,19}\Z")
@@ -148,12 +148,15 @@ def event_pages(engine, route: str, since: Since | None = None, upto: int | None
             return
         now = engine._now()
         out = []
+        last_ms, at = -1, ""
         for seq, ms, payload, expires, _source in chunk:
             if seq > upto:
                 break
             if (expires and expires <= now) or (since_ms is not None and ms < since_ms):
                 continue
-            rec = {"route": route, "payload": payload, "created_at": iso_ms(ms), "seq": seq}
+            if ms != last_ms:  # PERF: events written together share a time: formatted once (~0.3 us)
+                last_ms, at = ms, iso_ms(ms)
+            rec = {"route": route, "payload": payload, "created_at": at, "seq": seq}
             if expires:
                 rec["expires_at"] = iso_ms(expires)
             out.append(rec)
