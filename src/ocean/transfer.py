@@ -26,9 +26,9 @@ import json
 
 import orjson
 
-from .engine.export import PAGE, Since, pages, parse_time
+from .engine.export import ENTITIES, PAGE, Since, event_record, pages, parse_time, sections
 from .errors import InvalidLine, OceanError, PayloadTooLarge
-from .model import now_ms
+from .model import iso_ms, now_ms
 
 FORMATS = ("ndjson", "csv")
 SYSTEM_COLUMNS = ("route", "key", "seq", "created_at", "updated_at")
@@ -54,8 +54,40 @@ def _line(rec: dict) -> bytes:
 
 def ndjson_chunks(engine, target: str, since: Since | None = None, page: int = PAGE):
     """The NDJSON export of ``target``: one record a line, one page a chunk."""
-    for recs in pages(engine, target, since, page):
-        yield b"".join([_line(r) for r in recs])
+    dumps = orjson.dumps
+    for route, kind, rows in sections(engine, target, since, page):
+        if kind == ENTITIES:
+            try:
+                yield b"".join([dumps(r, None, _NEWLINE) for r in rows])
+            except TypeError:
+                yield b"".join([_line(r) for r in rows])
+        else:
+            yield _event_lines(route, rows)
+
+
+def _event_lines(route: str, rows: list) -> bytes:
+    """NDJSON of event rows, each line exactly ``_line(event_record(route, row))``.
+
+    PERF: formatted from a template around the payload's own JSON, with no dict per event and
+    each time formatted once per millisecond (~350 ns of CPU an event, against ~750 ns by way
+    of records; bench/load/bench_export.py).
+    """
+    head = b'{"route":' + orjson.dumps(route) + b',"payload":'
+    dumps = orjson.dumps
+    out, last_ms, at = [], -1, b""
+    for row in rows:
+        seq, ms, payload, expires = row[0], row[1], row[2], row[3]
+        if expires:
+            out.append(_line(event_record(route, row)))
+            continue
+        if ms != last_ms:
+            last_ms, at = ms, b',"created_at":"' + iso_ms(ms).encode() + b'","seq":'
+        try:
+            body = dumps(payload)
+        except TypeError:
+            body = _std_dumps(payload).encode()
+        out.append(b"%s%s%s%d}\n" % (head, body, at, seq))
+    return b"".join(out)
 
 
 def _cell(value) -> str:

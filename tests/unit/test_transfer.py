@@ -134,3 +134,17 @@ def test_ndjson_is_one_record_a_line_even_for_what_orjson_refuses(engine):
     body = b"".join(ndjson_chunks(engine, "r"))
     assert body.count(b"\n") == 1
     assert json.loads(body)["payload"] == {"big": 2 ** 70, "text": "é\u2028"}
+
+
+def test_event_lines_from_the_template_equal_the_records(engine):
+    from ocean.engine.export import pages
+    from ocean.transfer import _line
+
+    for payload in [{"a": 1}, "text", 2 ** 70, [1, {"x": None}], {"é": "\u2028\"quoted\""}, None, 1.5, {}]:
+        engine.save("ev", payload)
+    engine.save("ev", {"keep": "me"}, keep=3600)
+    engine.drop_many([{"route": "ev", "payload": {"old": 1}}], times=[parse_time("2001-02-03T04:05:06.007Z")])
+    engine.incr("ev", "k", {"n": 1})
+    body = b"".join(ndjson_chunks(engine, "ev", page=4))
+    assert body == b"".join(_line(r) for recs in pages(engine, "ev", page=4) for r in recs)
+    assert len(body.splitlines()) == 11 and all(json.loads(line) for line in body.splitlines())

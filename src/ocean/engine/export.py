@@ -87,12 +87,37 @@ def routes_of(engine, target: str) -> list[str]:
 def pages(engine, target: str, since: Since | None = None, page: int = PAGE, upto: int | None = None):
     """Every record of ``target``: per route (in name order) its entities, then its events
     with a seq up to ``upto`` (default: the newest at the start; later ones are not part of it)."""
+    for route, kind, rows in sections(engine, target, since, page, upto):
+        yield rows if kind == ENTITIES else [event_record(route, row) for row in rows]
+
+
+ENTITIES, EVENTS = "entities", "events"
+
+
+def sections(engine, target: str, since: Since | None = None, page: int = PAGE, upto: int | None = None):
+    """``pages`` as ``(route, kind, rows)``: entity pages as records, event pages as the log's own
+    rows ``(seq, ms, payload, expires, source)`` (``event_record`` makes one a record).
+
+    PERF: an encoder that knows the event layout skips building a dict per event (NDJSON
+    export: ~750 -> ~350 ns of CPU per event).
+    """
     since = since or Since()
     upto = engine.seq if upto is None else upto
     for route in routes_of(engine, target):
         if since.seq is None:
-            yield from entity_pages(engine, route, since.ms, page)
-        yield from event_pages(engine, route, since, upto, page)
+            for rows in entity_pages(engine, route, since.ms, page):
+                yield route, ENTITIES, rows
+        for rows in event_rows(engine, route, since, upto, page):
+            yield route, EVENTS, rows
+
+
+def event_record(route: str, row: tuple) -> dict:
+    """The export record of one event row ``(seq, ms, payload, expires, source)``."""
+    seq, ms, payload, expires = row[0], row[1], row[2], row[3]
+    rec = {"route": route, "payload": payload, "created_at": iso_ms(ms), "seq": seq}
+    if expires:
+        rec["expires_at"] = iso_ms(expires)
+    return rec
 
 
 def entity_pages(engine, route: str, since_ms: int | None = None, page: int = PAGE):
@@ -132,7 +157,13 @@ def entity_pages(engine, route: str, since_ms: int | None = None, page: int = PA
 
 
 def event_pages(engine, route: str, since: Since | None = None, upto: int | None = None, page: int = PAGE):
-    """Pages of a route's live events oldest first, up to seq ``upto`` (default: all)."""
+    """Pages of a route's live events oldest first, as records, up to seq ``upto`` (default: all)."""
+    for rows in event_rows(engine, route, since, upto, page):
+        yield [event_record(route, row) for row in rows]
+
+
+def event_rows(engine, route: str, since: Since | None = None, upto: int | None = None, page: int = PAGE):
+    """Pages of a route's live events oldest first, as the log's rows, up to seq ``upto``."""
     log = engine.state.events.get(route)
     if log is None:
         return
@@ -146,20 +177,11 @@ def event_pages(engine, route: str, since: Since | None = None, upto: int | None
         chunk = items[i:i + page]
         if not chunk:
             return
-        now = engine._now()
-        out = []
-        last_ms, at = -1, ""
-        for seq, ms, payload, expires, _source in chunk:
-            if seq > upto:
-                break
-            if (expires and expires <= now) or (since_ms is not None and ms < since_ms):
-                continue
-            if ms != last_ms:  # PERF: events written together share a time: formatted once (~0.3 us)
-                last_ms, at = ms, iso_ms(ms)
-            rec = {"route": route, "payload": payload, "created_at": at, "seq": seq}
-            if expires:
-                rec["expires_at"] = iso_ms(expires)
-            out.append(rec)
         after = chunk[-1][0]
-        if out:
-            yield out
+        if chunk[-1][0] > upto:
+            chunk = chunk[:bisect.bisect_right(chunk, upto, key=_SEQ)]
+        if since_ms is not None or log.expiring:
+            now = engine._now()
+            chunk = [e for e in chunk if not (e[3] and e[3] <= now) and (since_ms is None or e[1] >= since_ms)]
+        if chunk:
+            yield chunk
