@@ -15,6 +15,10 @@ N is 1,000,000 when benchmarks run, 20,000 under ``--benchmark-disable`` (CI's s
 ``OCEAN_BENCH_EXPORT_N`` sets it. Target: ocean >= 1.0x Redis (redis-py).
 
 Run: ``PYTHONPATH=src python -m pytest bench/load/bench_export.py --benchmark-only -s``
+
+Measured (1M events, a shared 2-core box, medians of 3 rounds; two runs): ocean 0.59-0.79 s
+(1.5-1.7M rows/s best round), redis-cli 1.39-1.88 s (ocean 1.8-3.2x), redis-py 11.1-20.9 s
+(ocean 14-35x). The worker's RSS stayed at its 430 MB through the export (125 MB of NDJSON).
 """
 import http.client
 import json
