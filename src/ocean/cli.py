@@ -158,9 +158,9 @@ def check_unlocked(data: str) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-        raise Refusal(f"the data directory {data} is in use by another ocean server"
-                      f"{f' (pid {owner})' if owner.isdigit() else ''}: stop it, or give this one "
-                      f"another --data") from None
+        raise Refusal(f"the data directory {data} is in use by another ocean server or engine"
+                      f"{f' (its lock is held by pid {owner})' if owner.isdigit() else ''}: stop it, or give "
+                      f"this one another --data") from None
     finally:
         os.close(fd)  # releases the lock: the worker's engine takes it for good
 

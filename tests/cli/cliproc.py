@@ -4,6 +4,7 @@ Every run goes through ``ocean()``, which holds the suite's first promise for ea
 no traceback ever reaches a user, on standard error or standard output.
 """
 import os
+import signal
 import subprocess
 import sys
 
@@ -21,10 +22,24 @@ def user_env(**extra) -> dict:
 
 
 def ocean(*args, input=None, cwd=None, env=None, timeout=60) -> subprocess.CompletedProcess:
-    """``python -m ocean ARGS`` as a subprocess; asserts that no traceback was shown."""
-    run = subprocess.run([sys.executable, "-m", "ocean", *args], input=input, cwd=cwd, env=env or user_env(),
-                         stdin=subprocess.DEVNULL if input is None else None, capture_output=True, text=True,
-                         timeout=timeout)
+    """``python -m ocean ARGS`` as a subprocess; asserts that no traceback was shown.
+
+    It runs in its own process group, so a run that hangs (``serve`` that did start) is
+    ended whole, by its pid, when ``timeout`` passes.
+    """
+    argv = [sys.executable, "-m", "ocean", *args]
+    proc = subprocess.Popen(argv, cwd=cwd, env=env or user_env(), text=True, start_new_session=True,
+                            stdin=subprocess.DEVNULL if input is None else subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = proc.communicate(input, timeout=timeout)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the group: a worker it may have left, or all of it on timeout
+        except (ProcessLookupError, PermissionError):
+            pass
+        proc.wait(10)
+    run = subprocess.CompletedProcess(argv, proc.returncode, out, err)
     shown = run.stdout + run.stderr
     assert "Traceback" not in shown and "Exception ignored" not in shown, shown
     return run
