@@ -23,6 +23,7 @@ import os
 import socket
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from ._version import __version__
@@ -177,6 +178,7 @@ def _call(args, path: str, text: str) -> tuple[int, bytes, object]:
     if not url.startswith(("http://", "https://")):
         raise Refusal(f"--url needs a scheme: --url http://{url}", EXIT_USAGE)
     try:
+        urllib.parse.urlsplit(url).port  # noqa: B018 - raises ValueError for a port out of range
         req = urllib.request.Request(url + path, data=text.encode("utf-8"), headers=headers, method="POST")
         try:
             with urllib.request.urlopen(req, timeout=args.timeout) as resp:
@@ -207,15 +209,15 @@ def _explain(status: int, doc, args) -> str:
                     "printed on its first start, or one made with `ocean key create`)")
         return (f"ocean: the server at {args.url} does not know this key, or it was revoked: check --key / "
                 f"OCEAN_KEY, or make one with `ocean key create --data <the server's data directory>`")
-    line = _error_line(doc)
-    if status == 403:
-        line += " -- use a key whose scopes cover it (`ocean key create --read/--write PREFIX`)"
-    return line
+    return _error_line(doc)
 
 
 def _error_line(err: dict) -> str:
     where = f"line {err['line']}:{err.get('column')}: " if err.get("line") is not None else ""
-    return f"error: {where}{err.get('error')} ({err.get('code')})"
+    line = f"error: {where}{err.get('error')} ({err.get('code')})"
+    if err.get("code") == "forbidden":
+        line += "; use a key whose scopes cover it (`ocean key create --read/--write PREFIX`)"
+    return line
 
 
 def _print_raw(body: bytes) -> None:
