@@ -384,8 +384,8 @@ def cmd_key(args) -> int:
     except BrokenPipeError:
         raise  # standard output, not the key file: main() ends quietly
     except OSError as exc:
-        raise Refusal(f"cannot use the key file in {data}: {exc.strerror}; run as the user that owns "
-                      f"the data directory") from None
+        raise Refusal(f"cannot use the key file in {data}: {exc.strerror}; give --data (or OCEAN_DATA) a "
+                      f"directory you may write, as the user that owns it") from None
     return 0
 
 
