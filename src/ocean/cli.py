@@ -309,8 +309,11 @@ def table(columns, rows) -> str:
 
 # -- key: the data directory's key file ---------------------------------------
 
-def key_data_dir(path: str, init: bool = False) -> str:
+def key_data_dir(path: str, init: bool | None = None) -> str:
     """The absolute data directory ``ocean key`` may edit: one ocean made, or any with ``--init``.
+
+    ``init`` is None for the commands that have no ``--init`` (list, revoke): their
+    refusal does not suggest it.
 
     NOTE: without this check a typo in ``--data`` (or running in the wrong
     directory) silently made a fresh ``./ocean-data/keys.json`` whose keys the

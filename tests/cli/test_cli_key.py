@@ -38,6 +38,7 @@ def test_a_directory_ocean_did_not_make_is_refused(tmp_path):
     assert os.listdir(tmp_path / "photos") == ["cat.jpg"]
     (tmp_path / "file").write_text("x")
     refused(ocean("key", "create", "--read", "*", "--data", str(tmp_path / "file"), "--init"), 1, "not a directory")
+    refused(ocean("key", "create", "--read", "*", "--data", "/proc/nonexistent/x", "--init"), 1, "--data")
 
 
 def test_init_starts_a_data_directory_and_says_where_the_keys_went(tmp_path):
