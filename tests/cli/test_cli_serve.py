@@ -97,8 +97,20 @@ def test_ctrl_c_closes_the_engine_cleanly(make_server):
     srv = make_server(fsync="no")  # nothing forces the log out but the clean close (or the OS)
     ack = srv.post_json("/drop", {"route": "analytics/daily", "key": "2026-02-10", "payload": {"+page_views": 3}})
     assert ack["ok"]
-    os.killpg(srv.pid, signal.SIGINT)
-    assert srv.proc.wait(30) == 0
+    stream = socket.create_connection(("127.0.0.1", srv.port), timeout=10)  # an open stream must end, not hold on
+    try:
+        stream.sendall(f"GET /live/analytics/daily HTTP/1.1\r\nHost: x\r\nX-Ocean-Key: {srv.key}\r\n\r\n".encode())
+        assert stream.recv(4096).startswith(b"HTTP/1.1 200")
+        t0 = time.monotonic()
+        os.killpg(srv.pid, signal.SIGINT)
+        assert srv.proc.wait(30) == 0
+        assert time.monotonic() - t0 < 8  # the drain ended the stream: no wait for graceful_timeout (10 s)
+        rest = b""
+        while chunk := stream.recv(4096):
+            rest += chunk
+        assert b"event: end" in rest
+    finally:
+        stream.close()
     srv.stop()
     log = srv.log()
     assert "ocean: engine closed cleanly" in log, log
