@@ -56,7 +56,8 @@ def syntax_error(text: str, pos: int, what: str) -> ParseError:
     else:
         caret_col = column
     src = src.replace("\t", " ")
-    message = f"SQL syntax error at line {line}, column {column}: {what}\n  {src}\n  {' ' * (caret_col - 1)}^"
+    # NOTE: the position is in ``line``/``column`` only; the message never repeats it.
+    message = f"SQL syntax error: {what}\n  {src}\n  {' ' * (caret_col - 1)}^"
     return ParseError(message, line=line, column=column)
 
 

@@ -115,8 +115,7 @@ export class Editor {
     const list = await request("/exec", { method: "POST", body: "help" });
     if (!list.ok || !Array.isArray(list.body) || !list.body[0] || !list.body[0].ok) return false;
     let decls = list.body[0].data;
-    const named = decls.filter((d) => d.name !== "list");
-    const more = await request("/exec", { method: "POST", body: named.map((d) => `help ${d.name}`).join("\n") });
+    const more = await request("/exec", { method: "POST", body: decls.map((d) => `help ${d.name}`).join("\n") });
     if (more.ok && Array.isArray(more.body)) {
       const full = new Map(more.body.filter((r) => r.ok && r.data && r.data.name).map((r) => [r.data.name, r.data]));
       decls = decls.map((d) => full.get(d.name) || d);
@@ -124,7 +123,6 @@ export class Editor {
     this.decls = decls;
     this.byWord = new Map();
     for (const d of decls) {
-      if (d.bare || d.name === "list") continue;
       this.byWord.set(d.name, d);
       for (const a of d.aliases || []) this.byWord.set(a, d);
     }
@@ -334,7 +332,7 @@ export class Editor {
     const items = this.decls.map((d) => {
       const item = el("div", "help-item");
       const head = el("div", "help-head");
-      head.append(el("code", "name", d.bare ? "ROUTE" : d.name));
+      head.append(el("code", "name", d.name));
       if (d.aliases && d.aliases.length) head.append(el("span", "aliases", `also ${d.aliases.join(", ")}`));
       item.append(head, el("code", "syntax", d.syntax), el("p", "doc", d.help));
       if (d.example) {
