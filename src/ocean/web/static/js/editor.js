@@ -36,6 +36,14 @@ export function commandStarts(text) {
   return starts;
 }
 
+/** The note over the editor after 403s: what was refused (a read, a write or both) and what to do. */
+export function accessNote(refused) {
+  const parts = [];
+  if (refused.write) parts.push(`This key may not write here: ${refused.write} (403 forbidden). Use a key that may write to change data.`);
+  if (refused.read) parts.push(`This key may not read here: ${refused.read} (403 forbidden). Use a key whose read scopes cover it.`);
+  return parts.join(" ");
+}
+
 /** Rough tokens of a command's text so far (enough to tell the command word and clause words apart). */
 function tokensOf(text) {
   return text.match(/"(?:\\.|[^"\\])*"?|`[^`]*`?|[^\s]+/g) || [];
@@ -404,7 +412,7 @@ export class Editor {
     const starts = commandStarts(text);
     const aligned = starts.length === answers.length;
     this.marks = [];
-    let forbidden = null;
+    const refused = { read: null, write: null }; // the first 403 of each kind, to say what was refused
     const nodes = answers.map((r, i) => {
       const line = r.line || (aligned ? starts[i] : null);
       const forb = !r.ok && r.code === "forbidden";
@@ -434,7 +442,10 @@ export class Editor {
           box.append(el("pre", "err-src", `${src}\n${" ".repeat(Math.max(0, r.column - 1))}^`));
         }
         if (line) this.marks.push({ line, column: r.column || 1, message: r.error || r.code, kind: forb ? "forbidden" : "err" });
-        if (forb && !forbidden) forbidden = r.error;
+        if (forb) {
+          const kind = this.accessOf(line ? lines[line - 1] || "" : null, r.error);
+          if (!refused[kind]) refused[kind] = r.error;
+        }
       }
       return box;
     });
@@ -443,7 +454,17 @@ export class Editor {
     const summary = el("p", "summary", `${answers.length} command${answers.length === 1 ? "" : "s"}: ${okCount} ok, ${answers.length - okCount} failed`);
     this.results.replaceChildren(summary, ...nodes);
     this.paint();
-    if (forbidden) this.setAccess(`Read-only here: ${forbidden} (403 forbidden). Reads still work; use a key that may write to change data.`);
+    this.setAccess(accessNote(refused));
+  }
+
+  /** "read" or "write": the scope a refused command needed, from its declaration (a bare route reads). */
+  accessOf(line, error) {
+    if (line !== null && this.byWord.size) {
+      const d = this.byWord.get((tokensOf(line.trim())[0] || "").toLowerCase());
+      if (!d) return "read"; // `ROUTE` or `ROUTE @KEY`
+      if (d.access === "read" || d.access === "write") return d.access;
+    }
+    return /\bwrites?\b/.test(error || "") ? "write" : "read"; // declarations not loaded: the server's words
   }
 
   setAccess(text) {
