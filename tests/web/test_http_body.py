@@ -57,5 +57,7 @@ def test_a_form_body_to_exec_is_the_text_a_query_field_or_a_clear_error(web):
     r = web.client.simulate_post("/exec", body=urllib.parse.quote(script), headers=FORM)  # --data-urlencode 'TEXT'
     assert r.status_code == 400 and r.json["code"] == "bad_request"
     assert "--data-binary" in r.json["error"] and "text/plain" in r.json["error"]
+    r = web.client.simulate_post("/exec", body="help+incr", headers=FORM)  # what curl makes of 'help incr'
+    assert r.status_code == 400 and r.json["code"] == "bad_request"
     r = web.client.simulate_post("/exec", body="query=a&query=b", headers=FORM)
     assert r.status_code == 400 and "query=" in r.json["error"]

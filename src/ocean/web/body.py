@@ -150,15 +150,16 @@ def form_query(text: str) -> str:
 
     ``query=<url-encoded text>`` is decoded (no Drops command or SQL query starts with
     ``query=``). Otherwise the body is the text as ``curl -d 'TEXT'`` sends it, unless it
-    is URL-encoded text (``%XX`` escapes and no space: ``curl --data-urlencode 'TEXT'``),
-    which is refused with what to send instead.
+    is URL-encoded text (``%XX`` escapes or ``+`` for spaces, and no space: ``curl
+    --data-urlencode 'TEXT'``), which is refused with what to send instead. (A command
+    without a space is a bare route or ``help``: neither holds ``%`` or ``+``.)
     """
     if text.startswith("query="):
         values = urllib.parse.parse_qs(text, keep_blank_values=True).get("query", [])
         if len(values) != 1:
             raise BadRequest("a form body here must hold one field query=<the script, URL-encoded>")
         return values[0]
-    if _URL_ESCAPE.search(text) and not any(c.isspace() for c in text):
+    if ("+" in text or _URL_ESCAPE.search(text)) and not any(c.isspace() for c in text):
         raise BadRequest("this form body is URL-encoded text: send the text as text/plain "
                          "(curl --data-binary @file -H 'Content-Type: text/plain'), "
                          "or as the form field query=... (curl --data-urlencode query@file)")
