@@ -619,7 +619,7 @@ def parse(data: bytes, start: int, end: int, line: int, column: int, packed: byt
         cmd = _cache.get(key)
         if cmd is None:
             cmd = parse_command(data, packed, line, end)
-            if type(cmd) is Parsed:  # failures are not cached: their messages may name absolute lines
+            if type(cmd) is Parsed:  # failures are not cached: they are rare, and the cache holds what runs
                 if len(_cache) >= _CACHE_ENTRIES:
                     _cache.clear()
                 _cache[key] = cmd

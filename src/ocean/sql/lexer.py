@@ -1,8 +1,9 @@
 """SQL tokens: words, quoted identifiers, strings, numbers and operators, with positions.
 
 The lexer turns query text into a list of ``Token``s (kind, value, offset). It
-never raises anything but ``ParseError``, whose message carries the line,
-column and a caret line under the offending text (see ``syntax_error``).
+never raises anything but ``ParseError``, which carries the line and column as
+fields (never in the message) and a caret line under the offending text (see
+``syntax_error``).
 """
 from __future__ import annotations
 
