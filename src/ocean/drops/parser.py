@@ -356,9 +356,8 @@ def _p_help(c: _Cursor):
     c.end()
     cmd = commands.lookup(str(tok.value)) or (commands.BY_NAME.get(str(tok.value).lower()))
     if cmd is None:
-        guess = commands.suggest(str(tok.value))
-        hint = f"; did you mean `{guess}`?" if guess else ""
-        raise c.error(f"no command named {_quote(tok.text)}{hint}", tok, UnknownCommand)
+        hint = _unknown_hint(str(tok.value), 0.6)
+        raise c.error(f"no command named {_quote(tok.text)}" + (f"; {hint}" if hint else ""), tok, UnknownCommand)
     return cmd.name
 
 
