@@ -580,6 +580,8 @@ def _sql_instead(data: bytes, packed: bytes, end: int | None, exc: OceanError) -
     Works from the raw bytes, so SQL that is not even Drops tokens (`'text'`) gets the hint too.
     """
     toks = spans(packed)
+    if not toks:
+        return exc
     words = [data[s:e].decode("utf-8", "replace").lower() for s, e, _l, _c in toks[:3]]
     s0, _e0, line, col = toks[0]
     stop = toks[-1][1] if end is None else max(end, toks[-1][1])
