@@ -81,7 +81,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("subscriber_queue", int, 1000, "Messages one SSE client may fall behind before it is disconnected."),
     Setting("heartbeat_s", float, 15.0, "Seconds between SSE heartbeat comments."),
     Setting("max_sse_clients", int, 10000, "Most open SSE streams per server."),
-    Setting("max_sse_per_key", int, 1000, "Most open SSE streams per key."),
+    Setting("max_sse_per_key", int, 0, "Most open SSE streams per key (0: no cap of its own, so one public read key "
+            "serves as many viewers as `max_sse_clients`)."),
+    Setting("max_sse_per_ip", int, 1000, "Most open SSE streams from one client address (0: no cap): one client "
+            "cannot take every stream. Behind a reverse proxy all streams share its address: set 0 there."),
 )
 
 BY_NAME = {s.name: s for s in SETTINGS}
