@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from ..access import Access
 from ..errors import Unauthorized
-
-# The 401 hint names every way a key may come (the CLI says OCEAN_KEY / --key itself).
-MISSING_KEY = ("a key is required: send the header X-Ocean-Key: <key>, the header Authorization: Bearer <key>, "
-               "or the query parameter ?_key=<key> (for EventSource)")
+from ..keys import MISSING_KEY
 
 
 def token_of(req) -> str | None:
