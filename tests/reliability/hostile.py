@@ -55,6 +55,8 @@ PATH_TRICKS = [
     "/entities/fuzz/c?after=" + "z" * 400, "/stream/fuzz/*?last=99999999999", "/stream/fuzz/*?last=-5",
     "/stream/fuzz/*?last_event_id=99999999999999999999999999", "/stream/fuzz/*?last_event_id=-1",
     "/stream/fuzz/*?last_event_id=%00", "/live/fuzz/c?last=abc",
+    "/export/fuzz/*?since=abc", "/export/fuzz/c?format=%00", "/export/fuzz/*?since=99999999999999999999999",
+    "/export/*?format=csv&since=-1", "/export/fuzz//c", "/export/..", "/import?x=1",
 ]
 CONTENT_TYPES = ["application/json", "text/plain", "", "application/x-www-form-urlencoded",
                  "multipart/form-data; boundary=x", "application/json; charset=utf-16", "text/plain; charset=latin-1",
@@ -64,7 +66,7 @@ METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "TRACE", 
 ENDPOINTS = [("POST", "/exec"), ("POST", "/sql"), ("POST", "/drop"), ("GET", "/entity/fuzz/c/a"),
              ("DELETE", "/entity/fuzz/c/zz"), ("GET", "/entities/fuzz/c"), ("GET", "/stream/fuzz/*"),
              ("GET", "/live/fuzz/*"), ("GET", "/health"), ("GET", "/metrics"), ("GET", "/admin"),
-             ("GET", "/admin/js/main.js"), ("OPTIONS", "/drop")]
+             ("GET", "/admin/js/main.js"), ("OPTIONS", "/drop"), ("GET", "/export/fuzz/*"), ("POST", "/import")]
 
 
 def request(method: str, path: str, body: bytes = b"", headers: dict | list | None = None,
