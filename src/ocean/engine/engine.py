@@ -437,6 +437,22 @@ class Engine:
         self._check_open()
         return self.store.snapshot(self._lock)
 
+    def backup(self, dest: str | None = None) -> dict:
+        """Write a consistent copy of the data while writes go on; returns ``{path, seq, bytes, ...}``.
+
+        ``dest`` is a new directory (relative: inside the ``backup_dir`` setting's directory),
+        or None for a new ``ocean-<time>-seq<seq>`` there. Writes pause only while the state
+        is captured (as for a snapshot); the files are written off the event loop.
+        See ``engine/backup.py`` for the format and ``backup.restore`` for the way back.
+        """
+        self._check_open()
+        return self.store.backup(self._lock, dest)
+
+    @property
+    def last_backup(self) -> dict | None:
+        """The last backup made of this data directory (by any process), or None."""
+        return self.store.last_backup
+
     def sweep(self) -> None:
         """Purge expired entities and events now (normally done once a second)."""
         with self._lock:
