@@ -318,6 +318,10 @@ class LocalStore(Store):
             t0 = time.perf_counter()
             with lock:
                 seq = self.last_seq
+                # NOTE: a new segment starts a new generation of entity records: the compiled
+                # increment path changes records of the current one in place, and the view
+                # shares the records it captures (see Entity in _writer.pxi), as a snapshot's does.
+                self.wal.rotate(seq + 1)
                 view = snapshot.capture(self.state, seq, {**self.meta, "lease": self.lease})
             pause_ms = (time.perf_counter() - t0) * 1000
             target = backup.resolve(dest, self.path, home, seq, now_ms())
