@@ -323,3 +323,23 @@ def test_a_log_with_a_hole_is_refused_not_replayed(tmp_path):
         Engine(str(copy), maintenance=False)
     with pytest.raises(errors.CorruptLog):  # the refusal released the directory: the same answer again
         Engine(str(copy), maintenance=False)
+
+
+def test_a_marker_whose_writer_is_a_zombie_or_alive_is_judged_right(tmp_path):
+    """A killed server's worker may stay a zombie for a while (nobody reaped it yet): it wrote nothing more."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        for _ in range(500):  # bounded: exited (a zombie until waited for)
+            with open(f"/proc/{proc.pid}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                    break
+            threading.Event().wait(0.01)
+        for name, pid in (("zombie", proc.pid), ("alive", 1)):
+            d = tmp_path / (name + backup.PARTIAL)
+            d.mkdir()
+            (d / backup.MARKER).write_text('{"what": "backup", "pid": %d, "host": "%s", "pid_start": %s}'
+                                           % (pid, backup._HOST, backup._process_start(pid)))
+        assert backup._is_debris(str(tmp_path / ("zombie" + backup.PARTIAL)))
+        assert not backup._is_debris(str(tmp_path / ("alive" + backup.PARTIAL)))
+    finally:
+        proc.wait(10)

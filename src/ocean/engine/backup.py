@@ -109,7 +109,8 @@ def check_target(target: str, data: str) -> None:
 # -- the marker of unfinished work -------------------------------------------------
 
 def _write_marker(path: str, what: str) -> None:
-    doc = {"what": what, "pid": os.getpid(), "host": _HOST, "started_at": iso_ms(now_ms())}
+    doc = {"what": what, "pid": os.getpid(), "host": _HOST, "started_at": iso_ms(now_ms()),
+           "pid_start": _process_start(os.getpid())}
     fd = os.open(os.path.join(path, MARKER), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         os.write(fd, json.dumps(doc).encode())
@@ -155,13 +156,38 @@ def _is_debris(path: str) -> bool:
     if pid == os.getpid():
         with _active_lock:
             return os.path.abspath(path) not in _active
+    return not _alive(pid, mark.get("pid_start"))
+
+
+def _process_start(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, from /proc), or None where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _alive(pid: int, started: int | None) -> bool:
+    """Is the process that wrote a marker still running? A zombie (killed, not yet reaped by its
+    parent -- in a container, PID 1 may never reap it) or a reused pid is not."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        if fields[0] in (b"Z", b"X"):
+            return False
+        return started is None or int(fields[19]) == started
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:
         return False
-    return False
+    except PermissionError:
+        return True
+    return True
 
 
 def clean_debris(parent: str, marked_too: bool = False) -> list[str]:
