@@ -343,3 +343,32 @@ def test_a_marker_whose_writer_is_a_zombie_or_alive_is_judged_right(tmp_path):
         assert not backup._is_debris(str(tmp_path / ("alive" + backup.PARTIAL)))
     finally:
         proc.wait(10)
+
+
+def test_a_copy_that_caught_a_segment_before_its_end_is_refused(tmp_path):
+    """`cp -r` of a live directory: an older segment copied mid-run, the next one copied after a rotation."""
+    data = tmp_path / "data"
+    eng = _open(data)
+    for i in range(5):
+        eng.save("a", {"i": i}, key=f"k{i}")
+    eng.publish("_admin/events", {"path": "/x"})  # bus-only: the lease runs 4096 seqs ahead, so the names
+    # of the segments alone cannot show the hole
+    early = {n: (data / n).read_bytes() for n in os.listdir(data) if n.startswith("wal-")}  # records + zeroed room
+    for i in range(5, 10):
+        eng.save("a", {"i": i}, key=f"k{i}")
+    eng.backup(str(tmp_path / "bk"))  # a backup starts a new segment, as a snapshot does
+    eng.save("a", {"i": 10}, key="k10")
+    eng.close()
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copy(data / "meta.json", copy)
+    for name in os.listdir(data):
+        if name.startswith("wal-"):
+            (copy / name).write_bytes(early.get(name) or (data / name).read_bytes())
+    assert len(early) == 1 and len([n for n in os.listdir(copy) if n.startswith("wal-")]) == 2
+    with pytest.raises(errors.CorruptLog, match="ends at byte"):
+        Engine(str(copy), maintenance=False)
+    shutil.copy(data / next(iter(early)), copy)  # the whole segment: it opens, with every write
+    back = Engine(str(copy), maintenance=False)
+    assert back.get("a", "k10")["payload"] == {"i": 10} and back.get("a", "k7")["payload"] == {"i": 7}
+    back.close()

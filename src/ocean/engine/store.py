@@ -121,6 +121,7 @@ class LocalStore(Store):
             self.snapshot_seq = snap_seq
             seq = self.lease = max(snap_seq, header.get("lease", 0))
         segments = list_segments(self.path)
+        sizes: dict[str, int] = {}  # good length of each segment replayed
         for i, (first, name) in enumerate(segments):
             full = os.path.join(self.path, name)
             if first > seq + 1:
@@ -130,6 +131,8 @@ class LocalStore(Store):
                     f"was copied while ocean was running (a snapshot removed older files during the copy). "
                     f"Restore it from a backup (`ocean restore`; see docs/operations.md).")
             bodies, good = read_segment(full, last=i == len(segments) - 1)
+            self._check_link(first, name, bodies, sizes)
+            sizes[name] = good
             if good < os.path.getsize(full):
                 with open(full, "r+b") as f:
                     f.truncate(good)
@@ -284,7 +287,7 @@ class LocalStore(Store):
             t0 = time.perf_counter()
             with lock:
                 seq = self.last_seq
-                old_segment = self.wal.rotate(seq + 1)
+                old_segment = self._rotate(seq)
                 view = snapshot.capture(self.state, seq, {**self.meta, "lease": self.lease})
                 self.since_snapshot = 0
             self.snapshot_pause_ms = (time.perf_counter() - t0) * 1000
@@ -321,7 +324,7 @@ class LocalStore(Store):
                 # NOTE: a new segment starts a new generation of entity records: the compiled
                 # increment path changes records of the current one in place, and the view
                 # shares the records it captures (see Entity in _writer.pxi), as a snapshot's does.
-                self.wal.rotate(seq + 1)
+                self._rotate(seq)
                 view = snapshot.capture(self.state, seq, {**self.meta, "lease": self.lease})
             pause_ms = (time.perf_counter() - t0) * 1000
             target = backup.resolve(dest, self.path, home, seq, now_ms())
@@ -338,6 +341,45 @@ class LocalStore(Store):
             return info
         finally:
             self._backup_guard.release()
+
+    def _rotate(self, seq: int) -> str:
+        """Start a new log segment (under the write lock); its first record names the segment before it.
+
+        The link -- ``[lease, 0, ...]`` with ``{"prev": name, "bytes": size}`` as its body, which
+        older versions replay as a no-op lease -- lets ``open`` tell a log that lost a segment,
+        or holds one cut short (a copy taken while ocean ran), from a whole one.
+        """
+        old = self.wal.rotate(seq + 1)
+        link = {"prev": old, "bytes": os.path.getsize(os.path.join(self.path, old))}
+        try:
+            self.wal.append(ops.encode([ops.LEASE, 0, 0, None, None, link, None, 0, None]))
+        except StorageError as exc:  # no room: the segment goes unlinked (open then skips the check)
+            log.warning("ocean: %s", exc)
+        return old
+
+    def _check_link(self, first: int, name: str, bodies: list, sizes: dict) -> None:
+        """Refuse a segment whose predecessor is missing (and no snapshot covers it) or cut short."""
+        if not bodies or bodies[0][:1] != b"[":
+            return
+        try:
+            op = ops.decode(bodies[0])
+        except ValueError:
+            return
+        link = op[5] if op[0] == ops.LEASE else None
+        if not isinstance(link, dict) or not isinstance(link.get("prev"), str):
+            return
+        prev, size = link["prev"], link.get("bytes", 0)
+        full = os.path.join(self.path, name)
+        what = None
+        if prev in sizes and sizes[prev] < size:
+            what = f"{prev} ends at byte {sizes[prev]}, but when {name} began it was {size} bytes long"
+        elif prev not in sizes and self.snapshot_seq < first - 1:
+            what = f"{prev}, the segment before {name}, is missing and no snapshot covers it"
+        if what:
+            raise CorruptLog(
+                f"the log in {self.path} is incomplete: {what}. Files were deleted, or the directory was "
+                f"copied while ocean was running. Writes would be missing from the middle, so ocean will "
+                f"not open it. Restore from a backup (`ocean restore`; see docs/operations.md). ({full})")
 
     def follow_seq(self, source) -> None:
         """Where the engine keeps its newest seq (``source()``); snapshots are taken at it."""
