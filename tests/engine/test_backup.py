@@ -372,3 +372,15 @@ def test_a_copy_that_caught_a_segment_before_its_end_is_refused(tmp_path):
     back = Engine(str(copy), maintenance=False)
     assert back.get("a", "k10")["payload"] == {"i": 10} and back.get("a", "k7")["payload"] == {"i": 7}
     back.close()
+
+
+def test_an_empty_destination_is_used_and_a_backup_is_never_restored_onto_itself(tmp_path):
+    eng = _open(tmp_path / "data")
+    eng.save("a", {"x": 1}, key="k")
+    (tmp_path / "empty").mkdir()
+    info = eng.backup(str(tmp_path / "empty"))
+    eng.close()
+    assert backup.verify(info["path"])["seq"] == 1
+    with pytest.raises(errors.InvalidBackupDest, match="into itself"):
+        backup.restore(info["path"], info["path"], force=True)
+    assert backup.verify(info["path"])["seq"] == 1

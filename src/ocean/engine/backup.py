@@ -249,17 +249,17 @@ def write(view: dict, meta: dict, data: str, target: str, sweep: bool = False) -
     t0 = time.perf_counter()
     parent = os.path.dirname(target)
     clean_debris(parent, marked_too=sweep)
-    if os.path.lexists(target):
-        if os.listdir(target) and not _is_debris(target):
-            raise InvalidBackupDest(f"the backup destination {target} appeared while the backup was taken; "
-                                    f"name a new directory")
-        shutil.rmtree(target) if os.listdir(target) else os.rmdir(target)
     tmp = target + PARTIAL
     with _active_lock:
         _active.add(tmp)
         _active.add(target)
     try:
         try:
+            if os.path.isdir(target) and os.listdir(target):
+                if not _is_debris(target):
+                    raise InvalidBackupDest(f"the backup destination {target} was filled while the backup was "
+                                            f"taken; name a new directory")
+                shutil.rmtree(target)  # what a killed backup left
             os.mkdir(tmp, 0o755)
             _write_marker(tmp, "backup")
             files = [snapshot.write(tmp, view)]
@@ -287,8 +287,11 @@ def write(view: dict, meta: dict, data: str, target: str, sweep: bool = False) -
             fsync_dir(target)
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
-            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST):
-                raise InvalidBackupDest(f"cannot write the backup at {target}: {exc.strerror or exc}") from None
+            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST, errno.ENOTEMPTY,
+                             errno.EBUSY, errno.EXDEV, errno.EISDIR):
+                raise InvalidBackupDest(f"cannot write the backup at {target}: {exc.strerror or exc} (it is "
+                                        f"written beside it as {os.path.basename(tmp)} and renamed: name a new "
+                                        f"directory on a writable file system, not a mount point)") from None
             raise BackupFailed(f"the backup at {target} could not be written ({exc.strerror or exc}); "
                                f"nothing was left behind") from None
         except BaseException:
@@ -413,6 +416,9 @@ def restore(src: str, data: str, force: bool = False) -> dict:
 
     doc = verify(src)
     src, data = os.path.abspath(src), os.path.abspath(data)
+    if os.path.realpath(src) == os.path.realpath(data):
+        raise InvalidBackupDest(f"cannot restore {src} into itself; name another --data directory "
+                                f"(a backup opens as is: `ocean serve --data {src}`)")
     if os.path.lexists(data) and not os.path.isdir(data):
         raise InvalidBackupDest(f"the restore target {data} exists and is not a directory")
     try:
