@@ -19,6 +19,7 @@ from ..kernels import core
 from ..model import check_increments, drop_id, check_key, check_prefix, check_route, iso_ms, split_increments
 from ..settings import Settings
 from . import ops
+from .backup import default_dir as default_backup_dir
 from .bus import Bus, Message
 from .store import LocalStore
 
@@ -447,6 +448,11 @@ class Engine:
         """
         self._check_open()
         return self.store.backup(self._lock, dest)
+
+    @property
+    def backup_dir(self) -> str:
+        """Where backups without a named destination go (the ``backup_dir`` setting, or ``<data>-backups``)."""
+        return default_backup_dir(self.store.path, self.settings.backup_dir)
 
     @property
     def last_backup(self) -> dict | None:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from ...errors import BadRequest, Forbidden
-from ...engine.backup import default_dir
 from .. import auth
 from ..body import check_type, is_json, parse_json, read_text
 
@@ -22,8 +21,7 @@ class Backup:
         """``{ok, last_backup, backup_dir}``: the last backup (or null) and where new ones go."""
         svc = self.svc
         _admin(req, svc)
-        resp.media = {"ok": True, "last_backup": svc.engine.last_backup,
-                      "backup_dir": default_dir(svc.engine.store.path, svc.settings.backup_dir)}
+        resp.media = {"ok": True, "last_backup": svc.engine.last_backup, "backup_dir": svc.engine.backup_dir}
 
     def on_post(self, req, resp):
         """Make a backup; the destination is ``?dest=`` or ``{"dest": ...}`` (default: a new one in backup_dir).
