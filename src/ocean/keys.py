@@ -35,6 +35,10 @@ from .access import Access
 from .errors import Conflict, InvalidSetting, NotFound, Unauthorized
 from .model import check_prefix, iso_ms, now_ms
 
+# The 401 hint names every way a key may come (the CLI says OCEAN_KEY / --key itself).
+MISSING_KEY = ("a key is required: send the header X-Ocean-Key: <key>, the header Authorization: Bearer <key>, "
+               "or the query parameter ?_key=<key> (for EventSource)")
+
 FILENAME = "keys.json"
 ENV_ADMIN = "OCEAN_ADMIN_KEY"
 ENV_ID = "env-admin"
@@ -152,7 +156,7 @@ class KeyStore:
     def resolve(self, token: str | None) -> Access:
         """The ``Access`` of ``token``; Unauthorized when missing, unknown or revoked."""
         if not token:
-            raise Unauthorized("a key is required: send the X-Ocean-Key header or ?_key=")
+            raise Unauthorized(MISSING_KEY)
         digest = token_hash(token)
         if self._env_hash is not None and hmac.compare_digest(digest, self._env_hash):
             return self._env_access  # lives in the environment only: no file to consult
