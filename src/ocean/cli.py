@@ -65,7 +65,7 @@ def cmd_serve(args) -> int:
                       "serves thousands of connections. Run more servers on more data directories to scale out.",
                       EXIT_USAGE)
     check_host(settings.host)
-    if not 1 <= settings.port <= 65535:
+    if settings.port == 0:  # the declaration bounds it above; 0 would be a random port
         raise Refusal(f"--port must be 1 to 65535, not {settings.port}", EXIT_USAGE)
     check_port_free(settings.host, settings.port)
     data = check_data_dir(settings.data)
