@@ -211,6 +211,35 @@ class InternalError(OceanError):
     status = 500
 
 
+# -- backup and restore --------------------------------------------------------
+
+class InvalidBackupDest(ValidationError):
+    """A backup or restore target cannot be used (not a directory, not writable, not empty, in the data dir)."""
+    code = "invalid_destination"
+
+
+class BackupRunning(Conflict):
+    """A backup of this data directory is already being written."""
+    code = "backup_running"
+
+
+class BackupFailed(OceanError):
+    """A backup or restore could not be written (disk full, I/O error); nothing half-done is left as complete."""
+    code = "backup_failed"
+    status = 507
+
+
+class DamagedBackup(ValidationError):
+    """A backup is not one, is unfinished, or fails a checksum; the message names the file and byte offset."""
+    code = "damaged_backup"
+
+
+class IncompleteDataDir(OceanError):
+    """The directory holds a backup or restore that never finished; it is not a usable data directory."""
+    code = "incomplete_data_dir"
+    status = 503
+
+
 def catalog() -> list[type[OceanError]]:
     """Every error class, for docs and the meta tests."""
     out, todo = [], [OceanError]

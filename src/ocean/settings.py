@@ -68,6 +68,7 @@ SETTINGS: tuple[Setting, ...] = (
     # durability
     Setting("fsync", str, "everysec", "When the log is fsynced: always (group commit), everysec, no.", FSYNC_POLICIES),
     Setting("snapshot_every", int, 200000, "Log records between background snapshots (0: never)."),
+    Setting("backup_dir", str, "", "Where backups go when no destination is named (empty: `<data>-backups`, beside the data directory)."),
     # limits
     Setting("max_payload_bytes", int, 1 << 20, "Largest JSON payload of one drop, encoded."),
     Setting("max_body_bytes", int, 16 << 20, "Largest HTTP request body."),

@@ -16,7 +16,7 @@ import falcon
 from .. import errors
 from .accounting import Accounting
 from .body import dumps
-from .resources import admin, drop, entity, health, live, query
+from .resources import admin, backup, drop, entity, health, live, query
 from .resources import transfer as transfer_resources
 from .sse import Streams
 
@@ -112,6 +112,7 @@ def create_app(engine, settings, keys, static_dir: str = STATIC_DIR) -> OceanApp
     app.add_route("/import", transfer_resources.Import(svc))
     app.add_route("/health", health.Health(svc))
     app.add_route("/metrics", health.Metrics(svc))
+    app.add_route("/admin/backup", backup.Backup(svc))
     app.add_route("/admin", admin.Index(static_dir))
     app.add_route("/admin/", admin.Index(static_dir))
     app.add_static_route("/admin", os.path.abspath(static_dir))

@@ -166,6 +166,7 @@ $("#key-forget").addEventListener("click", () => {
   $("#key-forget").hidden = true;
 });
 $("#notice-close").addEventListener("click", () => notify("", ""));
+$("#backup-run").addEventListener("click", () => { dash.runBackup().catch(reportQuietly); });
 document.addEventListener("keydown", (e) => {
   if (e.key === "Escape" && !$("#key-dialog").hidden && keyStore.get() && !$("#key-cancel").hidden) closeKeyDialog();
 });
