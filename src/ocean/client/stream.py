@@ -99,7 +99,8 @@ def _retryable(err: OceanError) -> bool:
 class Stream:
     """An iterator of ``Message`` / ``Gap`` / ``Overflow`` / ``End`` that reconnects and resumes.
 
-    Use it as an iterator (``for msg in stream``), ideally in a ``with`` block;
+    It is open when made (refusals raise then: 401, 403, 400; the server away: after
+    the retries). Use it as an iterator (``for msg in stream``), ideally in a ``with`` block;
     ``close()`` (also from another thread) ends the iteration. ``last_event_id``
     is the id of the last ``Message`` yielded: pass it to a later
     ``Client.stream`` to carry on where this one stopped.
@@ -121,6 +122,9 @@ class Stream:
         self._headers = headers
         self._conn: http.client.HTTPConnection | None = None
         self._closed = threading.Event()
+        # Open now: a drop written after ``Client.stream`` returns is never missed, and a
+        # refused key or prefix raises here.
+        self._first = self._connect()
         self._gen = self._run()
 
     def __iter__(self):
@@ -186,19 +190,24 @@ class Stream:
         delay = min(self.max_backoff, self.backoff * 2 ** (failures - 1))
         self._closed.wait(delay * random.uniform(0.8, 1.2))
 
-    def _run(self):
-        failures = 0
+    def _connect(self, failures: int = 0) -> http.client.HTTPResponse | None:
+        """Open the stream, retrying what may pass (bounded); None once closed."""
         while not self._closed.is_set():
             try:
-                resp = self._open()
+                return self._open()
             except OceanError as err:
                 failures += 1
                 if self._closed.is_set():
-                    return
+                    return None
                 if not _retryable(err) or failures > self.retries:
                     raise
                 self._wait(failures)
-                continue
+        return None
+
+    def _run(self):
+        resp, failures = self._first, 0
+        self._first = None
+        while resp is not None:
             opened = time.monotonic()
             delivered = False
             try:
@@ -225,7 +234,7 @@ class Stream:
                                       f"({failures} times in a row)")
                 self._wait(failures)
             self.reconnects += 1
-
+            resp = self._connect(failures)
 
 def _events(resp):
     """Parse SSE from ``resp`` into events (comments and ``retry:`` skipped) until the stream ends."""
