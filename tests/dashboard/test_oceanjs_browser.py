@@ -154,3 +154,61 @@ def test_invalid_revoked_and_forbidden_keys_are_auth_failures(server, open_page)
     assert page.evaluate("window.errs") == [["unauthorized", 401, True, True]]
     assert page.evaluate("window.feed.state") == "key rejected"
     assert w.page_errors == [], w.page_errors
+
+
+def _doc_blocks(lang: str) -> list[str]:
+    import pathlib
+    import re
+    doc = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "clients.md").read_text(encoding="utf-8")
+    return re.findall(rf"```{lang}\n(.*?)```", doc, re.S)
+
+
+def wait_streams(srv, n: int, timeout: float = 10.0) -> None:
+    """Until the server holds ``n`` open streams (its /health says)."""
+    deadline = time.monotonic() + timeout
+    while srv.get_json("/health")["sse_clients"] < n:
+        assert time.monotonic() < deadline, f"fewer than {n} streams open after {timeout} s"
+        time.sleep(0.05)
+
+
+def _on(srv, text: str) -> str:
+    return text.replace("http://127.0.0.1:8080", srv.url).replace("YOUR_KEY", srv.key)
+
+
+def test_the_docs_javascript_snippets_run(tmp_path, open_page):
+    """docs/clients.md's JavaScript, as written (the server's URL and key filled in)."""
+    srv = Server(str(tmp_path / "data")).start()
+    try:
+        setup, *tutorial = _doc_blocks("js")
+        assert "new Ocean(" in setup and len(tutorial) == 5
+        w = open_page()
+        page = open_on(w, srv)
+        prelude = "window.fed = []; const addToLiveFeed = (event) => fed.push(event);\n"
+        page.add_script_tag(type="module", content=_on(srv, setup) + "\n" + prelude + "\n".join(tutorial)
+                            + "\nwindow.out = { counts, week: [...week], columns: week.columns };")
+        wait(page, "window.out !== undefined")
+        out = page.evaluate("window.out")
+        assert out["counts"] == {"page_views": 1, "requests": 1}
+        assert out["week"] == [{"date": "2026-02-10", "page_views": 1, "requests": 1}]
+        assert out["columns"] == ["date", "page_views", "requests"]
+        assert srv.get_json("/entity/analytics/endpoints/2026-02-10")["payload"] == {"POST /drop": 1,
+                                                                                    "GET /entity/*": 1}
+        wait_streams(srv, 1)  # the snippet's live feed is open
+        srv.post_json("/drop", {"route": "analytics/events", "payload": {"method": "GET", "path": "/x", "status": 404}})
+        wait(page, "window.fed.length === 1")
+        assert page.evaluate("window.fed[0].path") == "/x"
+
+        (html,) = _doc_blocks("html")
+        markup, script = html.split('<script type="module">')
+        dash = open_page()
+        page = open_on(dash, srv)
+        page.evaluate("(m) => { document.body.innerHTML = m; }", markup)
+        page.add_script_tag(type="module", content=_on(srv, script.split("</script>")[0]))
+        wait(page, "document.querySelector('#views').textContent === '1'")
+        wait_streams(srv, 2)  # and the dashboard's
+        srv.post_json("/drop", {"route": "analytics/events", "payload": {"method": "POST", "path": "/drop", "status": 200}})
+        wait(page, "document.querySelector('#feed li') !== null")
+        assert page.text_content("#feed li") == "POST /drop 200"
+        assert w.page_errors == [] and dash.page_errors == [], (w.page_errors, dash.page_errors)
+    finally:
+        srv.stop()
