@@ -120,7 +120,7 @@ class Stream:
         self.timeout = timeout
         self.reconnects = 0  # connections opened after the first
         self._headers = headers
-        self._conn: http.client.HTTPConnection | None = None
+        self._sock: socket.socket | None = None
         self._closed = threading.Event()
         # Open now: a drop written after ``Client.stream`` returns is never missed, and a
         # refused key or prefix raises here.
@@ -142,8 +142,7 @@ class Stream:
     def close(self) -> None:
         """End the stream; an iteration blocked in another thread returns."""
         self._closed.set()
-        conn = self._conn
-        sock = conn.sock if conn is not None else None
+        sock = self._sock
         if sock is not None:
             try:
                 sock.shutdown(socket.SHUT_RDWR)  # wakes a reader blocked in recv
@@ -169,15 +168,17 @@ class Stream:
         headers = dict(self._headers, Accept="text/event-stream")
         if self.last_event_id is not None:
             headers["Last-Event-ID"] = self.last_event_id
-        self._conn = conn
         try:
             conn.request("GET", base + self._path(), headers=headers)
+            # NOTE: the socket itself, not ``conn.sock``: a response without a length or chunks
+            # takes it over and ``conn.sock`` becomes None.
+            self._sock = sock = conn.sock
             resp = conn.getresponse()
             if resp.status != 200:
                 reply = Reply(resp.status, resp.read(), resp.headers)
                 conn.close()
                 raise reply.error() or from_wire({"code": f"http_{resp.status}"}, resp.status)
-            conn.sock.settimeout(self.idle_timeout)
+            sock.settimeout(self.idle_timeout)
             return resp
         except (socket.timeout, TimeoutError):
             conn.close()
@@ -220,7 +221,7 @@ class Stream:
             except (OSError, http.client.HTTPException, ValueError):
                 pass  # dropped, idle for too long, or closed: resume below
             finally:
-                self._conn = None
+                self._sock = None
                 resp.close()
             if self._closed.is_set():
                 return
