@@ -6,26 +6,51 @@ server (``--url``, ``--key`` / ``OCEAN_KEY``). ``key`` edits the key file of a
 data directory (``--data``) directly -- it works beside a running server,
 which sees the change on its next request -- so that the first admin key, or a
 lost one, can always be managed by whoever owns the directory.
+
+No traceback reaches a user: every refusal is one line on standard error that
+says what to do, and the exit code follows convention -- 0 done, 1 failed (the
+server said no, a file is missing, the port or the directory is taken), 2 a
+usage error (a bad flag or value), 130 after Ctrl-C, 141 when the reader of
+standard output went away (``ocean key list | head``), as for any Unix tool.
 """
 from __future__ import annotations
 
 import argparse
+import errno
+import http.client
 import json
 import os
+import socket
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from ._version import __version__
 from .settings import BY_NAME, SETTINGS
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_PIPE = 1, 2, 130, 141
+DATA_DIR_FILES = ("meta.json", "ocean.lock", "keys.json")  # any one: a directory ocean made
+
+
+class Refusal(Exception):
+    """One line for the user (``ocean: <message>``) and the exit code to leave with."""
+
+    def __init__(self, message: str, status: int = EXIT_FAILURE):
+        super().__init__(message)
+        self.status = status
 
 
 # -- serve -------------------------------------------------------------------
 
 def cmd_serve(args) -> int:
-    """Put the settings in the environment and become gunicorn (same pid: signals reach it)."""
+    """Check everything a user can get wrong, then become gunicorn (same pid: signals reach it).
+
+    The order matters: flags, then the port, then the data directory, then its
+    lock -- so a busy port or a bad flag leaves nothing behind (no directory, no
+    admin key), and a second server on a directory never says ``serving``.
+    """
     from .errors import InvalidSetting
     from .settings import Settings
 
@@ -33,14 +58,18 @@ def cmd_serve(args) -> int:
     try:
         settings = Settings.load(**given)
     except InvalidSetting as exc:
-        print(f"ocean: {exc.message}", file=sys.stderr)
-        return 2
+        raise Refusal(exc.message, EXIT_USAGE) from None
     if settings.workers != 1:
-        print("ocean: --workers must be 1. The embedded engine lives in the one worker process that owns "
-              "the data directory (a second process is refused its lock), and a gevent worker already "
-              "serves thousands of connections. Run more servers on more data directories to scale out.",
-              file=sys.stderr)
-        return 2
+        raise Refusal("--workers must be 1. The embedded engine lives in the one worker process that owns "
+                      "the data directory (a second process is refused its lock), and a gevent worker already "
+                      "serves thousands of connections. Run more servers on more data directories to scale out.",
+                      EXIT_USAGE)
+    check_host(settings.host)
+    if settings.port == 0:  # the declaration bounds it above; 0 would be a random port
+        raise Refusal(f"--port must be 1 to 65535, not {settings.port}", EXIT_USAGE)
+    check_port_free(settings.host, settings.port)
+    data = check_data_dir(settings.data)
+    check_unlocked(data)
     for name, value in given.items():
         os.environ[BY_NAME[name].env] = str(value)
     conf = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web", "gunicorn_conf.py")
@@ -50,72 +79,217 @@ def cmd_serve(args) -> int:
     return 0  # pragma: no cover - execv does not return
 
 
+def check_host(host: str) -> None:
+    """Refuse a host that carries a port or a scheme (``127.0.0.1:8085``, ``http://...``): usage error.
+
+    An IPv6 literal (``::1``) is a host; ``[::1]:8085`` and ``name:8085`` are a host and a port,
+    and the message says how to give them.
+    """
+    import ipaddress
+
+    bare = host
+    if "://" in bare:
+        bare = bare.split("://", 1)[1].rstrip("/")
+    name, port = bare, None
+    if bare.startswith("[") and "]" in bare:
+        name, rest = bare[1:].split("]", 1)
+        port = rest[1:] if rest.startswith(":") else None
+    elif bare.count(":") == 1:
+        name, port = bare.split(":")
+    elif ":" in bare:
+        try:
+            ipaddress.IPv6Address(bare)
+        except ValueError:
+            raise Refusal(f"--host {host!r} is not a host name or address", EXIT_USAGE) from None
+    if name == host:
+        return
+    hint = f"--host {name} --port {port}" if port else f"--host {name}"
+    raise Refusal(f"--host takes a host name or address only, not {host!r}: use {hint}", EXIT_USAGE)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Bind ``host:port`` as gunicorn will (``SO_REUSEADDR``) and let it go; a refusal names the fix."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except socket.gaierror:
+            raise Refusal(f"cannot listen on {host}: no such host; give --host an address of this machine "
+                          f"(127.0.0.1 for this machine only, 0.0.0.0 for every interface)") from None
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise Refusal(f"port {port} on {host} is already in use (another server?): stop it, "
+                              f"or choose another --port") from None
+            if exc.errno == errno.EACCES:
+                raise Refusal(f"may not listen on port {port} (ports below 1024 need root): "
+                              f"choose another --port, such as 8080") from None
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise Refusal(f"{host} is not an address of this machine: give --host 127.0.0.1 "
+                              f"(this machine only) or 0.0.0.0 (every interface)") from None
+            raise Refusal(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def check_data_dir(path: str) -> str:
+    """Make the data directory if needed and prove it writable; its absolute path."""
+    full = os.path.abspath(path)
+    try:
+        os.makedirs(full, exist_ok=True)
+        probe = os.path.join(full, f".ocean-probe-{os.getpid()}")
+        with open(probe, "wb"):
+            pass
+        os.unlink(probe)
+    except OSError as exc:
+        what = "is not a directory" if os.path.exists(full) and not os.path.isdir(full) else \
+            f"cannot be used: {exc.strerror}"
+        raise Refusal(f"the data directory {full} {what}; give --data (or OCEAN_DATA) a directory "
+                      f"you may write") from None
+    return full
+
+
+def check_unlocked(data: str) -> None:
+    """Refuse a data directory whose ``ocean.lock`` another server holds (the engine takes it later)."""
+    import fcntl
+
+    try:
+        fd = os.open(os.path.join(data, "ocean.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise Refusal(f"cannot open {data}/ocean.lock: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        raise Refusal(f"the data directory {data} is in use by another ocean server or engine"
+                      f"{f' (its lock is held by pid {owner})' if owner.isdigit() else ''}: stop it, or give "
+                      f"this one another --data") from None
+    finally:
+        os.close(fd)  # releases the lock: the worker's engine takes it for good
+
+
 # -- exec / sql: HTTP client -------------------------------------------------
 
-def _call(args, path: str, text: str) -> tuple[int, object]:
-    """POST ``text`` to the server; (status, decoded JSON)."""
+def _call(args, path: str, text: str) -> tuple[int, bytes, object]:
+    """POST ``text`` to the server: (status, the body as sent, the decoded JSON or None)."""
     key = args.key or os.environ.get("OCEAN_KEY")
     headers = {"Content-Type": "text/plain; charset=utf-8"}
     if key:
         headers["X-Ocean-Key"] = key
-    req = urllib.request.Request(args.url.rstrip("/") + path, data=text.encode("utf-8"), headers=headers, method="POST")
+    url = args.url.rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise Refusal(f"--url needs a scheme: --url http://{url}", EXIT_USAGE)
     try:
-        with urllib.request.urlopen(req, timeout=args.timeout) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        body = exc.read()
+        urllib.parse.urlsplit(url).port  # noqa: B018 - raises ValueError for a port out of range
+        req = urllib.request.Request(url + path, data=text.encode("utf-8"), headers=headers, method="POST")
         try:
-            return exc.code, json.loads(body)
-        except ValueError:
-            return exc.code, {"ok": False, "error": body.decode("utf-8", "replace")[:200], "code": f"http_{exc.code}"}
-    except (urllib.error.URLError, OSError) as exc:
-        raise SystemExit(f"ocean: cannot reach {args.url}: {getattr(exc, 'reason', exc)}") from None
+            with urllib.request.urlopen(req, timeout=args.timeout) as resp:
+                status, body = resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            status, body = exc.code, exc.read()
+    except ValueError as exc:  # a malformed URL (http.client.InvalidURL is one)
+        raise Refusal(f"--url {args.url!r} is not a URL ({exc}): for example --url {DEFAULT_URL}", EXIT_USAGE) \
+            from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        raise Refusal(f"cannot reach {args.url}: {getattr(exc, 'reason', exc)}. Is `ocean serve` running "
+                      f"there? Give its address with --url or OCEAN_URL") from None
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        doc = None
+    return status, body, doc
+
+
+def _explain(status: int, doc, args) -> str:
+    """One line for a failed call: the server's error, and for a key problem what a CLI user does."""
+    if not isinstance(doc, dict):
+        return (f"ocean: {args.url} answered {status} with something that is not ocean's JSON; "
+                f"is --url (or OCEAN_URL) the address of an ocean server?")
+    if status == 401:
+        if not (args.key or os.environ.get("OCEAN_KEY")):
+            return ("ocean: no key: set OCEAN_KEY=<token> or pass --key <token> (the admin key `ocean serve` "
+                    "printed on its first start, or one made with `ocean key create`)")
+        return (f"ocean: the server at {args.url} does not know this key, or it was revoked: check --key / "
+                f"OCEAN_KEY, or make one with `ocean key create --data <the server's data directory>`")
+    return _error_line(doc)
 
 
 def _error_line(err: dict) -> str:
     where = f"line {err['line']}:{err.get('column')}: " if err.get("line") is not None else ""
-    return f"error: {where}{err.get('error')} ({err.get('code')})"
+    line = f"error: {where}{err.get('error')} ({err.get('code')})"
+    if err.get("code") == "forbidden":
+        line += "; use a key whose scopes cover it (`ocean key create --read/--write PREFIX`)"
+    return line
+
+
+def _print_raw(body: bytes) -> None:
+    """The server's answer exactly as sent (plus a line end when it has none)."""
+    out = sys.stdout.buffer
+    out.write(body)
+    if not body.endswith(b"\n"):
+        out.write(b"\n")
+
+
+def _read_stdin(what: str) -> str:
+    if sys.stdin is None:
+        raise Refusal(f"no standard input to read the {what} from")
+    if sys.stdin.isatty():
+        print(f"ocean: reading the {what} from standard input (end it with Ctrl-D)", file=sys.stderr)
+    return sys.stdin.read()
+
+
+def _read_file(path: str) -> str:
+    if path == "-":
+        return _read_stdin("script")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as exc:
+        raise Refusal(f"cannot read {path}: {exc.strerror}; give -f the path of a Drops script") from None
+    except UnicodeDecodeError:
+        raise Refusal(f"{path} is not UTF-8 text; a Drops script is UTF-8") from None
 
 
 def cmd_exec(args) -> int:
+    if args.file and args.script is not None:
+        raise Refusal("give the script as an argument or with -f FILE, not both", EXIT_USAGE)
     if args.file:
-        with open(args.file, encoding="utf-8") as f:
-            text = f.read()
-    elif args.script is not None:
+        text = _read_file(args.file)
+    elif args.script is not None and args.script != "-":
         text = args.script
     else:
-        text = sys.stdin.read()
-    status, out = _call(args, "/exec", text)
+        text = _read_stdin("script")
+    status, body, out = _call(args, "/exec", text)
     if args.json:
-        print(json.dumps(out, indent=2, ensure_ascii=False))
-    elif isinstance(out, list):
-        for res in out:
-            if res.get("ok"):
-                data = res.get("data")
-                if "columns" in res and isinstance(data, list):
-                    print(table(res["columns"], [[row.get(c) for c in res["columns"]] for row in data]))
-                else:
-                    print(json.dumps(data, indent=2, ensure_ascii=False))
+        _print_raw(body)
+    if not isinstance(out, list):
+        print(_explain(status, out, args), file=sys.stderr)
+        return EXIT_FAILURE
+    for res in out:
+        if not isinstance(res, dict) or not res.get("ok"):
+            print(_error_line(res if isinstance(res, dict) else {"error": res}), file=sys.stderr)
+        elif not args.json:
+            data = res.get("data")
+            if "columns" in res and isinstance(data, list):
+                print(table(res["columns"], [[row.get(c) for c in res["columns"]] for row in data]))
             else:
-                print(_error_line(res), file=sys.stderr)
-    else:
-        print(_error_line(out), file=sys.stderr)
-    failed = status >= 400 or (isinstance(out, list) and any(not r.get("ok") for r in out))
-    return 1 if failed else 0
+                print(json.dumps(data, indent=2, ensure_ascii=False))
+    failed = status >= 400 or any(not (isinstance(r, dict) and r.get("ok")) for r in out)
+    return EXIT_FAILURE if failed else 0
 
 
 def cmd_sql(args) -> int:
-    status, out = _call(args, "/sql", args.query)
+    query = _read_stdin("query") if args.query == "-" else args.query
+    status, body, out = _call(args, "/sql", query)
     if args.json:
-        print(json.dumps(out, indent=2, ensure_ascii=False))
-    elif status >= 400 or not out.get("ok"):
-        print(_error_line(out), file=sys.stderr)
-    else:
+        _print_raw(body)
+    if status >= 400 or not isinstance(out, dict) or not out.get("ok"):
+        print(_explain(status, out, args), file=sys.stderr)
+        return EXIT_FAILURE
+    if not args.json:
         cols = out["columns"]
         rows = [[r.get(c) for c in cols] if isinstance(r, dict) else r for r in out["rows"]]
         print(table(cols, rows))
         print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
-    return 0 if status < 400 else 1
+    return 0
 
 
 def _cell(value, width: int = 60) -> str:
@@ -135,34 +309,86 @@ def table(columns, rows) -> str:
 
 # -- key: the data directory's key file ---------------------------------------
 
-def cmd_key(args) -> int:
-    from .errors import OceanError
-    from .keys import KeyStore
+def key_data_dir(path: str, init: bool | None = None) -> str:
+    """The absolute data directory ``ocean key`` may edit: one ocean made, or any with ``--init``.
 
-    store = KeyStore(args.data, environ={})
+    ``init`` is None for the commands that have no ``--init`` (list, revoke): their
+    refusal does not suggest it.
+
+    NOTE: without this check a typo in ``--data`` (or running in the wrong
+    directory) silently made a fresh ``./ocean-data/keys.json`` whose keys the
+    running server never sees (401 for every one of them).
+    """
+    full = os.path.abspath(path)
+    if os.path.isdir(full) and any(os.path.exists(os.path.join(full, n)) for n in DATA_DIR_FILES):
+        return full
+    if init and not os.path.isfile(full):
+        return full
+    if not os.path.exists(full):
+        why = "does not exist"
+    elif not os.path.isdir(full):
+        why = "is not a directory"
+    else:
+        why = "is not an ocean data directory (it has no meta.json, ocean.lock or keys.json)"
+    hint = ", or add --init to start a new one there" if init is not None and not os.path.isfile(full) else ""
+    raise Refusal(f"{full} {why}: give --data (or OCEAN_DATA) the directory `ocean serve` uses{hint}")
+
+
+def _scopes(rec: dict) -> str:
+    if rec.get("admin"):
+        return "read *  write *  admin"
+    return f"read {', '.join(rec['read']) or '-'}  write {', '.join(rec['write']) or '-'}"
+
+
+def cmd_key(args) -> int:
+    from .errors import OceanError, ValidationError
+    from .keys import FILENAME, KeyStore
+    from .model import check_prefix
+
+    if args.key_cmd == "create":
+        if not (args.read or args.write or args.admin):
+            raise Refusal("a key needs at least one scope: --read PREFIX, --write PREFIX or --admin", EXIT_USAGE)
+        try:
+            for prefix in args.read + args.write:
+                check_prefix(prefix)
+        except ValidationError as exc:
+            raise Refusal(f"{exc.message}; a scope is a route (analytics/daily), a subtree (analytics/*) or *",
+                          EXIT_USAGE) from None
+    data = key_data_dir(args.data, getattr(args, "init", None))
+    print(f"ocean: key file {os.path.join(data, FILENAME)}", file=sys.stderr)
     try:
+        store = KeyStore(data, environ={})
         if args.key_cmd == "create":
+            namesakes = [r["id"] for r in store.list() if args.name and r.get("name") == args.name
+                         and not r.get("revoked_at")]
             token, rec = store.create(name=args.name or "", read=args.read, write=args.write, admin=args.admin)
             if args.json:
                 print(json.dumps({"token": token, **rec}, indent=2))
             else:
                 print(f"key: {token}")
-                print(f"  id {rec['id']}  read {', '.join(rec['read']) or '-'}  write {', '.join(rec['write']) or '-'}"
-                      f"{'  admin' if rec['admin'] else ''}  (shown once)")
+                print(f"  id {rec['id']}  {_scopes(rec)}  (shown once)")
+            if namesakes:
+                print(f"ocean: note: {len(namesakes) + 1} live keys are now named {args.name!r} "
+                      f"({', '.join(namesakes + [rec['id']])}); revoke one of them by its id", file=sys.stderr)
         elif args.key_cmd == "list":
             recs = store.list()
             if args.json:
                 print(json.dumps(recs, indent=2))
             else:
                 print(table(["id", "name", "read", "write", "admin", "created_at", "revoked_at"],
-                            [[r["id"], r.get("name"), ",".join(r["read"]), ",".join(r["write"]), r["admin"],
+                            [[r["id"], r.get("name"), "*" if r["admin"] else ",".join(r["read"]),
+                              "*" if r["admin"] else ",".join(r["write"]), r["admin"],
                               r["created_at"], r.get("revoked_at")] for r in recs]))
         else:
             rec = store.revoke(args.id)
             print(json.dumps(rec, indent=2) if args.json else f"revoked {rec['id']} ({rec.get('name') or 'unnamed'})")
     except OceanError as exc:
-        print(f"ocean: {exc.message}", file=sys.stderr)
-        return 1
+        raise Refusal(exc.message) from None
+    except BrokenPipeError:
+        raise  # standard output, not the key file: main() ends quietly
+    except OSError as exc:
+        raise Refusal(f"cannot use the key file in {data}: {exc.strerror}; give --data (or OCEAN_DATA) a "
+                      f"directory you may write, as the user that owns it") from None
     return 0
 
 
@@ -178,7 +404,7 @@ def _client_flags(p) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ocean", description="ocean: a real-time data engine for analytics.")
     parser.add_argument("--version", action="version", version=f"ocean {__version__}")
-    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub = parser.add_subparsers(dest="cmd", metavar="COMMAND", title="commands")
 
     serve = sub.add_parser("serve", help="run the HTTP server (gunicorn + gevent) on a data directory")
     for s in SETTINGS:
@@ -188,37 +414,61 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     ex = sub.add_parser("exec", help="run a Drops script on a server")
-    ex.add_argument("script", nargs="?", help="Drops text (or -f FILE, or standard input)")
-    ex.add_argument("-f", "--file", help="read the script from FILE")
+    ex.add_argument("script", nargs="?", help="Drops text; - (or nothing) reads standard input")
+    ex.add_argument("-f", "--file", help="read the script from FILE (- for standard input)")
     _client_flags(ex)
     ex.set_defaults(func=cmd_exec)
 
     sq = sub.add_parser("sql", help="run a SQL query on a server")
-    sq.add_argument("query")
+    sq.add_argument("query", help="the query; - reads standard input")
     _client_flags(sq)
     sq.set_defaults(func=cmd_sql)
 
     key = sub.add_parser("key", help="create, list or revoke API keys of a data directory")
     common = argparse.ArgumentParser(add_help=False)
     data = BY_NAME["data"]
-    common.add_argument("--data", default=os.environ.get(data.env, data.default), help=f"{data.help} (env {data.env})")
+    common.add_argument("--data", default=os.environ.get(data.env, data.default),
+                        help=f"the data directory `ocean serve` uses (env {data.env}; default {data.default})")
     common.add_argument("--json", action="store_true", help="print JSON")
-    ks = key.add_subparsers(dest="key_cmd", required=True)
+    ks = key.add_subparsers(dest="key_cmd", metavar="KEYCOMMAND", title="key commands")
     create = ks.add_parser("create", parents=[common], help="make a key; its token is printed once")
     create.add_argument("--read", action="append", default=[], metavar="PREFIX", help="readable prefix (repeat)")
     create.add_argument("--write", action="append", default=[], metavar="PREFIX", help="writable prefix (repeat)")
     create.add_argument("--admin", action="store_true", help="may do anything, system routes included")
     create.add_argument("--name", help="a label for `key list` and `key revoke`")
+    create.add_argument("--init", action="store_true",
+                        help="the data directory is new: create it (otherwise one `ocean serve` made is required)")
     ks.add_parser("list", parents=[common], help="list keys (never their tokens)")
     revoke = ks.add_parser("revoke", parents=[common], help="revoke a key by id or name; open streams end within a second")
-    revoke.add_argument("id")
-    key.set_defaults(func=cmd_key)
+    revoke.add_argument("id", help="the key's id, or its name when no other live key has it")
+    key.set_defaults(func=cmd_key, help_of=key)
     return parser
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    """Run one command; every way out is an exit code and at most a line or two on standard error."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.cmd is None or (args.cmd == "key" and args.key_cmd is None):
+        # What a user who typed the bare command wants: the commands, not "arguments are required".
+        (parser if args.cmd is None else args.help_of).print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        status = args.func(args)
+        sys.stdout.flush()  # here, not at interpreter exit, where a closed pipe cannot be handled
+        return status
+    except Refusal as exc:
+        print(f"ocean: {exc}", file=sys.stderr)
+        return exc.status
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (``| head``): say nothing, and let no later flush fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_PIPE
 
 
 if __name__ == "__main__":  # pragma: no cover

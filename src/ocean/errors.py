@@ -3,14 +3,15 @@
 Each class has a one-line docstring, a stable ``code`` (what clients match on)
 and an HTTP ``status`` that the web layer uses to translate it; nothing else
 in the web layer decides statuses. Parse errors carry a ``line`` and
-``column`` (1-based). ``OceanError.to_dict()`` is the one wire shape:
-``{"ok": false, "error": message, "code": code}`` plus the position when known.
+``column`` (1-based), and their message never repeats them. ``OceanError.to_dict()``
+is the one wire shape: ``{"ok": false, "error": message, "code": code}`` plus the
+position when known. ``docs/http.md`` lists the codes from ``markdown_table()``.
 """
 from __future__ import annotations
 
 
 class OceanError(Exception):
-    """Base of every error ocean raises on purpose."""
+    """Any other error ocean raises on purpose (the base of the catalog)."""
 
     code = "error"
     status = 400
@@ -138,7 +139,7 @@ class Forbidden(OceanError):
 
 
 class TooManyConnections(OceanError):
-    """A connection cap (per key or per server) is reached."""
+    """A stream cap (per server, per client address or per key) is reached."""
     code = "too_many_connections"
     status = 429
 
@@ -183,7 +184,7 @@ class CorruptLog(OceanError):
 
 
 class EngineClosed(OceanError):
-    """The engine was closed (or is shutting down)."""
+    """The engine was closed, or the server is draining (SIGTERM): retry shortly."""
     code = "closed"
     status = 503
 
@@ -201,22 +202,22 @@ class InternalError(OceanError):
 
 
 # -- the client's side (ocean.Client): no usable answer came back -------------
-# Never raised by the server; ``status`` is what a gateway would answer in its place.
+# Never sent by the server; ``status`` is what a gateway would answer in its place.
 
 class ClientError(OceanError):
-    """A client call failed on its way: the server's answer was never read."""
+    """ocean.Client only (never sent by a server): a call failed on its way, no answer was read."""
     code = "client_error"
     status = 502
 
 
 class Unreachable(ClientError):
-    """The server cannot be reached, or dropped the connection before it answered."""
+    """ocean.Client only: the server cannot be reached, or dropped the connection before it answered."""
     code = "unreachable"
     status = 503
 
 
 class ClientTimeout(ClientError):
-    """The server did not answer within the client's timeout (the call may still have run)."""
+    """ocean.Client only: no answer within the client's timeout (the call may still have run)."""
     code = "timeout"
     status = 504
 
@@ -229,6 +230,14 @@ def catalog() -> list[type[OceanError]]:
         out.append(cls)
         todo.extend(cls.__subclasses__())
     return out
+
+
+def markdown_table() -> str:
+    """The table of codes in ``docs/http.md`` (a meta test keeps the page equal to this)."""
+    rows = ["| code | status | what |", "|---|---|---|"]
+    declared = [c for c in globals().values() if isinstance(c, type) and issubclass(c, OceanError)]
+    rows += [f"| `{c.code}` | {c.status} | {' '.join(c.__doc__.split())} |" for c in declared]
+    return "\n".join(rows)
 
 
 _BY_CODE: dict[str, type[OceanError]] = {}

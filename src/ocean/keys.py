@@ -32,8 +32,12 @@ import time
 from contextlib import contextmanager
 
 from .access import Access
-from .errors import InvalidSetting, NotFound, Unauthorized
+from .errors import Conflict, InvalidSetting, NotFound, Unauthorized
 from .model import check_prefix, iso_ms, now_ms
+
+# The 401 hint names every way a key may come (the CLI says OCEAN_KEY / --key itself).
+MISSING_KEY = ("a key is required: send the header X-Ocean-Key: <key>, the header Authorization: Bearer <key>, "
+               "or the query parameter ?_key=<key> (for EventSource)")
 
 FILENAME = "keys.json"
 ENV_ADMIN = "OCEAN_ADMIN_KEY"
@@ -152,7 +156,7 @@ class KeyStore:
     def resolve(self, token: str | None) -> Access:
         """The ``Access`` of ``token``; Unauthorized when missing, unknown or revoked."""
         if not token:
-            raise Unauthorized("a key is required: send the X-Ocean-Key header or ?_key=")
+            raise Unauthorized(MISSING_KEY)
         digest = token_hash(token)
         if self._env_hash is not None and hmac.compare_digest(digest, self._env_hash):
             return self._env_access  # lives in the environment only: no file to consult
@@ -211,6 +215,8 @@ class KeyStore:
         write = [check_prefix(p) for p in write]
         if not (read or write or admin):
             raise InvalidSetting("a key needs at least one scope: --read PREFIX, --write PREFIX or --admin")
+        if admin:
+            read, write = ["*"], ["*"]  # what an admin key may do, said in its record as in the first one's
         token = new_token()
         rec = {"id": "k_" + secrets.token_hex(6), "name": name, "read": read, "write": write,
                "admin": admin, "created_at": iso_ms(now_ms()), "revoked_at": None, "hash": token_hash(token)}
@@ -219,13 +225,22 @@ class KeyStore:
         return token, {k: v for k, v in rec.items() if k != "hash"}
 
     def revoke(self, key_id: str) -> dict:
-        """Revoke a key by id (or by name when unique); NotFound if there is none."""
+        """Revoke a key by id (or by name when one live key has it).
+
+        NotFound when no key has that id or name; Conflict, listing their ids, when
+        several live keys share the name (names are labels, not unique: revoke by id).
+        """
         with self._editing() as records:
             hits = [r for r in records if r["id"] == key_id] or [r for r in records if r.get("name") == key_id]
             live = [r for r in hits if not r.get("revoked_at")]
-            if len(live) != 1:
-                raise NotFound(f"no single live key with id or name {key_id!r}" if len(live) > 1 or not hits
-                               else f"key {key_id!r} is already revoked")
+            if not hits:
+                raise NotFound(f"no key has the id or name {key_id!r}; `ocean key list` shows them")
+            if not live:
+                raise NotFound(f"key {key_id!r} is already revoked")
+            if len(live) > 1:
+                ids = ", ".join(r["id"] for r in live)
+                raise Conflict(f"{len(live)} live keys are named {key_id!r} ({ids}); revoke one by its id, "
+                               f"for example `ocean key revoke {live[0]['id']}`")
             live[0]["revoked_at"] = iso_ms(now_ms())
         return {k: v for k, v in live[0].items() if k != "hash"}
 

@@ -24,6 +24,7 @@ class Setting:
     default: object
     help: str
     choices: tuple = ()
+    most: float | None = None  # the largest value allowed, if any (the least is 0 for numbers)
 
     @property
     def env(self) -> str:
@@ -49,13 +50,15 @@ class Setting:
             raise InvalidSetting(f"setting {self.name} must be one of {', '.join(map(str, self.choices))}, got {raw!r}")
         if self.type in (int, float) and value < 0:
             raise InvalidSetting(f"setting {self.name} must not be negative, got {raw!r}")
+        if self.most is not None and value > self.most:
+            raise InvalidSetting(f"setting {self.name} must be at most {self.most}, got {raw!r}")
         return value
 
 
 SETTINGS: tuple[Setting, ...] = (
     # serving
     Setting("host", str, "127.0.0.1", "Address `ocean serve` listens on."),
-    Setting("port", int, 8080, "Port `ocean serve` listens on."),
+    Setting("port", int, 8080, "Port `ocean serve` listens on.", most=65535),
     Setting("data", str, "./ocean-data", "Data directory (one server owns it)."),
     Setting("workers", int, 1, "Worker processes; the embedded engine allows exactly 1."),
     Setting("worker_connections", int, 10000, "Concurrent connections (SSE streams included) per worker."),
@@ -81,7 +84,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("subscriber_queue", int, 1000, "Messages one SSE client may fall behind before it is disconnected."),
     Setting("heartbeat_s", float, 15.0, "Seconds between SSE heartbeat comments."),
     Setting("max_sse_clients", int, 10000, "Most open SSE streams per server."),
-    Setting("max_sse_per_key", int, 1000, "Most open SSE streams per key."),
+    Setting("max_sse_per_key", int, 0, "Most open SSE streams per key (0: no cap of its own, so one public read key "
+            "serves as many viewers as `max_sse_clients`)."),
+    Setting("max_sse_per_ip", int, 1000, "Most open SSE streams from one client address (0: no cap): one client "
+            "cannot take every stream. Behind a reverse proxy all streams share its address: set 0 there."),
 )
 
 BY_NAME = {s.name: s for s in SETTINGS}

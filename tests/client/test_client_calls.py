@@ -68,6 +68,9 @@ def test_url_and_key_come_from_the_environment(server, monkeypatch):
     monkeypatch.delenv("OCEAN_URL")
     assert Client().url == "http://127.0.0.1:8080"
     assert Client(server.url, key="explicit").key == "explicit"
+    for bad in ("127.0.0.1:8080", "ftp://host", "http://127.0.0.1:99999", "http://host:port"):
+        with pytest.raises(ValueError):
+            Client(bad)
 
 
 def test_errors_are_typed_and_carry_the_servers_code(server, client):

@@ -157,9 +157,43 @@ def test_a_read_only_admin_key_watches_and_the_editor_says_it_may_not_write(serv
     page.wait_for_selector("#drops-results .result.forbidden")
     assert page.locator("#drops-results .result.ok").count() == 1
     assert "NOT ALLOWED" in page.text_content("#drops-results .result.forbidden .badge")
-    assert page.is_visible("#editor-access") and "may not write" in page.text_content("#editor-access")
+    note = page.text_content("#editor-access")
+    assert page.is_visible("#editor-access") and "may not write" in note and "may not read" not in note, note
     assert "forbidden" in page.get_attribute("#drops-gutter .ln >> nth=1", "class")
     page.screenshot(path=str(artifacts / "read-only-key.png"), full_page=True)
+    assert w.page_errors == [] and w.console_errors == [], (w.page_errors, w.console_errors)
+
+
+def test_the_editor_says_read_when_a_read_was_refused_and_write_when_a_write_was(server, open_page, artifacts):
+    """The note over the editor names what the server refused, never "reads still work" after a refused read."""
+    token, _ = KeyStore(server.data).create(name="dash-admin-only", read=["_admin/*"])
+    call(server, "POST", "/exec", f"incr analytics/daily @{today()} .page_views")
+    w = open_page(1280, 800)
+    connect(w, server, key=token)
+    page = w.page
+    page.wait_for_function("document.querySelector('#drops-help .help-item') !== null")  # declarations loaded
+    runs = [
+        (f"read analytics/daily @{today()}", ["may not read", "'analytics/daily'"], ["write", "still work"]),
+        ("analytics/daily", ["may not read"], ["write"]),  # a bare route reads
+        ("sql `SELECT * FROM \"analytics/daily\"`", ["may not read"], ["write"]),
+        (f"incr analytics/daily @{today()} .page_views", ["may not write"], ["may not read"]),
+        (f"incr analytics/daily @{today()} .page_views\nfind analytics/*", ["may not write", "may not read"], []),
+        (f"read _admin/daily @{today()}", [], []),  # allowed: the note goes away
+    ]
+    for script, says, never in runs:
+        page.fill("#drops-input", script)
+        page.evaluate("document.querySelector('#drops-results').replaceChildren()")
+        page.click("#drops-run")
+        page.wait_for_function("document.querySelector('#drops-results .summary') && "
+                               "!document.querySelector('#drops-results').hasAttribute('aria-busy')")
+        note = page.text_content("#editor-access") if page.is_visible("#editor-access") else ""
+        for text in says:
+            assert text in note, (script, note)
+        for text in never:
+            assert text not in note, (script, note)
+        if not says:
+            assert not page.is_visible("#editor-access"), (script, note)
+    page.screenshot(path=str(artifacts / "read-refused.png"), full_page=True)
     assert w.page_errors == [] and w.console_errors == [], (w.page_errors, w.console_errors)
 
 

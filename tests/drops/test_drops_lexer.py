@@ -107,8 +107,8 @@ def test_packed_tokens_are_int32_quintuples():
 
 
 @pytest.mark.parametrize("script, where, says", [
-    (b'save a @b x: "open\nget a @b', (1, 14), 'unterminated string starting at line 1, column 14: `"open`'),
-    (b"sql `SELECT\nget a @b", (1, 5), "unterminated backtick string starting at line 1, column 5"),
+    (b'save a @b x: "open\nget a @b', (1, 14), 'unterminated string `"open`: it starts here'),
+    (b"sql `SELECT\nget a @b", (1, 5), "unterminated backtick string `'SELECT`: it starts here"),
     (b"get a @b \xff", (1, 10), "invalid UTF-8 (byte 0xFF)"),
     (b'save a @b x: "\xc3"', (1, 15), "invalid UTF-8"),
     (b"get a @b \x07", (1, 10), "control character U+0007"),

@@ -26,8 +26,8 @@ def test_positions_are_script_positions_even_from_the_parse_cache(engine):
     assert [(r["line"], r["column"]) for r in first] == [(1, 10), (5, 6), (6, 10)]
     assert run(engine, "\n\n" + script)[2]["line"] == 8  # same text, cached, two lines lower
     again = run(engine, 'incr a @k .n\nsave a @k x: "open\n\nsave a @k x: "open')
-    assert again[1]["error"].startswith("unterminated string starting at line 2, column 14")
-    assert again[2]["error"].startswith("unterminated string starting at line 4, column 14")
+    assert [(r["line"], r["column"]) for r in again[1:]] == [(2, 14), (4, 14)]
+    assert again[1]["error"].startswith("unterminated string `\"open`: it starts here")
 
 
 def test_access_is_checked_per_command(engine):

@@ -138,7 +138,7 @@ def test_slow_and_stuck_consumers_stay_bounded_and_do_not_slow_others(make_serve
         busy += latency(2)
         peak = max(peak, rss_kb(worker))
     # the stuck and the slow clients were dropped from the bus while the drops flowed
-    dropped = int(metric(c.call("GET", "/metrics")[2].decode(), "ocean_engine_dropped_subscribers"))
+    dropped = int(metric(c.call("GET", "/metrics")[2].decode(), "ocean_engine_dropped_subscribers_total"))
     pumped.set()  # the slow reader now reads what is buffered, to the overflow event and the end
     readers[0].join(60)
     c.json("POST", "/drop", {"route": "slow/feed", "key": "k", "payload": {"i": "last"}})

@@ -66,6 +66,8 @@ def test_errors_point_at_the_place(text, line, column, what):
     assert source_line[2:] == text.splitlines()[line - 1] if text else True
     d = err.to_dict()
     assert d["code"] == "parse_error" and d["line"] == line and d["column"] == column
+    # the position travels in line/column only: a message that repeats it reads twice in every client
+    assert f"line {line}" not in err.message and f"column {column}" not in err.message
 
 
 def test_deep_nesting_is_a_parse_error_not_a_recursion_error():

@@ -32,7 +32,10 @@ def test_serve_refuses_a_bad_setting(capsys):
 
 def test_key_commands(tmp_path, capsys):
     data = str(tmp_path / "data")
-    assert cli.main(["key", "create", "--data", data, "--read", "analytics/*", "--name", "dash", "--json"]) == 0
+    assert cli.main(["key", "create", "--data", data, "--read", "analytics/*", "--name", "dash", "--json"]) == 1
+    assert "--init" in capsys.readouterr().err  # no data directory there: refused, not made
+    assert cli.main(["key", "create", "--data", data, "--read", "analytics/*", "--name", "dash", "--json",
+                     "--init"]) == 0
     made = json.loads(capsys.readouterr().out)
     assert made["token"].startswith("ok_") and made["read"] == ["analytics/*"]
     assert cli.main(["key", "list", "--data", data]) == 0
@@ -41,7 +44,7 @@ def test_key_commands(tmp_path, capsys):
     assert cli.main(["key", "revoke", "--data", data, "dash"]) == 0
     assert cli.main(["key", "revoke", "--data", data, "dash"]) == 1
     assert "already revoked" in capsys.readouterr().err
-    assert cli.main(["key", "create", "--data", data]) == 1  # no scope
+    assert cli.main(["key", "create", "--data", data]) == 2  # no scope: a usage error
 
 
 def test_table_is_readable():

@@ -38,3 +38,26 @@ def test_unserializable_values_fail_as_with_the_stdlib():
         dumps({"x": object()})
     with pytest.raises(TypeError):
         dumps({"x": {1, 2}})
+
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def test_a_form_body_to_exec_is_the_text_a_query_field_or_a_clear_error(web):
+    """What curl sends: -d 'TEXT' (form type, text as is), --data-urlencode query@file, --data-urlencode 'TEXT'."""
+    import urllib.parse
+
+    r = web.client.simulate_post("/exec", body="incr a @k .n", headers=FORM)  # curl -d 'incr a @k .n'
+    assert r.status_code == 200 and r.json == [{"ok": True, "data": {"n": 1}}]
+    script = "incr a @k .n 2\nget a @k\n"  # newlines kept: a form field is encoded, not stripped
+    r = web.client.simulate_post("/exec", body=urllib.parse.urlencode({"query": script}), headers=FORM)
+    assert r.status_code == 200 and [x["data"] for x in r.json] == [{"n": 3}, {"n": 3}], r.json
+    r = web.client.simulate_post("/sql", body=urllib.parse.urlencode({"query": 'SELECT n FROM "a"'}), headers=FORM)
+    assert r.status_code == 200 and r.json["rows"] == [{"n": 3}], r.json
+    r = web.client.simulate_post("/exec", body=urllib.parse.quote(script), headers=FORM)  # --data-urlencode 'TEXT'
+    assert r.status_code == 400 and r.json["code"] == "bad_request"
+    assert "--data-binary" in r.json["error"] and "text/plain" in r.json["error"]
+    r = web.client.simulate_post("/exec", body="help+incr", headers=FORM)  # what curl makes of 'help incr'
+    assert r.status_code == 400 and r.json["code"] == "bad_request"
+    r = web.client.simulate_post("/exec", body="query=a&query=b", headers=FORM)
+    assert r.status_code == 400 and "query=" in r.json["error"]

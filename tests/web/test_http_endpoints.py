@@ -157,6 +157,30 @@ def test_health_and_metrics(web):
     assert "ocean_engine_log_bytes" in text
 
 
+def _types(text: str) -> dict:
+    return {line.split()[2]: line.split()[3] for line in text.splitlines() if line.startswith("# TYPE ")}
+
+
+def test_metrics_type_what_only_grows_as_counters_named_total(web):
+    """Prometheus: a counter ends in _total and may be rate()d; a gauge goes up and down."""
+    from ocean.web.metrics import ENGINE_COUNTERS, ENGINE_GAUGES
+
+    numeric = {k for k, v in web.engine.stats().items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    assert numeric <= set(ENGINE_COUNTERS) | ENGINE_GAUGES, "classify the new engine figure in ocean/web/metrics.py"
+    assert not set(ENGINE_COUNTERS) & ENGINE_GAUGES
+    web.client.simulate_post("/exec", body="incr a @b .n", headers={"Content-Type": "text/plain"})
+    types = _types(web.anon.simulate_get("/metrics").text)
+    for name, kind in types.items():
+        if kind == "counter":
+            assert name.endswith("_total"), name
+    for name in ("ocean_engine_fsyncs_total", "ocean_engine_fsync_seconds_total", "ocean_engine_published_total",
+                 "ocean_engine_dropped_subscribers_total", "ocean_http_requests_total"):
+        assert types[name] == "counter", (name, types.get(name))
+    for name in ("ocean_engine_entities", "ocean_engine_events", "ocean_engine_routes", "ocean_engine_log_bytes",
+                 "ocean_engine_seq", "ocean_sse_clients"):  # what the dashboard reads
+        assert types[name] == "gauge", (name, types.get(name))
+
+
 def test_metrics_can_require_a_key(make_web):
     w = make_web(metrics_public=False)
     assert w.anon.simulate_get("/metrics").status_code == 401

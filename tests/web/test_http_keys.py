@@ -129,3 +129,17 @@ def test_http_scopes(web):
     assert c.simulate_delete("/entity/analytics/daily/d").status_code == 403
     assert c.simulate_get("/live/*").status_code == 403  # a scope never widens to everything
     assert web.engine.get("analytics/daily", "d")["payload"] == {"n": 1}
+
+
+def test_the_401_hint_names_all_three_ways_to_send_a_key_and_each_works(web):
+    """X-Ocean-Key, Authorization: Bearer and ?_key= are all accepted, so the hint names all three."""
+    web.engine.save("a", {"n": 1}, key="k")
+    r = web.anon.simulate_get("/entity/a/k")
+    assert r.status_code == 401 and r.json["code"] == "unauthorized"
+    for way in ("X-Ocean-Key", "Authorization: Bearer", "?_key="):
+        assert way in r.json["error"], r.json["error"]
+    token, _ = web.keys.create(read=["a"])
+    assert web.anon.simulate_get("/entity/a/k", headers={"X-Ocean-Key": token}).status_code == 200
+    assert web.anon.simulate_get("/entity/a/k", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert web.anon.simulate_get("/entity/a/k", params={"_key": token}).status_code == 200
+    assert web.anon.simulate_post("/exec", body="get a @k", headers={"Content-Type": "text/plain"}).status_code == 401

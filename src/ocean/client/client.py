@@ -23,7 +23,7 @@ import urllib.parse
 from ..errors import InvalidAmount, InvalidField, from_wire
 from ..model import check_key, check_route
 from .stream import Stream
-from .transport import Connection, Reply
+from .transport import Connection, Reply, split_url
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 _JSON = "application/json"
@@ -115,12 +115,16 @@ class Client:
         key: the API key, sent as ``X-Ocean-Key``. Default: ``$OCEAN_KEY``; none if unset.
         timeout: seconds to connect, and to wait for each answer.
 
+    Raises:
+        ValueError: ``url`` is not an http(s) URL with a valid port.
+
     A Client may be shared by threads: their calls take turns on its one
     connection (use a Client per thread to run calls side by side).
     """
 
     def __init__(self, url: str | None = None, key: str | None = None, *, timeout: float = 30.0):
         self.url = (url or os.environ.get("OCEAN_URL") or DEFAULT_URL).rstrip("/")
+        split_url(self.url)  # ValueError now for a URL that is not one (no scheme, a bad port)
         self.key = key if key is not None else (os.environ.get("OCEAN_KEY") or None)
         self.timeout = timeout
         self._conn = Connection(self.url, timeout)

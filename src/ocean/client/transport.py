@@ -66,10 +66,10 @@ class Reply:
 
 def split_url(url: str) -> tuple[str, str, int, str]:
     """``(scheme, host, port, base path)`` of a server URL like ``http://127.0.0.1:8080``."""
-    parts = urllib.parse.urlsplit(url if "://" in url else "http://" + url)
+    parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"an ocean server URL looks like http://127.0.0.1:8080, got {url!r}")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    port = parts.port or (443 if parts.scheme == "https" else 80)  # ValueError for a port out of range
     return parts.scheme, parts.hostname, port, parts.path.rstrip("/")
 
 

@@ -18,8 +18,8 @@ __all__ = ["run"]
 
 # PERF: whole scripts are cached by their text (str or bytes), so a repeated request
 # (``incr x @k .f``) skips encoding, lexing and the per-command cache: only scripts
-# whose every command parsed are kept (an error's message may quote absolute lines,
-# so failing scripts are always read afresh, exactly as before).
+# whose every command parsed are kept (failing scripts are read afresh each time:
+# they are rare, and a failure's position is relative to where it is read).
 _SCRIPT_CACHE_ENTRIES = 1024
 _SCRIPT_CACHE_MAX_CHARS = 1024
 _scripts: dict = {}  # text -> (its UTF-8 size, ((line, column, Parsed), ...))

@@ -23,7 +23,7 @@ class Command:
     result: str
     access: str  # "read", "write" or "none": the scope the command needs on its route
     keywords: tuple[str, ...] = ()  # clause words after the route, for completion
-    bare: bool = False  # run by writing a route alone, not by typing the name
+    bare: bool = False  # also run by writing a route alone (``ROUTE``), without the name
 
 
 COMMANDS: tuple[Command, ...] = (
@@ -35,9 +35,10 @@ COMMANDS: tuple[Command, ...] = (
             "Read one entity: its fields with counters merged; fails with not_found when it is absent.",
             "read analytics/daily @2026-02-10",
             "the entity's fields", "read"),
-    Command("list", (), "ROUTE",
-            "A route written alone lists its entities, `key` first, sorted by key (at most the list_limit setting, 100).",
-            "analytics/daily",
+    Command("list", (), "list ROUTE  ·  ROUTE",
+            "List a route's entities, `key` first, sorted by key (at most the list_limit setting, 100); "
+            "a route written alone does the same.",
+            "list analytics/daily",
             "rows `{key, ...fields}`", "read", (), True),
     Command("update", ("patch",), "update ROUTE @KEY FIELDS",
             "Merge fields into an entity (created when missing); \"+field\" entries increment.",
@@ -79,10 +80,9 @@ COMMANDS: tuple[Command, ...] = (
 
 _BY_WORD = {}
 for _cmd in COMMANDS:
-    if not _cmd.bare:
-        _BY_WORD[_cmd.name] = _cmd
-        for _alias in _cmd.aliases:
-            _BY_WORD[_alias] = _cmd
+    _BY_WORD[_cmd.name] = _cmd
+    for _alias in _cmd.aliases:
+        _BY_WORD[_alias] = _cmd
 BY_NAME = {c.name: c for c in COMMANDS}
 WORDS = tuple(sorted(_BY_WORD))
 
@@ -110,11 +110,11 @@ def markdown() -> str:
     """The command reference of ``docs/drops.md``, generated from the declarations."""
     out = ["| command | aliases | syntax | result `data` |", "|---|---|---|---|"]
     for c in COMMANDS:
-        name = "bare route" if c.bare else f"`{c.name}`"
+        name = f"`{c.name}` (or a bare route)" if c.bare else f"`{c.name}`"
         aliases = ", ".join(f"`{a}`" for a in c.aliases) or "—"
         out.append(f"| {name} | {aliases} | `{c.syntax.replace('|', '&#124;')}` | {c.result} |")
     for c in COMMANDS:
-        out += ["", f"### {c.name}" + (" (a bare route)" if c.bare else ""), "", c.help, "",
+        out += ["", f"### {c.name}", "", c.help, "",
                 "```", c.syntax, "```", "", "Example:", "", "```", c.example, "```"]
         if c.aliases:
             out += ["", "Aliases: " + ", ".join(f"`{a}`" for a in c.aliases) + "."]

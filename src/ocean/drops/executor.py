@@ -70,9 +70,9 @@ def _get(engine, access, settings, args):
 
 
 def _list(engine, access, settings, args):
-    route, guess = args
-    if guess is not None and (not access.can_read(route) or route not in engine.routes()):
-        raise UnknownCommand(f"unknown command `{route}`; did you mean `{guess}`?")
+    route, hint = args
+    if hint is not None and (not access.can_read(route) or route not in engine.routes()):
+        raise UnknownCommand(f"unknown command `{route}`; {hint}")
     access.check_read(route)
     out = []
     for rec in engine.list(route, limit=settings.list_limit):

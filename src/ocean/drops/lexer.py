@@ -54,11 +54,9 @@ def _lex_error(data: bytes, kind: int, s: int, e: int, line: int, col: int) -> P
         msg = (f"control character U+{data[s]:04X} is not allowed here; inside a string "
                f"write it as an escape (\\u{data[s]:04x}, \\t, \\n)")
     elif what == "unterminated_string":
-        msg = (f"unterminated string starting at line {line}, column {col}: {_quote(_text(data, s, e))} "
-               f"(close it with \" on the same line)")
+        msg = f"unterminated string {_quote(_text(data, s, e))}: it starts here; close it with \" on the same line"
     elif what == "unterminated_backtick":
-        msg = (f"unterminated backtick string starting at line {line}, column {col}: "
-               f"{_quote(_text(data, s, e))} (close it with `)")
+        msg = f"unterminated backtick string {_quote(_text(data, s, e))}: it starts here; close it with `"
     elif what == "bad_escape":
         bad = _text(data, s, min(s + 6 if data[s + 1:s + 2] == b"u" else s + 2, len(data)))
         msg = f"invalid escape {_quote(bad)} in a string; {_ESCAPES_HELP}"
@@ -87,6 +85,11 @@ def _string(data: bytes, s: int, e: int, line: int, col: int) -> str:
             raise ParseError(f"string {_quote(_text(data, s, e))} holds an unpaired \\u surrogate escape",
                              line=line, column=col) from None
     return value
+
+
+def spans(packed: bytes) -> list[tuple[int, int, int, int]]:
+    """``(start, end, line, column)`` of each of one command's packed tokens, error tokens included."""
+    return [(s, e, line, col) for _kind, s, e, line, col in _unpack(packed)]
 
 
 def decode(data: bytes, packed: bytes) -> list[Token]:

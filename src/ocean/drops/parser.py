@@ -14,7 +14,7 @@ import logging
 from ..errors import InternalError, InvalidAmount, OceanError, ParseError, UnknownCommand
 from ..model import check_amount, check_field, check_key, check_prefix, check_route
 from . import commands
-from .lexer import Token, decode
+from .lexer import Token, decode, spans
 
 log = logging.getLogger("ocean.drops")
 
@@ -317,6 +317,12 @@ def _p_incr(c: _Cursor) -> tuple:
     return route, key, tuple(amounts.items())
 
 
+def _p_list(c: _Cursor) -> tuple:
+    route = c.route()
+    c.end()
+    return route, None
+
+
 def _p_history(c: _Cursor) -> tuple:
     route = c.route()
     key = c.key()
@@ -350,9 +356,8 @@ def _p_help(c: _Cursor):
     c.end()
     cmd = commands.lookup(str(tok.value)) or (commands.BY_NAME.get(str(tok.value).lower()))
     if cmd is None:
-        guess = commands.suggest(str(tok.value))
-        hint = f"; did you mean `{guess}`?" if guess else ""
-        raise c.error(f"no command named {_quote(tok.text)}{hint}", tok, UnknownCommand)
+        hint = _unknown_hint(str(tok.value), 0.6)
+        raise c.error(f"no command named {_quote(tok.text)}" + (f"; {hint}" if hint else ""), tok, UnknownCommand)
     return cmd.name
 
 
@@ -463,7 +468,8 @@ def _query(c: _Cursor, clauses: tuple) -> Query:
             raise c.error(f"unexpected {_quote(tok.text)} in `{c.name}`; expected {expected}", tok)
         c.i += 1
         if word in seen and word not in _AGGREGATES:
-            raise c.error(f"`{word}` appears twice", tok)
+            clause = "then pick" if word == "then" else word
+            raise c.error(f"`{clause}` appears twice in `{c.name}`; each clause may come once, in any order", tok)
         seen.add(word)
         if word == "where":
             q.where = _where(c)
@@ -493,12 +499,7 @@ def _query(c: _Cursor, clauses: tuple) -> Query:
         elif word == "then":
             if not c.keyword("pick"):
                 raise c.error("expected `pick` after `then`, like: then pick key, page_views", c.peek())
-            fields = [c.field("a field to pick")]
-            while not c.at_end():
-                if c.peek().kind == ",":
-                    c.i += 1
-                fields.append(c.field("a field to pick"))
-            q.pick = tuple(fields)
+            q.pick = _field_list(c, "a field to pick")  # ends at the first field not after a comma
     if q.group is not None and not aggregates:
         aggregates.append(("count", "count", None))
     q.aggregates = tuple(aggregates)
@@ -517,9 +518,34 @@ def _p_count(c: _Cursor) -> Query:
 
 
 PARSERS = {
-    "save": _p_save, "get": _p_get, "update": _p_update, "remove": _p_remove, "incr": _p_incr,
+    "save": _p_save, "get": _p_get, "list": _p_list, "update": _p_update, "remove": _p_remove, "incr": _p_incr,
     "find": _p_find, "count": _p_count, "sql": _p_sql, "history": _p_history, "help": _p_help,
 }
+
+
+# Words that begin a SQL statement and name no Drops command: a command that starts with one
+# was meant for `sql` (difflib would offer `delete` for SELECT). UPDATE and DELETE are Drops
+# commands too; ``_sql_instead`` adds the hint when they fail to parse as Drops.
+SQL_WORDS = frozenset(("select", "with", "insert", "explain", "values", "pragma", "create", "alter"))
+_SQL_LOOKING = {"update": "set", "delete": "from", "remove": "from"}  # command word -> a SQL word after it
+
+
+def _sql_hint(source: str | None = None) -> str:
+    """How to run SQL from Drops, showing ``source`` inside ``sql `...``` when it fits on one short line."""
+    if source is not None:
+        source = " ".join(source.split())
+    if not source or "`" in source or len(source) > 80:
+        word = source.split()[0].upper() if source else "SELECT"
+        source = f"{word} ..."
+    return f"SQL runs through the `sql` command, the query between backticks: sql `{source}`"
+
+
+def _unknown_hint(word: str, cutoff: float) -> str | None:
+    """What to say after ``unknown command `word```: the SQL way, a close command name, or None."""
+    if word.lower() in SQL_WORDS:
+        return _sql_hint()
+    guess = commands.suggest(word, cutoff=cutoff)
+    return f"did you mean `{guess}`?" if guess else None
 
 
 def _parse_tokens(toks: list[Token]) -> Parsed:
@@ -533,15 +559,14 @@ def _parse_tokens(toks: list[Token]) -> Parsed:
     c.i = 0
     if first.kind in _ROUTE_KINDS:
         looks_like_route = "/" in first.text or (len(toks) > 1 and toks[1].kind == "key")
-        guess = None if looks_like_route else commands.suggest(first.text, cutoff=0.7 if len(toks) == 1 else 0.6)
+        hint = None if looks_like_route else _unknown_hint(first.text, 0.7 if len(toks) == 1 else 0.6)
         if not looks_like_route and len(toks) > 1:
-            hint = f"; did you mean `{guess}`?" if guess else "; try `help`"
-            raise c.error(f"unknown command {_quote(first.text)}{hint}", first, UnknownCommand)
+            raise c.error(f"unknown command {_quote(first.text)}; {hint or 'try `help`'}", first, UnknownCommand)
         route = c.route()
         if c.at_end():
             # NOTE: `hepl` alone is a valid route; the executor reports it as a typo of `help`
             # only when that route holds nothing.
-            return Parsed("list", (route, guess))
+            return Parsed("list", (route, hint))
         c.name = "get"
         key = c.key()
         c.end()
@@ -549,11 +574,33 @@ def _parse_tokens(toks: list[Token]) -> Parsed:
     raise c.error(f"a command starts with a command name or a route, not {_quote(first.text)}; try `help`", first)
 
 
-def parse_command(data: bytes, packed: bytes, line: int):
-    """Parse one command (the byte loop's packed tokens); a ``Failed`` instead of raising."""
+def _sql_instead(data: bytes, packed: bytes, end: int | None, exc: OceanError) -> OceanError:
+    """``exc``, or, for a command that reads as SQL, an error that says how to run SQL.
+
+    Works from the raw bytes, so SQL that is not even Drops tokens (`'text'`) gets the hint too.
+    """
+    toks = spans(packed)
+    if not toks:
+        return exc
+    words = [data[s:e].decode("utf-8", "replace").lower() for s, e, _l, _c in toks[:3]]
+    s0, _e0, line, col = toks[0]
+    stop = toks[-1][1] if end is None else max(end, toks[-1][1])
+    eol = data.find(b"\n", stop)  # a lexical error ends the command early: show the rest of its line
+    source = data[s0:len(data) if eol < 0 else eol].decode("utf-8", "replace")
+    if words[0] in SQL_WORDS:
+        return UnknownCommand(f"unknown command {_quote(source.split()[0])}; {_sql_hint(source)}",
+                              line=line, column=col)
+    if _SQL_LOOKING.get(words[0]) in words[1:] and isinstance(exc, ParseError):
+        return type(exc)(f"{exc.message} ({_sql_hint(source)})", line=exc.line, column=exc.column)
+    return exc
+
+
+def parse_command(data: bytes, packed: bytes, line: int, end: int | None = None):
+    """Parse one command (the byte loop's packed tokens, ending at ``end``); a ``Failed`` instead of raising."""
     try:
         return _parse_tokens(decode(data, packed))
     except OceanError as exc:
+        exc = _sql_instead(data, packed, end, exc)
         rel = (exc.line or line) - line
         return Failed(exc, rel, exc.column or 1)
     except RecursionError:
@@ -567,13 +614,13 @@ def parse_command(data: bytes, packed: bytes, line: int):
 def parse(data: bytes, start: int, end: int, line: int, column: int, packed: bytes):
     """``parse_command`` through the cache keyed by the command's source bytes."""
     if end - start > _CACHE_MAX_BYTES:
-        cmd = parse_command(data, packed, line)
+        cmd = parse_command(data, packed, line, end)
     else:
         key = (data[start:end], column)
         cmd = _cache.get(key)
         if cmd is None:
-            cmd = parse_command(data, packed, line)
-            if type(cmd) is Parsed:  # failures are not cached: their messages may name absolute lines
+            cmd = parse_command(data, packed, line, end)
+            if type(cmd) is Parsed:  # failures are not cached: they are rare, and the cache holds what runs
                 if len(_cache) >= _CACHE_ENTRIES:
                     _cache.clear()
                 _cache[key] = cmd

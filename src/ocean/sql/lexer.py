@@ -1,8 +1,9 @@
 """SQL tokens: words, quoted identifiers, strings, numbers and operators, with positions.
 
 The lexer turns query text into a list of ``Token``s (kind, value, offset). It
-never raises anything but ``ParseError``, whose message carries the line,
-column and a caret line under the offending text (see ``syntax_error``).
+never raises anything but ``ParseError``, which carries the line and column as
+fields (never in the message) and a caret line under the offending text (see
+``syntax_error``).
 """
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ def syntax_error(text: str, pos: int, what: str) -> ParseError:
     else:
         caret_col = column
     src = src.replace("\t", " ")
-    message = f"SQL syntax error at line {line}, column {column}: {what}\n  {src}\n  {' ' * (caret_col - 1)}^"
+    # NOTE: the position is in ``line``/``column`` only; the message never repeats it.
+    message = f"SQL syntax error: {what}\n  {src}\n  {' ' * (caret_col - 1)}^"
     return ParseError(message, line=line, column=column)
 
 

@@ -7,6 +7,8 @@ is never logged: only the resolved key *id* travels further.
 from __future__ import annotations
 
 from ..access import Access
+from ..errors import Unauthorized
+from ..keys import MISSING_KEY
 
 
 def token_of(req) -> str | None:
@@ -25,6 +27,9 @@ def require(req, keys) -> Access:
     """The caller's ``Access`` from the key store ``keys``; Unauthorized (401) without a valid key."""
     access = req.context.get("access")
     if access is None:
-        access = keys.resolve(token_of(req))
+        token = token_of(req)
+        if not token:
+            raise Unauthorized(MISSING_KEY)
+        access = keys.resolve(token)
         req.context.access = access
     return access

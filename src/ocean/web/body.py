@@ -10,14 +10,20 @@ that keep its answers identical to the stdlib's cost half of that gain.
 from __future__ import annotations
 
 import json
+import re
+import urllib.parse
 
 import orjson
 
 from ..errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
-# curl -d sends form-urlencoded and fetch() with a string body sends text/plain:
-# both carry the raw text, so both are taken as what the endpoint reads.
-TEXT_TYPES = ("text/plain", "application/x-www-form-urlencoded", "")
+# fetch() with a string body sends text/plain; curl -d sends form-urlencoded but the text
+# as is (newlines stripped when it reads a file): both are taken as the text. A real form
+# (``query=<encoded>``: an HTML form, curl --data-urlencode query@file) is decoded; an
+# encoded body without that field is refused with what to send instead (``form_query``).
+FORM = "application/x-www-form-urlencoded"
+TEXT_TYPES = ("text/plain", FORM, "")
+_URL_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 JSON_TYPES = ("application/json",)
 
 # Strict orjson: a dict key that is not a str, a subclass of a builtin, a datetime
@@ -129,9 +135,32 @@ def read_query(req, limit: int) -> str:
             return _utf8(_read(env["wsgi.input"], int(length)))
     mt = check_type(req)
     text = read_text(req, limit)
+    if mt == FORM:
+        return form_query(text)
     if not _is_json_type(mt):
         return text
     doc = parse_json(text)
     if not isinstance(doc, dict) or not isinstance(doc.get("query"), str):
         raise BadRequest('a JSON body here must be an object with a "query" string')
     return doc["query"]
+
+
+def form_query(text: str) -> str:
+    """The script or query of a form-urlencoded body.
+
+    ``query=<url-encoded text>`` is decoded (no Drops command or SQL query starts with
+    ``query=``). Otherwise the body is the text as ``curl -d 'TEXT'`` sends it, unless it
+    is URL-encoded text (``%XX`` escapes or ``+`` for spaces, and no space: ``curl
+    --data-urlencode 'TEXT'``), which is refused with what to send instead. (A command
+    without a space is a bare route or ``help``: neither holds ``%`` or ``+``.)
+    """
+    if text.startswith("query="):
+        values = urllib.parse.parse_qs(text, keep_blank_values=True).get("query", [])
+        if len(values) != 1:
+            raise BadRequest("a form body here must hold one field query=<the script, URL-encoded>")
+        return values[0]
+    if ("+" in text or _URL_ESCAPE.search(text)) and not any(c.isspace() for c in text):
+        raise BadRequest("this form body is URL-encoded text: send the text as text/plain "
+                         "(curl --data-binary @file -H 'Content-Type: text/plain'), "
+                         "or as the form field query=... (curl --data-urlencode query@file)")
+    return text

@@ -28,7 +28,8 @@ if _settings.workers != 1:
              "the data directory (a second process would be refused the lock); one gevent worker "
              "serves thousands of connections")
 
-bind = f"{_settings.host}:{_settings.port}"
+_host = f"[{_settings.host}]" if ":" in _settings.host else _settings.host  # an IPv6 literal needs brackets
+bind = f"{_host}:{_settings.port}"
 workers = 1
 worker_class = "gevent"
 worker_connections = _settings.worker_connections
@@ -45,23 +46,31 @@ access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 
 
 def on_starting(server):
-    """Master, before anything: create the admin key on the first start and print it once."""
+    """Master, before anything: create the admin key on the first start and print it once; Ctrl-C drains."""
     from ocean.keys import KeyStore
 
     token = KeyStore(_settings.data).ensure_admin()
     if token:
         print(f"admin key: {token}", flush=True)
         print("  (shown once; only its hash is stored. Create scoped keys with `ocean key create`.)", flush=True)
+    # Ctrl-C (SIGINT) to the master is SIGTERM's graceful stop, not gunicorn's quick one; a
+    # second Ctrl-C during it is the quick stop (SIGQUIT to the worker, SIGKILL 2 s later).
+    server.handle_int = server.handle_term
 
 
-def when_ready(server):
-    host = _settings.host if _settings.host not in ("0.0.0.0", "::") else "127.0.0.1"
+def post_worker_init(worker):
+    """Worker, once the app (and so the engine) opened: only now say where it serves.
+
+    NOTE: not ``when_ready`` (the master, before the worker opens the data directory):
+    a server refused its directory must never have said ``serving``.
+    """
+    host = _host if _settings.host not in ("0.0.0.0", "::") else "127.0.0.1"
     print(f"ocean {_version()} serving http://{host}:{_settings.port} (data: {_settings.data}, "
           f"fsync: {_settings.fsync})", flush=True)
 
 
 def post_fork(server, worker):
-    """Worker, after fork: TCP_NODELAY on accepted sockets, SIGTERM ends streams, fsync off-loop."""
+    """Worker, after fork: TCP_NODELAY on accepted sockets, SIGTERM/SIGINT end streams, fsync off-loop."""
     import logging
 
     from ocean.web import serving
@@ -89,6 +98,10 @@ def post_fork(server, worker):
 
     worker.handle = handle_nodelay
     worker.handle_exit = handle_term
+    # SIGINT (Ctrl-C reaches the whole process group) and SIGQUIT drain the same way.
+    # gunicorn's own quit exits from a greenlet 0.1 s later, and a second signal raised
+    # SystemExit inside ``worker_exit``, so the engine was never closed.
+    worker.handle_quit = handle_term
 
 
 def worker_exit(server, worker):

@@ -6,6 +6,21 @@ import threading
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
+# Engine figures (``Engine.stats()``) that only grow while the process runs: Prometheus
+# counters, exposed under a name that ends in ``_total`` (so ``rate()`` applies). Every other
+# numeric figure is a gauge; ``seq`` too: it is the newest write's position, kept across
+# restarts, not a count of this process's work. A test keeps every figure in one of the two.
+ENGINE_COUNTERS = {
+    "fsyncs": "ocean_engine_fsyncs_total",
+    "fsync_seconds_total": "ocean_engine_fsync_seconds_total",
+    "published": "ocean_engine_published_total",
+    "dropped_subscribers": "ocean_engine_dropped_subscribers_total",
+}
+ENGINE_GAUGES = frozenset((
+    "entities", "events", "counters", "routes", "seq", "subscribers", "uptime_s", "log_bytes",
+    "last_fsync_ms", "snapshot_seq", "records_since_snapshot", "snapshot_pause_ms",
+))
+
 
 def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
@@ -51,6 +66,10 @@ class Metrics:
                 f"ocean_sse_clients {sse_clients}"]
         for name, value in sorted(stats.items()):
             if isinstance(value, (int, float)) and not isinstance(value, bool):
+                counter = ENGINE_COUNTERS.get(name)
+                if counter is not None:
+                    out += [f"# TYPE {counter} counter", f"{counter} {value}"]
+                    continue
                 metric = "ocean_engine_" + "".join(c if c.isalnum() else "_" for c in name)
                 out += [f"# TYPE {metric} gauge", f"{metric} {value}"]
         return "\n".join(out) + "\n"

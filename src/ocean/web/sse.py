@@ -2,7 +2,8 @@
 
 Each message goes out as the engine's cached ``Message.sse()`` bytes
 (``id: <seq>`` + ``data: <json>``), encoded once however many clients get it.
-``Streams`` counts open streams against the caps, sends the heartbeats, ends
+``Streams`` counts open streams against the caps (per server, per client
+address, and per key when ``max_sse_per_key`` is set), sends the heartbeats, ends
 the streams of a revoked key within a second (one ticker for all streams does
 both), and ends every stream when the server drains.
 
@@ -41,8 +42,9 @@ class Streams:
         self.keys = keys
         self.settings = settings
         self.check_every = check_every
-        self.open: dict[int, tuple] = {}  # id(subscription) -> (subscription, key id)
+        self.open: dict[int, tuple] = {}  # id(subscription) -> (subscription, key id, client address)
         self.per_key: dict[str, int] = {}
+        self.per_ip: dict[str, int] = {}
         self.revoked: set = set()  # ids of subscriptions closed because their key was revoked
         self.draining = False
         self._lock = threading.Lock()
@@ -52,35 +54,44 @@ class Streams:
     def __len__(self) -> int:
         return len(self.open)
 
-    def admit(self, access) -> None:
-        """Raise if one more stream for ``access`` would pass a cap (429) or the server drains (503)."""
+    def admit(self, access, ip: str | None = None) -> None:
+        """Raise if one more stream for ``access`` from address ``ip`` would pass a cap (429) or the server drains (503).
+
+        NOTE: a page embeds one public read key and every viewer streams with it, so the
+        defence against one client taking every stream is the per-address cap, not a
+        per-key one (``max_sse_per_key`` is 0, no cap, unless set).
+        """
         if self.draining:
             raise EngineClosed("the server is shutting down; reconnect shortly")
-        if len(self.open) >= self.settings.max_sse_clients:
-            raise TooManyConnections(f"the server holds its maximum of {self.settings.max_sse_clients} streams "
+        settings = self.settings
+        if len(self.open) >= settings.max_sse_clients:
+            raise TooManyConnections(f"the server holds its maximum of {settings.max_sse_clients} streams "
                                      f"(setting max_sse_clients); retry later")
-        if self.per_key.get(access.source, 0) >= self.settings.max_sse_per_key:
-            raise TooManyConnections(f"this key holds its maximum of {self.settings.max_sse_per_key} streams "
+        if ip and settings.max_sse_per_ip and self.per_ip.get(ip, 0) >= settings.max_sse_per_ip:
+            raise TooManyConnections(f"this client address holds its maximum of {settings.max_sse_per_ip} streams "
+                                     f"(setting max_sse_per_ip); close one first")
+        if settings.max_sse_per_key and self.per_key.get(access.source, 0) >= settings.max_sse_per_key:
+            raise TooManyConnections(f"this key holds its maximum of {settings.max_sse_per_key} streams "
                                      f"(setting max_sse_per_key); close one first")
 
-    def add(self, sub, access) -> None:
+    def add(self, sub, access, ip: str | None = None) -> None:
         with self._lock:
-            self.open[id(sub)] = (sub, access.source)
+            self.open[id(sub)] = (sub, access.source, ip)
             self.per_key[access.source] = self.per_key.get(access.source, 0) + 1
+            if ip:
+                self.per_ip[ip] = self.per_ip.get(ip, 0) + 1
         if self._ticker is None:
             self._ticker = threading.Thread(target=self._tick, name="ocean-sse-ticker", daemon=True)
             self._ticker.start()
 
     def remove(self, sub) -> None:
         with self._lock:
-            _, key_id = self.open.pop(id(sub), (None, None))
+            _, key_id, ip = self.open.pop(id(sub), (None, None, None))
             self.revoked.discard(id(sub))
             if key_id is not None:
-                left = self.per_key[key_id] - 1
-                if left:
-                    self.per_key[key_id] = left
-                else:
-                    del self.per_key[key_id]
+                _release(self.per_key, key_id)
+            if ip:
+                _release(self.per_ip, ip)
 
     def _tick(self) -> None:
         """Wake every stream once each ``heartbeat_s`` for its heartbeat; every ``check_every``, revocations.
@@ -107,7 +118,7 @@ class Streams:
                 beat += step
                 if beat <= now:  # the worker stalled: carry on from now, no burst of beats
                     beat = now + step
-                for sub, _ in list(self.open.values()):
+                for sub, _, _ in list(self.open.values()):
                     if sub.group % slices == turn:
                         sub.wake()
                 turn = (turn + 1) % slices
@@ -121,7 +132,7 @@ class Streams:
             revoked = {k for k in list(self.per_key) if not self.keys.is_active(k)}
             if not revoked:
                 return
-            for sub, key_id in list(self.open.values()):
+            for sub, key_id, _ in list(self.open.values()):
                 if key_id in revoked:
                     self.revoked.add(id(sub))
                     sub.close()
@@ -132,8 +143,17 @@ class Streams:
         """End every stream (SIGTERM): clients see ``event: end`` and may reconnect elsewhere."""
         self.draining = True
         self._stop.set()
-        for sub, _ in list(self.open.values()):
+        for sub, _, _ in list(self.open.values()):
             sub.close()
+
+
+def _release(counts: dict, name) -> None:
+    """One stream fewer for ``name`` (a key id or an address); the entry goes at zero."""
+    left = counts[name] - 1
+    if left:
+        counts[name] = left
+    else:
+        del counts[name]
 
 
 class Body:
@@ -206,9 +226,9 @@ def _chunks(messages):
         yield b"".join(chunk)
 
 
-def open_stream(engine, streams: Streams, access, prefix: str, after_seq=None, last=None):
-    """Admit, subscribe and register one client; returns the body iterator."""
-    streams.admit(access)
+def open_stream(engine, streams: Streams, access, prefix: str, after_seq=None, last=None, ip=None):
+    """Admit, subscribe and register one client (``ip``: its address); returns the body iterator."""
+    streams.admit(access, ip)
     sub = engine.subscribe(prefix, after_seq=after_seq, last=last)
-    streams.add(sub, access)
+    streams.add(sub, access, ip)
     return Body(sub, streams)

@@ -33,7 +33,8 @@ def _start(svc, req, resp, prefix: str, last) -> None:
     access.check_read(prefix)
     after = _resume_point(req)
     resp.stream = sse.open_stream(svc.engine, svc.streams, access, prefix,
-                                  after_seq=after, last=None if after is not None else last)
+                                  after_seq=after, last=None if after is not None else last,
+                                  ip=req.remote_addr)  # the peer: X-Forwarded-For is not trusted
     resp.content_type = "text/event-stream; charset=utf-8"
     resp.cache_control = ["no-cache"]
     resp.set_header("X-Accel-Buffering", "no")

@@ -36,6 +36,14 @@ export function commandStarts(text) {
   return starts;
 }
 
+/** The note over the editor after 403s: what was refused (a read, a write or both) and what to do. */
+export function accessNote(refused) {
+  const parts = [];
+  if (refused.write) parts.push(`This key may not write here: ${refused.write} (403 forbidden). Use a key that may write to change data.`);
+  if (refused.read) parts.push(`This key may not read here: ${refused.read} (403 forbidden). Use a key whose read scopes cover it.`);
+  return parts.join(" ");
+}
+
 /** Rough tokens of a command's text so far (enough to tell the command word and clause words apart). */
 function tokensOf(text) {
   return text.match(/"(?:\\.|[^"\\])*"?|`[^`]*`?|[^\s]+/g) || [];
@@ -115,8 +123,7 @@ export class Editor {
     const list = await request("/exec", { method: "POST", body: "help" });
     if (!list.ok || !Array.isArray(list.body) || !list.body[0] || !list.body[0].ok) return false;
     let decls = list.body[0].data;
-    const named = decls.filter((d) => d.name !== "list");
-    const more = await request("/exec", { method: "POST", body: named.map((d) => `help ${d.name}`).join("\n") });
+    const more = await request("/exec", { method: "POST", body: decls.map((d) => `help ${d.name}`).join("\n") });
     if (more.ok && Array.isArray(more.body)) {
       const full = new Map(more.body.filter((r) => r.ok && r.data && r.data.name).map((r) => [r.data.name, r.data]));
       decls = decls.map((d) => full.get(d.name) || d);
@@ -124,7 +131,6 @@ export class Editor {
     this.decls = decls;
     this.byWord = new Map();
     for (const d of decls) {
-      if (d.bare || d.name === "list") continue;
       this.byWord.set(d.name, d);
       for (const a of d.aliases || []) this.byWord.set(a, d);
     }
@@ -334,7 +340,7 @@ export class Editor {
     const items = this.decls.map((d) => {
       const item = el("div", "help-item");
       const head = el("div", "help-head");
-      head.append(el("code", "name", d.bare ? "ROUTE" : d.name));
+      head.append(el("code", "name", d.name));
       if (d.aliases && d.aliases.length) head.append(el("span", "aliases", `also ${d.aliases.join(", ")}`));
       item.append(head, el("code", "syntax", d.syntax), el("p", "doc", d.help));
       if (d.example) {
@@ -406,7 +412,7 @@ export class Editor {
     const starts = commandStarts(text);
     const aligned = starts.length === answers.length;
     this.marks = [];
-    let forbidden = null;
+    const refused = { read: null, write: null }; // the first 403 of each kind, to say what was refused
     const nodes = answers.map((r, i) => {
       const line = r.line || (aligned ? starts[i] : null);
       const forb = !r.ok && r.code === "forbidden";
@@ -436,7 +442,10 @@ export class Editor {
           box.append(el("pre", "err-src", `${src}\n${" ".repeat(Math.max(0, r.column - 1))}^`));
         }
         if (line) this.marks.push({ line, column: r.column || 1, message: r.error || r.code, kind: forb ? "forbidden" : "err" });
-        if (forb && !forbidden) forbidden = r.error;
+        if (forb) {
+          const kind = this.accessOf(line ? lines[line - 1] || "" : null, r.error);
+          if (!refused[kind]) refused[kind] = r.error;
+        }
       }
       return box;
     });
@@ -445,7 +454,17 @@ export class Editor {
     const summary = el("p", "summary", `${answers.length} command${answers.length === 1 ? "" : "s"}: ${okCount} ok, ${answers.length - okCount} failed`);
     this.results.replaceChildren(summary, ...nodes);
     this.paint();
-    if (forbidden) this.setAccess(`Read-only here: ${forbidden} (403 forbidden). Reads still work; use a key that may write to change data.`);
+    this.setAccess(accessNote(refused));
+  }
+
+  /** "read" or "write": the scope a refused command needed, from its declaration (a bare route reads). */
+  accessOf(line, error) {
+    if (line !== null && this.byWord.size) {
+      const d = this.byWord.get((tokensOf(line.trim())[0] || "").toLowerCase());
+      if (!d) return "read"; // `ROUTE` or `ROUTE @KEY`
+      if (d.access === "read" || d.access === "write") return d.access;
+    }
+    return /\bwrites?\b/.test(error || "") ? "write" : "read"; // declarations not loaded: the server's words
   }
 
   setAccess(text) {

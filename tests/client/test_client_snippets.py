@@ -1,4 +1,4 @@
-"""docs/clients.md's Python snippets (the tutorial rewritten on the client), run as written."""
+"""docs/clients.md's Python snippets (counting, reading, SQL, the live feed), run as written."""
 from __future__ import annotations
 
 import os
