@@ -92,7 +92,8 @@ class OceanApp(falcon.App):
 def create_app(engine, settings, keys, static_dir: str = STATIC_DIR) -> OceanApp:
     """The WSGI app over ``engine``; ``app.service`` holds what it shares (for closing).
 
-    ``static_dir`` holds the dashboard served at ``/admin`` (no key needed).
+    ``static_dir`` holds the dashboard served at ``/admin`` and its client, also served
+    as ``/ocean.js`` (no key needed for either).
     """
     svc = Service(engine, settings, keys)
     app = OceanApp(middleware=[falcon.CORSMiddleware(allow_origins="*", expose_headers="*"), svc.accounting])
@@ -116,5 +117,6 @@ def create_app(engine, settings, keys, static_dir: str = STATIC_DIR) -> OceanApp
     app.add_route("/admin", admin.Index(static_dir))
     app.add_route("/admin/", admin.Index(static_dir))
     app.add_static_route("/admin", os.path.abspath(static_dir))
+    app.add_route("/ocean.js", admin.Script(static_dir))  # the public browser client, no key
     app.service = svc
     return app

@@ -30,7 +30,6 @@ let hadTrouble = false;
 let synced = false; // the counters were read since the key was set
 
 const live = new LiveStream("_admin/*", {
-  key: () => keyStore.get(),
   last: 300,
   probe: PROBE,
   onMessage: (data) => dash.onMessage(data),
