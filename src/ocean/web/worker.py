@@ -234,6 +234,8 @@ class Connection:
             key = keys.get(name)
             if key is None:
                 key = self.worker.header_key(name, self.trusted)
+                if key is None:
+                    continue  # a name with "_" under gunicorn's header_map = drop
             value = value.decode("latin-1")
             if key in env:
                 if key in _SINGLETON:
@@ -501,6 +503,15 @@ class OceanWorker(GeventWorker):
     """gunicorn's gevent worker with ocean's HTTP/1.1 connection handler (see the module doc)."""
 
     def run(self):
+        self.setup_http()
+        sweeper = gevent.spawn(self._sweep)
+        try:
+            super().run()
+        finally:
+            sweeper.kill(block=False)
+
+    def setup_http(self) -> None:
+        """Read the worker's settings once (limits, scheme headers) and make its caches."""
         cfg = self.cfg
         env = base_environ(cfg)
         env["wsgi.multithread"] = True
@@ -515,16 +526,13 @@ class OceanWorker(GeventWorker):
         self.secure_headers = tuple(("HTTP_" + k.upper().replace("-", "_"), v)
                                     for k, v in cfg.secure_scheme_headers.items())
         self.header_keys = {}
+        self.header_map = cfg.header_map
+        self.forwarder_headers = frozenset(h.upper() for h in cfg.forwarder_headers)
         self._methods = {}
         self._trust = {}
         self._servers = {}
         self.access_log = self.log.access_log if cfg.accesslog else None
         self.connections = set()
-        sweeper = gevent.spawn(self._sweep)
-        try:
-            super().run()
-        finally:
-            sweeper.kill(block=False)
 
     def handle(self, listener, client, addr):
         """Serve one connection (ocean's ``post_fork`` wraps this to set TCP_NODELAY first)."""
@@ -560,10 +568,18 @@ class OceanWorker(GeventWorker):
     def header_key(self, name: bytes, trusted: bool) -> str:
         """The environ key of a header name (``X-Ocean-Key`` -> ``HTTP_X_OCEAN_KEY``), cached."""
         text = name.decode("latin-1").upper()
-        if "_" in text:
-            raise _bad(f"header name {text!r} holds '_', which is refused (ambiguous once mapped)")
         key = "HTTP_" + text.replace("-", "_")
         key = _SPECIAL.get(key, key)
+        if "_" in text:
+            # NOTE: X_A and X-A would map to one environ name: gunicorn's header_map decides (default
+            # drop), and a trusted proxy's forwarder_headers pass; never cached (trust is per peer).
+            if trusted and (text in self.forwarder_headers or "*" in self.forwarder_headers):
+                return key
+            if self.header_map == "dangerous":
+                return key
+            if self.header_map == "drop":
+                return None
+            raise _bad(f"header name {text!r} holds '_', which is refused (ambiguous once mapped)")
         if len(self.header_keys) > 4096:
             self.header_keys.clear()
         self.header_keys[name] = key
