@@ -345,6 +345,7 @@ class Connection:
     def serve(self) -> None:
         pending = self.pending
         recv = self.recv
+        partial = False
         while True:
             if pending:
                 self.wait_since = None
@@ -364,8 +365,11 @@ class Connection:
             except OSError:
                 return
             if not data:
+                if partial:  # the client ended its side mid-request (or after bare empty lines)
+                    self.refuse(_bad("the request ended before its head was complete"))
                 return
             self.feed(data)
+            partial = self.in_head or not pending
 
     def refuse(self, rej: _Reject) -> None:
         """Answer a request the parser refused, and let the connection close."""
