@@ -40,6 +40,7 @@ from urllib.parse import unquote_to_bytes
 
 import gevent
 import httptools
+from gevent.socket import socket as _GeventSocket
 from gunicorn.http.message import _ip_in_allow_list
 from gunicorn.http.wsgi import FileWrapper, base_environ
 from gunicorn.workers.ggevent import GeventWorker
@@ -171,14 +172,20 @@ class Connection:
     def __init__(self, worker, listener, sock, addr):
         self.worker = worker
         self.sock = sock
-        self.sendall = sock.sendall
         self.recv = sock.recv
+        self._sendall = sock.sendall
+        # PERF: gevent's sendall is a Python loop (~3 us); an answer almost always fits the socket
+        # buffer, so one send() on the OS socket (non-blocking under gevent) does it, and gevent's
+        # sendall only takes over for what did not fit.
+        raw = getattr(sock, "_sock", None) if type(sock) is _GeventSocket else None
+        self._raw_send = raw.send if raw is not None else None
         self.parser = httptools.HttpRequestParser(self)
         self.pending = deque()
         self.wait_since = None  # set while waiting for a request head (the sweeper reads it)
         self.rejected = None  # a _Reject to answer once the requests before it are served
         self.broken = False  # the parser stopped (error or upgrade): close after what is pending
         self.in_head = False
+        self.head_big = False
         self.head_bytes = 0
         self.body = None
         self.url = b""
@@ -213,13 +220,9 @@ class Connection:
     def on_header(self, name, value):
         headers = self.headers
         headers.append((name, value))
-        w = self.worker
-        if len(headers) > w.limit_fields:
+        if len(headers) > self.worker.limit_fields:
             raise _Reject("431 Request Header Fields Too Large", PayloadTooLarge(
-                f"more than {w.limit_fields} header fields (limit_request_fields)"))
-        if len(name) + len(value) + 2 > w.limit_field_size:
-            raise _Reject("431 Request Header Fields Too Large", PayloadTooLarge(
-                f"a header field is over {w.limit_field_size} bytes (limit_request_field_size)"))
+                f"more than {self.worker.limit_fields} header fields (limit_request_fields)"))
 
     def on_headers_complete(self):
         self.in_head = False
@@ -230,6 +233,8 @@ class Connection:
             raise _bad(f"HTTP/{version} is not served; send HTTP/1.1")
         env = self.base_env.copy()
         keys = self.worker.header_keys
+        if self.head_big:  # PERF: a head that came in one small read cannot hold a field over the limit
+            self._check_fields()
         for name, value in self.headers:
             key = keys.get(name)
             if key is None:
@@ -277,7 +282,7 @@ class Connection:
                 raise _Reject("417 Expectation Failed", BadRequest(f"Expect: {expect} is not supported"))
             if version == "1.1" and body is not NO_BODY:
                 body.expect = True
-        if self.trusted:
+        if self.trusted and not self.worker.secure_keys.isdisjoint(env):
             self._scheme(env)
         env["wsgi.input"] = body
         self.body = None if body is NO_BODY else body
@@ -290,6 +295,13 @@ class Connection:
         if self.body is not None:
             self.body.done = True
             self.body = None
+
+    def _check_fields(self) -> None:
+        limit = self.worker.limit_field_size
+        for name, value in self.headers:
+            if len(name) + len(value) + 2 > limit:
+                raise _Reject("431 Request Header Fields Too Large", PayloadTooLarge(
+                    f"a header field is over {limit} bytes (limit_request_field_size)"))
 
     def _scheme(self, env) -> None:
         scheme = None
@@ -305,8 +317,22 @@ class Connection:
 
     # -- reading ---------------------------------------------------------------------------------
 
+    def sendall(self, data: bytes) -> None:
+        """Send all of ``data``: one OS send when it fits, gevent's cooperative sendall for the rest."""
+        send = self._raw_send
+        if send is not None:
+            try:
+                n = send(data)
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            if n == len(data):
+                return
+            data = memoryview(data)[n:]
+        self._sendall(data)
+
     def feed(self, data: bytes) -> None:
         """Parse ``data``; a refusal is kept in ``rejected`` for after the requests before it."""
+        self.head_big = self.in_head or len(data) > self.worker.limit_field_size
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -527,6 +553,7 @@ class OceanWorker(GeventWorker):
         self.limit_fields = cfg.limit_request_fields if 0 < cfg.limit_request_fields <= 32768 else 32768
         self.limit_field_size = cfg.limit_request_field_size if cfg.limit_request_field_size > 0 else 8190
         self.limit_head = self.limit_line + self.limit_fields * (self.limit_field_size + 2) + 4
+        self.secure_keys = frozenset("HTTP_" + k.upper().replace("-", "_") for k in cfg.secure_scheme_headers)
         self.secure_headers = tuple(("HTTP_" + k.upper().replace("-", "_"), v)
                                     for k, v in cfg.secure_scheme_headers.items())
         self.header_keys = {}
