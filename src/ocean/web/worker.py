@@ -192,6 +192,7 @@ class Connection:
         self.headers = []
         self.status = None
         self.resp_headers = None
+        self.started = False  # the head of the current answer has gone out
         env = dict(worker.base_env)
         if isinstance(addr, tuple):
             env["REMOTE_ADDR"] = addr[0]
@@ -432,6 +433,7 @@ class Connection:
             self.refuse(_Reject("500 Internal Server Error", OceanError("internal server error")))
             return False
         sent = 0
+        self.started = False
         try:
             status = self.status
             method = env["REQUEST_METHOD"]
@@ -459,6 +461,7 @@ class Connection:
                     + ("Transfer-Encoding: chunked\r\n" if chunked else "")
                     + text + ("\r\n\r\n" if n else "\r\n")).encode("latin-1")
             if whole:
+                self.started = True
                 if bodyless:
                     self.sendall(head)
                 else:
@@ -470,7 +473,7 @@ class Connection:
             keep = False
         except Exception:  # noqa: BLE001 - a response the app built wrong
             worker.log.exception("Error sending the response to %s", env.get("PATH_INFO"))
-            if sent == 0 and self.status is not None:
+            if not self.started:
                 self.refuse(_Reject("500 Internal Server Error", OceanError("internal server error")))
             keep = False
         finally:
@@ -501,11 +504,13 @@ class Connection:
             if pending_head is not None:
                 chunk = pending_head + chunk
                 pending_head = None
+                self.started = True
             sendall(chunk)
             sent += n
         tail = b"0\r\n\r\n" if chunked else b""
         if pending_head is not None:
             tail = pending_head + tail
+            self.started = True
         if tail:
             sendall(tail)
         return sent
