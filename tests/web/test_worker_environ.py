@@ -24,6 +24,12 @@ def echo_app(environ, start_response):
         raise RuntimeError("a bug in the app")
     if environ["PATH_INFO"] == "/silent":
         return [b"no start_response"]
+    if environ["PATH_INFO"] == "/bare":
+        start_response("200 OK", [])
+        return [b"bare"]
+    if environ["PATH_INFO"] == "/split":
+        start_response("200 OK", [("X-A", "1\r\nSet-Cookie: x=1")])
+        return [b""]
     if environ["PATH_INFO"] == "/stream":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return iter([b"a", b"", b"bc"])
@@ -162,3 +168,13 @@ def test_keep_alive_off_closes_after_each_answer(peer):
     status, headers, _ = p.ask(b"GET / HTTP/1.1\r\n\r\n")
     assert status == 200 and headers["connection"] == "close"
     assert p.conn.closed(2.0)
+
+
+def test_an_answer_without_headers_gets_its_length(peer):
+    status, headers, body = peer().ask(b"GET /bare HTTP/1.1\r\n\r\n")
+    assert status == 200 and headers["content-length"] == "4" and body == b"bare"
+
+
+def test_a_header_value_with_a_line_break_is_never_sent(peer):
+    status, headers, body = peer().ask(b"GET /split HTTP/1.1\r\n\r\n")
+    assert status == 500 and "set-cookie" not in headers

@@ -442,7 +442,7 @@ class Connection:
             lines = [f"{k}: {v}" for k, v in self.resp_headers]
             text = "\r\n".join(lines)
             n = len(lines)
-            if text.count("\n") >= n or text.count("\r") >= n:
+            if n and (text.count("\n") >= n or text.count("\r") >= n):
                 raise ValueError("a response header holds a line break")
             has_length = "ontent-length:" in text.lower() if n else False
             whole = type(result) is list or type(result) is tuple
