@@ -7,6 +7,7 @@ absurd lines) reach the server byte for byte. Every loop has a deadline.
 """
 import json
 import os
+import select
 import socket
 import sys
 import time
@@ -252,6 +253,27 @@ def test_a_body_over_max_body_bytes_is_413(srv):
                                                                      for _ in range(10)) + b"0\r\n\r\n"
     answers = exchange(srv.port, raw)
     assert answers[0][0] == 413 and _doc(answers[0])["code"] == "too_large"
+
+
+def test_an_endless_chunked_body_is_refused_as_it_arrives(srv):
+    head = (f"POST /exec HTTP/1.1\r\nHost: x\r\nX-Ocean-Key: {srv.key}\r\nContent-Type: text/plain\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n").encode()
+    chunk = b"4000\r\n" + b"x" * 0x4000 + b"\r\n"
+    with Conn(srv.port) as c:
+        c.send(head)
+        sent, got = 0, b""
+        while sent < 64 * LIMIT and b"\r\n\r\n" not in got:  # at most 6.4 MB, 64x the limit
+            try:
+                c.send(chunk)
+                sent += len(chunk)
+                if select.select([c.sock], [], [], 0)[0]:
+                    got += c.sock.recv(65536)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        c.buf = got
+        status, _, body = c.response()
+    assert status == 413 and json.loads(body)["code"] == "too_large"
+    assert sent < 64 * LIMIT
 
 
 def test_secure_scheme_headers_are_taken_from_a_trusted_proxy_only(srv):
