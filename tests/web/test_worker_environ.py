@@ -6,6 +6,7 @@ This pins what a real server would only show indirectly: which peers may set the
 scheme (``forwarded_allow_ips``), how paths, queries and repeated headers map, and
 that an app that fails gets a 500 in ocean's error shape, never a traceback.
 """
+import itertools
 import json
 import socket
 import sys
@@ -33,6 +34,9 @@ def echo_app(environ, start_response):
     if environ["PATH_INFO"] == "/stream":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return iter([b"a", b"", b"bc"])
+    if environ["PATH_INFO"] == "/endless":
+        start_response("200 OK", [("Content-Type", "text/event-stream")])
+        return itertools.repeat(b"data: x\n\n")
     body = environ["wsgi.input"].read()
     doc = {k: v for k, v in environ.items() if isinstance(v, str)}
     doc["body"] = body.decode("latin-1")
@@ -178,3 +182,10 @@ def test_an_answer_without_headers_gets_its_length(peer):
 def test_a_header_value_with_a_line_break_is_never_sent(peer):
     status, headers, body = peer().ask(b"GET /split HTTP/1.1\r\n\r\n")
     assert status == 500 and "set-cookie" not in headers
+
+
+def test_head_of_an_endless_stream_answers_at_once(peer):
+    p = peer()
+    status, headers, body = p.conn.send(b"HEAD /endless HTTP/1.1\r\n\r\n") or p.conn.response(head_only=True)
+    assert status == 200 and "transfer-encoding" not in headers
+    assert p.ask(b"GET / HTTP/1.1\r\n\r\n")[0] == 200  # and the connection goes on

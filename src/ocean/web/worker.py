@@ -494,10 +494,14 @@ class Connection:
     def _stream(self, head: bytes, result, chunked: bool, bodyless: bool) -> int:
         """Send a streamed answer: the head with the first chunk, then each chunk as it comes."""
         sendall = self.sendall
+        if bodyless:  # HEAD (or 204/304): never iterate, a stream would never end
+            self.started = True
+            sendall(head)
+            return 0
         sent = 0
         pending_head = head
         for chunk in result:
-            if not chunk or bodyless:
+            if not chunk:
                 continue
             n = len(chunk)
             if chunked:
