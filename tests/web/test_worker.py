@@ -8,7 +8,6 @@ absurd lines) reach the server byte for byte. Every loop has a deadline.
 import json
 import os
 import select
-import socket
 import sys
 import time
 
