@@ -59,6 +59,9 @@ def _doc(answer):
 
 
 def test_the_default_worker_is_oceans(servers):
+    from ocean.settings import Settings
+
+    assert Settings.load(environ={}).worker_class == "ocean"
     assert "Using worker: ocean.web.worker.OceanWorker" in servers["ocean"].log()
     assert "Using worker: gevent" in servers["gevent"].log()
 
