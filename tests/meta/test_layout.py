@@ -6,7 +6,7 @@ import sys
 import ocean
 
 SRC = pathlib.Path(ocean.__file__).parent
-GEVENT_ALLOWED = {"web/gunicorn_conf.py", "web/serving.py"}
+GEVENT_ALLOWED = {"web/gunicorn_conf.py", "web/serving.py", "web/worker.py"}
 
 
 def _imports(path: pathlib.Path) -> set[str]:
