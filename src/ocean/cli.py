@@ -169,33 +169,31 @@ def check_unlocked(data: str) -> None:
 # -- exec / sql: HTTP client -------------------------------------------------
 
 def _call(args, path: str, text: str) -> tuple[int, bytes, object]:
-    """POST ``text`` to the server: (status, the body as sent, the decoded JSON or None)."""
-    key = args.key or os.environ.get("OCEAN_KEY")
-    headers = {"Content-Type": "text/plain; charset=utf-8"}
-    if key:
-        headers["X-Ocean-Key"] = key
+    """POST ``text`` to the server: (status, the body as sent, the decoded JSON or None).
+
+    NOTE: the CLI is a user of ``ocean.Client`` (its raw ``request``), so the command line
+    and the library cannot drift apart on keys, URLs, keep-alive or errors.
+    """
+    from .client import Client
+    from .errors import ClientError
+
     url = args.url.rstrip("/")
     if not url.startswith(("http://", "https://")):
         raise Refusal(f"--url needs a scheme: --url http://{url}", EXIT_USAGE)
     try:
-        urllib.parse.urlsplit(url).port  # noqa: B018 - raises ValueError for a port out of range
-        req = urllib.request.Request(url + path, data=text.encode("utf-8"), headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(req, timeout=args.timeout) as resp:
-                status, body = resp.status, resp.read()
-        except urllib.error.HTTPError as exc:
-            status, body = exc.code, exc.read()
-    except ValueError as exc:  # a malformed URL (http.client.InvalidURL is one)
+        with Client(url, key=args.key or None, timeout=args.timeout) as client:
+            reply = client.request("POST", path, text)
+    except ValueError as exc:  # not a URL (a bad port): Client refuses it when made
         raise Refusal(f"--url {args.url!r} is not a URL ({exc}): for example --url {DEFAULT_URL}", EXIT_USAGE) \
             from None
-    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-        raise Refusal(f"cannot reach {args.url}: {getattr(exc, 'reason', exc)}. Is `ocean serve` running "
+    except ClientError as exc:  # Unreachable, ClientTimeout
+        raise Refusal(f"{exc.message}. Is `ocean serve` running "
                       f"there? Give its address with --url or OCEAN_URL") from None
     try:
-        doc = json.loads(body)
+        doc = json.loads(reply.body)
     except ValueError:
         doc = None
-    return status, body, doc
+    return reply.status, reply.body, doc
 
 
 def _explain(status: int, doc, args) -> str:
@@ -544,7 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ocean {__version__}")
     sub = parser.add_subparsers(dest="cmd", metavar="COMMAND", title="commands")
 
-    serve = sub.add_parser("serve", help="run the HTTP server (gunicorn + gevent) on a data directory")
+    serve = sub.add_parser("serve", help="run the HTTP server (gunicorn, ocean's gevent worker) on a data directory")
     for s in SETTINGS:
         extra = {"choices": s.choices} if s.choices else {}
         serve.add_argument(s.flag, dest=s.name, default=None, metavar=s.type.__name__.upper(),
