@@ -23,10 +23,14 @@ LONG = os.environ.get("OCEAN_BENCH_LONG") == "1"
 
 @pytest.fixture(scope="module")
 def ocean_server():
-    """One server for a module: room for 5,000+ streams on one key."""
+    """One server for a module: room for 5,000+ streams on one key, all from 127.0.0.1.
+
+    ``max_sse_per_ip=0``: every load client shares one address, which the per-address cap
+    (the default defence against one client opening thousands of streams) would refuse.
+    """
     tmp = tempfile.mkdtemp(prefix="ocean-load-")
     srv = Server(os.path.join(tmp, "data"), max_sse_per_key=20000, max_sse_clients=20000,
-                 worker_connections=20000, heartbeat_s=15).start()
+                 max_sse_per_ip=0, worker_connections=20000, heartbeat_s=15).start()
     yield srv
     srv.stop()
     shutil.rmtree(tmp, ignore_errors=True)
@@ -37,7 +41,7 @@ def stock_server():
     """``ocean_server``'s twin on gunicorn's stock gevent worker (``worker_class=gevent``)."""
     tmp = tempfile.mkdtemp(prefix="ocean-load-stock-")
     srv = Server(os.path.join(tmp, "data"), max_sse_per_key=20000, max_sse_clients=20000,
-                 worker_connections=20000, heartbeat_s=15, worker_class="gevent").start()
+                 max_sse_per_ip=0, worker_connections=20000, heartbeat_s=15, worker_class="gevent").start()
     yield srv
     srv.stop()
     shutil.rmtree(tmp, ignore_errors=True)
