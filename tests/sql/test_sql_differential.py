@@ -204,3 +204,21 @@ def test_date_trunc_in_a_zone_matches_zoneinfo(zone_name, instants, unit):
     engine = FixtureEngine({"t/z": {"entities": {}, "events": events}})
     rows = query(engine, f"SELECT created_at, date_trunc('{unit}', created_at, '{zone_name}') AS t FROM \"t/z\"")["rows"]
     assert [r["t"] for r in rows] == [iso_ms(_oracle_trunc(unit, ms, zone_name)) for ms in instants]
+
+
+def test_percentiles_of_many_groups_take_one_sort_and_agree():
+    import numpy as np
+    from ocean.sql import aggregates
+    rng = np.random.default_rng(16)
+    g = rng.integers(0, 3000, 20000)
+    x = np.round(rng.gamma(2.0, 30.0, 20000), 3)
+    assert len(np.unique(g)) > aggregates._PARTITION_GROUPS  # the lexsort path
+    events = [{"seq": i + 1, "created_at": "2026-02-01T00:00:00.000Z", "payload": {"g": int(a), "x": float(b)}}
+              for i, (a, b) in enumerate(zip(g, x))]
+    engine = FixtureEngine({"t/m": {"entities": {}, "events": events}})
+    rows = query(engine, 'SELECT g, percentile(x, 0.95) AS p FROM "t/m" GROUP BY g ORDER BY g')["rows"]
+    for r in rows[::97]:
+        assert abs(r["p"] - np.percentile(x[g == r["g"]], 95)) <= 1e-9 * r["p"]
+    few = query(engine, 'SELECT g % 7 AS h, percentile(x, 0.95) AS p FROM "t/m" GROUP BY h ORDER BY h')["rows"]
+    for r in few:
+        assert abs(r["p"] - np.percentile(x[g % 7 == r["h"]], 95)) <= 1e-9 * r["p"]
