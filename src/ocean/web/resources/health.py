@@ -25,6 +25,7 @@ class Health:
             "ok": True, "version": __version__, "uptime_s": round(time.monotonic() - svc.started, 3),
             "heartbeat_s": svc.settings.heartbeat_s, "implementation": implementation(),
             "fsync": svc.settings.fsync, "seq": svc.engine.seq, "sse_clients": len(svc.streams),
+            "timezone": svc.settings.timezone,
         }
 
 
