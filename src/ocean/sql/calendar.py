@@ -30,6 +30,10 @@ DAY_MS = 86_400_000
 WEEK_MS = 7 * DAY_MS
 _EPOCH = datetime(1970, 1, 1)
 _RANGE_TABLE = 50_000  # days: below this span, offsets come from a table indexed by day (no sort)
+# zone rules are read between years 2 and 9998 (``datetime``'s range with a margin); outside,
+# the offset at the nearer end holds
+_LOW_MS, _HIGH_MS = -62_104_060_800_000, 253_370_764_800_000
+_INTERVAL_MOST_MS = 10_000 * 366 * DAY_MS  # intervals up to 10,000 years: no int64 overflow
 
 
 def check_zone(name) -> str:
@@ -44,6 +48,7 @@ def check_zone(name) -> str:
 
 
 def _offset_ms(z, t_ms: int) -> int:
+    t_ms = min(max(t_ms, _LOW_MS), _HIGH_MS)
     return int(datetime.fromtimestamp(t_ms // 1000, z).utcoffset() / timedelta(milliseconds=1))
 
 
@@ -90,6 +95,8 @@ def offsets(ms: np.ndarray, tz: str) -> np.ndarray:
 def _local_to_utc_one(z, local_ms: int) -> int:
     """PostgreSQL's reading of a local wall time: a skipped time takes the offset before the change,
     a repeated one the offset after it."""
+    if not _LOW_MS <= local_ms <= _HIGH_MS:
+        return local_ms - _offset_ms(z, local_ms)
     dt = _EPOCH + timedelta(milliseconds=local_ms)
     a, b = dt.replace(tzinfo=z, fold=0).utcoffset(), dt.replace(tzinfo=z, fold=1).utcoffset()
     off = b if a > b else a  # a > b: repeated (fall back), take the later offset; a < b: skipped
@@ -166,6 +173,8 @@ def parse_interval(text: str) -> tuple[int, int]:
         pos, parts = m.end(), parts + 1
     if not parts:
         raise ValueError(f"an interval needs a number and a unit, like '24 hours', got {text!r}")
+    if abs(months) > 120_000 or abs(ms) > _INTERVAL_MOST_MS:
+        raise ValueError(f"interval {text!r} is longer than 10,000 years")
     return months, ms
 
 
