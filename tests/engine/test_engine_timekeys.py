@@ -92,6 +92,13 @@ def test_expanded_keys_are_what_replay_sees(make_engine, tmp_path):
     assert [k for k, _ in again.route_entities("a/r")] == ["2026-03-29"]
 
 
+def test_an_unknown_zone_refuses_to_start(tmp_path):
+    from ocean import Engine
+    from ocean.errors import InvalidSetting
+    with pytest.raises(InvalidSetting, match="Mars/Olympus"):
+        Engine(str(tmp_path / "d"), settings=Settings(timezone="Mars/Olympus"), maintenance=False)
+
+
 def test_the_default_zone_is_utc(engine):
     engine.now_ms = lambda: ms("2026-03-28T23:30:00")
     assert engine.incr("a/u", "{day}", {"n": 1}) == {"n": 1}

@@ -42,6 +42,7 @@ class Engine:
                  *, offload=None, maintenance: bool = True):
         core()  # fail now, with the build hint, if the compiled core is missing
         self.settings = (settings or Settings.load()).with_(**({"fsync": fsync} if fsync else {}))
+        timekeys.check_timezone(self.settings.timezone)  # also when Settings(...) was built directly
         self.path = path
         self.store = LocalStore(path, self.settings, offload=offload)
         self.state = self.store.state
