@@ -8,6 +8,9 @@ Every benchmark asserts its answer, and ocean's answer equals sqlite3's. Groups:
 
 - ``sql-groupby-day-<n>``: n events, ``GROUP BY`` day with ``COUNT(*)`` and ``SUM``.
 - ``sql-top10-<n>``: a filtered top-10 (``WHERE ... ORDER BY latency DESC LIMIT 10``).
+- ``sql-percentile-<n>`` and ``sql-percentile-by-path-<n>``: exact ``percentile``/``median`` of a
+  float column (and per path) beside DuckDB's ``quantile_cont`` on the same values, both on one
+  thread; both answers are checked against ``numpy.percentile``.
 - ``sql-tutorial-3y``: the tutorial's query over 3 years of daily entities; sqlite3 plain
   (the same rows, no index) and with ``key`` as its PRIMARY KEY (an index ocean does not keep).
 - ``sql-after-1000-writes``: the day group-by on 200k events right after 1,000 new events
@@ -97,6 +100,8 @@ class Dataset:
     def close(self) -> None:
         _close(self.engine)
         self.sqlite.close()
+        if getattr(self, "duck", None) is not None:
+            self.duck.close()
 
 
 _datasets: dict[int, Dataset] = {}
@@ -161,6 +166,76 @@ def test_filtered_top10(benchmark, datasets, n, engine_name):
         got = benchmark(lambda: ds.sqlite.execute(TOP_SQLITE).fetchall())
     _check_top(got)
     assert _rows(got) == _rows(ds.sqlite.execute(TOP_SQLITE).fetchall())
+
+
+# -- exact percentiles beside DuckDB's quantile_cont ------------------------------------------------
+
+PCT_OCEAN = 'SELECT percentile(latency, 0.95) AS p95, median(latency) AS p50 FROM "bench/events"'
+PCT_DUCKDB = "SELECT quantile_cont(latency, 0.95) AS p95, quantile_cont(latency, 0.5) AS p50 FROM events"
+PCT_GROUP_OCEAN = ('SELECT path, percentile(latency, 0.95) AS p95 FROM "bench/events" GROUP BY path ORDER BY path')
+PCT_GROUP_DUCKDB = "SELECT path, quantile_cont(latency, 0.95) AS p95 FROM events GROUP BY path ORDER BY path"
+
+
+def _duckdb(ds: Dataset):
+    """DuckDB in memory holding the same latency and path columns (loaded once from a CSV file)."""
+    if getattr(ds, "duck", None) is None:
+        duckdb = pytest.importorskip("duckdb")
+        rows = ds.sqlite.execute("SELECT latency, path FROM events").fetchall()
+        folder = tempfile.mkdtemp(prefix="ocean-bench-duckdb-")
+        try:
+            csv = os.path.join(folder, "events.csv")
+            with open(csv, "w") as f:
+                f.write("latency,path\n")
+                f.writelines(f"{lat!r},{path}\n" for lat, path in rows)
+            ds.duck = duckdb.connect(":memory:")
+            ds.duck.execute("SET threads TO 1")  # one core each: ocean's query runs on one
+            ds.duck.execute(f"CREATE TABLE events AS SELECT * FROM read_csv('{csv}', header = true, "
+                            f"columns = {{'latency': 'DOUBLE', 'path': 'VARCHAR'}})")
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        ds.latency = np.array([r[0] for r in rows], np.float64)
+        ds.paths = np.array([r[1] for r in rows])
+    return ds.duck
+
+
+def _check_percentiles(got, ds: Dataset) -> None:
+    (p95, p50), = _rows(got)
+    assert abs(p95 - np.percentile(ds.latency, 95)) <= 1e-9 * p95
+    assert abs(p50 - np.percentile(ds.latency, 50)) <= 1e-9 * p50
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("engine_name", ["ocean", "duckdb"])
+def test_percentile(benchmark, datasets, n, engine_name):
+    ds = dataset(datasets, n)
+    duck = _duckdb(ds)
+    benchmark.group = f"sql-percentile-{n}"
+    if engine_name == "ocean":
+        got = benchmark(query, ds.engine, PCT_OCEAN)
+    else:
+        got = benchmark(lambda: duck.execute(PCT_DUCKDB).fetchall())
+    _check_percentiles(got, ds)
+    theirs = duck.execute(PCT_DUCKDB).fetchall()[0]
+    assert all(abs(a - b) <= 1e-9 * abs(b) for a, b in zip(_rows(got)[0], theirs))
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("engine_name", ["ocean", "duckdb"])
+def test_percentile_by_path(benchmark, datasets, n, engine_name):
+    ds = dataset(datasets, n)
+    duck = _duckdb(ds)
+    benchmark.group = f"sql-percentile-by-path-{n}"
+    if engine_name == "ocean":
+        got = benchmark(query, ds.engine, PCT_GROUP_OCEAN)
+    else:
+        got = benchmark(lambda: duck.execute(PCT_GROUP_DUCKDB).fetchall())
+    rows = _rows(got)
+    assert [r[0] for r in rows] == sorted(PATHS)
+    for path, p95 in rows:
+        want = np.percentile(ds.latency[ds.paths == path], 95)
+        assert abs(p95 - want) <= 1e-9 * want
+    assert all(a[0] == b[0] and abs(a[1] - b[1]) <= 1e-9 * b[1]
+               for a, b in zip(rows, duck.execute(PCT_GROUP_DUCKDB).fetchall()))
 
 
 # -- the tutorial's query over 3 years of days -------------------------------------------------

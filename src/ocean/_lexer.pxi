@@ -184,6 +184,24 @@ cdef inline int _lx_scan_word(const unsigned char* p, Py_ssize_t* pi, Py_ssize_t
     return err
 
 
+cdef inline int _lx_scan_key(const unsigned char* p, Py_ssize_t* pi, Py_ssize_t n, Py_ssize_t* pcol) noexcept nogil:
+    """Scan a key after '@': word bytes and placeholders ``{word}`` (``@{day}``, ``@eu-{day}``);
+    returns an error kind or 0. A '{' without its '}' ends the key (``@k{a: 1}`` is a key and an
+    object, as before placeholders); which placeholders exist is the parser's business."""
+    cdef int err
+    cdef Py_ssize_t j, c2
+    while True:
+        err = _lx_scan_word(p, pi, n, pcol)
+        if err or pi[0] >= n or p[pi[0]] != 123:  # '{'
+            return err
+        j = pi[0] + 1
+        c2 = pcol[0] + 1
+        if _lx_scan_word(p, &j, n, &c2) or j >= n or p[j] != 125:  # '}'
+            return 0
+        pi[0] = j + 1
+        pcol[0] = c2 + 1
+
+
 cdef inline int _lx_scan_string(const unsigned char* p, Py_ssize_t i, Py_ssize_t n, Py_ssize_t* pe,
                                 Py_ssize_t* pcol, Py_ssize_t* pat, Py_ssize_t* pacol) noexcept nogil:
     """Scan a JSON string whose quote is at i; *pe/*pcol get its end; returns an error kind or 0."""
@@ -450,7 +468,7 @@ cdef int _lx_loop(const unsigned char* p, Py_ssize_t n, list out, _lx_buf* toks)
         elif c == 64:
             e = i + 1
             col += 1
-            kind = _lx_scan_word(p, &e, n, &col)
+            kind = _lx_scan_key(p, &e, n, &col)
             if kind:
                 s = e
                 e = s + 1

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field, make_dataclass, replace
 
 from .errors import InvalidSetting
+from .timekeys import check_timezone
 
 FSYNC_POLICIES = ("always", "everysec", "no")
 WORKER_CLASSES = ("ocean", "gevent")
@@ -26,6 +27,7 @@ class Setting:
     help: str
     choices: tuple = ()
     most: float | None = None  # the largest value allowed, if any (the least is 0 for numbers)
+    check: object = None  # a callable that returns the value or raises InvalidSetting (e.g. a time zone)
 
     @property
     def env(self) -> str:
@@ -53,6 +55,11 @@ class Setting:
             raise InvalidSetting(f"setting {self.name} must not be negative, got {raw!r}")
         if self.most is not None and value > self.most:
             raise InvalidSetting(f"setting {self.name} must be at most {self.most}, got {raw!r}")
+        if self.check is not None:
+            try:
+                value = self.check(value)
+            except InvalidSetting as exc:
+                raise InvalidSetting(f"setting {self.name} ({self.env}): {exc.message}") from None
         return value
 
 
@@ -69,6 +76,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("access_log", str, "", "Access log: empty for none, `-` for stdout, or a file path (never a query or key)."),
     Setting("metrics_public", bool, True, "Serve /metrics without a key."),
     Setting("accounting", bool, True, "Count every request on the _admin/* routes."),
+    Setting("timezone", str, "UTC", "IANA time zone of the `{day}` `{hour}` `{week}` `{month}` key placeholders and "
+            "of the _admin/* day and hour keys (like Europe/Paris).", check=check_timezone),
     # durability
     Setting("fsync", str, "everysec", "When the log is fsynced: always (group commit), everysec, no.", FSYNC_POLICIES),
     Setting("snapshot_every", int, 200000, "Log records between background snapshots (0: never)."),

@@ -24,6 +24,7 @@ ATOMS = [
     b",", b"(", b")", b"=", b"==", b"!=", b"!", b"<", b"<=", b">", b">=", b"'", b"#", b";", b"\\", b"caf\xc3\xa9",
     b"\xff", b"\xc3", b"\xe2\x82\xac", b"\xf0\x9f\x98\x80", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xe0\x80\xaf",
     b"\x00", b"\x07", b"\x7f", b"\x0c", b"\xef\xbb\xbf", b"+views", b"-", b"a--b",
+    b"@{day}", b"@eu-{hour}", b"@{", b"@}", b"@k{a", b"@{x y}", b"@{a}b}", b"@{week}{month}", b"@{d\xc3\xa9}", b"@{\xff}", b"@{day}\n",
 ]
 
 
@@ -84,6 +85,18 @@ def test_tokens_and_values():
         ("]", "]"), ("}", "}"), ("!=", "!="), ("<=", "<="), (">=", ">="), ("<", "<"), (">", ">"), ("=", "="),
         ("(", "("), (")", ")")]]
     assert _kinds("sql `SELECT *\n  FROM t`") == [[("word", "sql"), ("backtick", "SELECT *\n  FROM t")]]
+
+
+def test_a_key_may_hold_placeholder_braces():
+    assert _kinds("incr analytics/daily @{day} .page_views") == [[
+        ("word", "incr"), ("word", "analytics/daily"), ("key", "{day}"), ("field", "page_views")]]
+    assert _kinds("get a @eu-{week}-x {a: 1}") == [[
+        ("word", "get"), ("word", "a"), ("key", "eu-{week}-x"), ("{", "{"), ("word", "a"), (":", ":"),
+        ("int", 1), ("}", "}")]]
+    assert _kinds("get a @{}")[0][2] == ("key", "{}")  # lexed as a key; the parser says what is wrong
+    assert _kinds("save a @k{b: 1}") == [[  # a brace without its pair ends the key, as before
+        ("word", "save"), ("word", "a"), ("key", "k"), ("{", "{"), ("word", "b"), (":", ":"), ("int", 1),
+        ("}", "}")]]
 
 
 def test_lines_comments_and_continuations():

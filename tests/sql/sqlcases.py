@@ -189,15 +189,22 @@ def oracle_query(con, text: str) -> dict:
 
 # -- case files --------------------------------------------------------------------------
 
+def _ms(iso: str) -> int:
+    return int(_parse(iso).timestamp() * 1000)
+
+
 def load_cases() -> list:
-    """Cases from tests/sql/cases/*.sqltest: ``=== name``, the query, then ``--- rows``/``--- error CODE``."""
+    """Cases from tests/sql/cases/*.sqltest: ``=== name``, the query, then ``--- rows``/``--- error CODE``.
+
+    ``--- no-oracle`` skips the sqlite3 comparison; ``--- now: <ISO time>`` fixes ``now()``.
+    """
     cases = []
     for path in sorted((HERE / "cases").glob("*.sqltest")):
         block = None
         for raw in path.read_text().splitlines():
             if raw.startswith("=== "):
                 block = {"file": path.name, "name": raw[4:].strip(), "sql": [], "rows": [], "error": None,
-                         "oracle": True, "columns": None, "section": "sql"}
+                         "oracle": True, "columns": None, "section": "sql", "now": None}
                 cases.append(block)
             elif block is None or raw.startswith("#"):
                 continue
@@ -208,6 +215,8 @@ def load_cases() -> list:
                 block["section"] = "error"
             elif raw.startswith("--- no-oracle"):
                 block["oracle"] = False
+            elif raw.startswith("--- now:"):  # now() for this query: an ISO UTC time
+                block["now"] = _ms(raw.split(":", 1)[1].strip())
             elif raw.startswith("--- columns"):
                 block["columns"] = json.loads(raw.split(":", 1)[1])
             elif block["section"] == "sql":

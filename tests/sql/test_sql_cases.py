@@ -19,10 +19,10 @@ def _ordered(sql: str) -> bool:
 def test_case(case, fixture_engine, oracle):
     if case["error"]:
         with pytest.raises(OceanError) as info:
-            query(fixture_engine, case["sql"])
+            query(fixture_engine, case["sql"], now_ms=case["now"])
         assert info.value.code == case["error"], info.value.message
         return
-    got = query(fixture_engine, case["sql"])
+    got = query(fixture_engine, case["sql"], now_ms=case["now"])
     ordered = _ordered(case["sql"])
     assert normalize(got["rows"], ordered) == normalize(case["rows"], ordered)
     for row in got["rows"]:

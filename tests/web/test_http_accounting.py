@@ -50,3 +50,26 @@ def test_accounting_can_be_turned_off(make_web):
     web.client.simulate_get("/health")
     web.app.service.accounting.flush()
     assert web.engine.entity("_admin/daily", _today()) is None
+
+
+def test_day_and_hour_keys_follow_the_timezone_setting():
+    from datetime import datetime, timezone
+    from types import SimpleNamespace
+
+    from ocean.web.accounting import Accounting
+
+    def at(iso):
+        return datetime.fromisoformat(iso).replace(tzinfo=timezone.utc).timestamp()
+
+    paris = Accounting(SimpleNamespace(settings=SimpleNamespace(timezone="Europe/Paris")), enabled=False)
+    assert [paris._hour_key(at(t)) for t in ("2026-03-28T22:59:59", "2026-03-28T23:00:00", "2026-03-29T00:59:00",
+                                              "2026-03-29T01:00:00", "2026-10-25T00:30:00", "2026-10-25T01:30:00",
+                                              "2026-10-25T02:00:00")] == [
+        "2026-03-28T23", "2026-03-29T00", "2026-03-29T01", "2026-03-29T03",  # 02:00 never happens
+        "2026-10-25T02", "2026-10-25T02", "2026-10-25T03"]  # the repeated hour is one key
+    kolkata = Accounting(SimpleNamespace(settings=SimpleNamespace(timezone="Asia/Kolkata")), enabled=False)
+    assert [kolkata._hour_key(at(t)) for t in ("2026-02-10T18:29:59", "2026-02-10T18:30:00", "2026-02-10T19:29:59",
+                                                "2026-02-10T19:30:00")] == [
+        "2026-02-10T23", "2026-02-11T00", "2026-02-11T00", "2026-02-11T01"]  # local hours start at :30 UTC
+    pending = {("2026-02-11T00", "GET /health", "200"): [2, 1.5]}
+    assert ("_admin/daily", "2026-02-11") in Accounting._entities(pending)

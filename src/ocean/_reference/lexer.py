@@ -138,6 +138,21 @@ def _scan_word(p, i, n, col):
     return i, col, 0
 
 
+def _scan_key(p, i, n, col):
+    """Scan a key after '@': word bytes and placeholders ``{word}`` (``@{day}``, ``@eu-{day}``).
+
+    A '{' without its '}' ends the key (``@k{a: 1}`` is a key and an object).
+    """
+    while True:
+        i, col, err = _scan_word(p, i, n, col)
+        if err or i >= n or p[i] != 123:  # '{'
+            return i, col, err
+        j, c2, err = _scan_word(p, i + 1, n, col + 1)
+        if err or j >= n or p[j] != 125:  # '}'
+            return i, col, 0
+        i, col = j + 1, c2 + 1
+
+
 def _scan_string(p, i, n, col):
     """Scan a JSON string whose quote is at ``i``: ``(end, col, error, err_at, err_col)``."""
     j = i + 1
@@ -350,7 +365,7 @@ def drops_lex(data):
                 e = j + 1
                 col += 1
         elif c == 64:
-            e, col, kind = _scan_word(p, i + 1, n, col + 1)
+            e, col, kind = _scan_key(p, i + 1, n, col + 1)
             if kind:
                 s = e
                 e = s + 1

@@ -49,8 +49,9 @@ COMMANDS: tuple[Command, ...] = (
             "remove users @alice",
             "`{removed: true}`", "write"),
     Command("incr", (), "incr ROUTE @KEY .FIELD [AMOUNT] [.FIELD [AMOUNT]]...",
-            "Atomically add to counter fields (default 1; signed ints or floats); a missing entity or field starts at 0.",
-            'incr analytics/endpoints @2026-02-10 ."POST /drop" .requests 2',
+            "Atomically add to counter fields (default 1; signed ints or floats); a missing entity or field starts at 0. "
+            "A key like `@{day}` is today's date in the timezone setting; the answer then names it in `key`.",
+            'incr analytics/endpoints @{day} ."POST /drop" .requests 2',
             "the new value of each field", "write"),
     Command("find", ("query",),
             "find ROUTE[/*] [where F OP V [and|or ...]] [group F[, F] sum F avg F min F max F count] "

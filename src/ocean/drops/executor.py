@@ -14,6 +14,7 @@ import logging
 from ..errors import InternalError, OceanError, QueryLimit, UnknownCommand
 from ..model import prefix_matches
 from ..sql import query as sql_query
+from ..timekeys import has_placeholder
 from . import commands
 from .parser import Failed, Query
 
@@ -216,6 +217,9 @@ def _help(engine, access, settings, name):
     return next(d for d in commands.declarations() if d["name"] == name)
 
 
+# commands whose second argument is a key (it may hold placeholders like {day})
+KEYED = frozenset({"save", "get", "update", "remove", "incr", "history"})
+
 EXECUTORS = {
     "save": _save, "get": _get, "list": _list, "update": _update, "remove": _remove, "incr": _incr,
     "find": _find, "count": _count, "sql": _sql, "history": _history, "help": _help,
@@ -229,8 +233,12 @@ def execute(engine, cmd, line: int, column: int, access, settings) -> dict:
         return {"ok": False, "error": exc.message, "code": exc.code,
                 "line": line + cmd.line, "column": cmd.column}
     name = cmd.name
+    args, key_used = cmd.args, None
     try:
-        data = EXECUTORS[name](engine, access, settings, cmd.args)
+        if name in KEYED and has_placeholder(args[1]):  # @{day}...: the key this command uses, now
+            key_used = engine.expand_key(args[1])
+            args = (args[0], key_used, *args[2:])
+        data = EXECUTORS[name](engine, access, settings, args)
     except OceanError as exc:
         message = exc.message
         if exc.line is not None:  # a position inside the SQL text: map it into the script
@@ -249,4 +257,6 @@ def execute(engine, cmd, line: int, column: int, access, settings) -> dict:
     if name == "sql":
         rows, columns = data
         return {"ok": True, "data": rows, "columns": columns}
+    if key_used is not None:  # beside ``data`` (whose shape stays the command's), only for a placeholder
+        return {"ok": True, "data": data, "key": key_used}
     return {"ok": True, "data": data}

@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 
 from ..errors import InternalError, InvalidAmount, OceanError, ParseError, UnknownCommand
-from ..model import check_amount, check_field, check_key, check_prefix, check_route
+from ..model import check_amount, check_field, check_prefix, check_route
+from ..timekeys import check_template
 from . import commands
 from .lexer import Token, decode, spans
 
@@ -239,7 +240,7 @@ def _json_str(text: str) -> str:
 
 def _checked_key(cur: _Cursor, tok: Token) -> str:
     try:
-        return check_key(tok.value)
+        return check_template(tok.value)  # placeholders ({day}...) stay: the executor expands them
     except OceanError as exc:
         raise cur.error(exc.message, tok, type(exc)) from None
 

@@ -16,7 +16,8 @@ import time
 
 from ..errors import EngineClosed, InvalidAmount, InvalidPayload, NotFound, OceanError
 from ..kernels import core
-from ..model import check_increments, drop_id, check_key, check_prefix, check_route, iso_ms, split_increments
+from ..model import check_increments, drop_id, check_key, check_prefix, check_route, iso_ms, now_ms, split_increments
+from .. import timekeys
 from ..settings import Settings
 from . import ops
 from .backup import default_dir as default_backup_dir
@@ -42,12 +43,15 @@ class Engine:
                  *, offload=None, maintenance: bool = True):
         core()  # fail now, with the build hint, if the compiled core is missing
         self.settings = (settings or Settings.load()).with_(**({"fsync": fsync} if fsync else {}))
+        timekeys.check_timezone(self.settings.timezone)  # also when Settings(...) was built directly
         self.path = path
         self.store = LocalStore(path, self.settings, offload=offload)
         self.state = self.store.state
         self._lock = core().WriteLock()  # held briefly; see _writer.pxi for how it waits
         self._listeners: list = []
         self.started = time.time()
+        # The wall clock of key placeholders ({day}...) and SQL now(): epoch ms; tests may fix it.
+        self.now_ms = now_ms
         seq = self.store.open()
         self.instance = self.store.meta["instance"]
         self.bus = Bus(self.settings.replay_history, self.settings.subscriber_queue, start_seq=seq,
@@ -86,7 +90,7 @@ class Engine:
                 if any(isinstance(k, str) and k.startswith("+") for k in payload):
                     raise InvalidPayload("\"+field\" increments need a key: events are never changed")
         else:
-            check_key(key)
+            key = check_key(self.expand_key(key))
             if isinstance(payload, dict):
                 _check_object(payload)
                 kind = ops.SAVE
@@ -100,7 +104,7 @@ class Engine:
     def update(self, route: str, key: str, fields: dict, source: str | None = None) -> dict:
         """Merge ``fields`` into an entity (created if missing); ``"+f": n`` entries increment."""
         check_route(route)
-        check_key(key)
+        key = check_key(self.expand_key(key))
         if not isinstance(fields, dict) or not fields:
             raise InvalidPayload("update needs an object of fields to merge")
         _check_object(fields)
@@ -118,6 +122,8 @@ class Engine:
 
     def _incr_python(self, route: str, key: str, amounts: dict, source: str | None = None) -> dict:
         """``incr`` in Python: new entities, fields becoming counters, and every error."""
+        if timekeys.has_placeholder(key):  # never an entity's key, so never the compiled path's
+            return self._writer.incr(route, self.expand_key(key), amounts, source)
         check_route(route)
         check_key(key)
         if not amounts:
@@ -128,7 +134,7 @@ class Engine:
     def remove(self, route: str, key: str, source: str | None = None) -> dict:
         """Delete an entity with its counters; NotFound if absent."""
         check_route(route)
-        check_key(key)
+        key = check_key(self.expand_key(key))
         if self.state.live_entity(route, key, self._now()) is None:
             raise NotFound(f"{route} @{key} does not exist")
         self._write(ops.REMOVE, route, key, None, None, 0, source)
@@ -187,7 +193,7 @@ class Engine:
         prepared = []
         for item in drops[start:end]:
             try:
-                prepared.append(_prepare_drop(item))
+                prepared.append(_prepare_drop(item, self.expand_key))
             except OceanError as exc:
                 prepared.append(exc)
         written = []
@@ -276,6 +282,7 @@ class Engine:
     # -- reads -------------------------------------------------------------
     def get(self, route: str, key: str) -> dict:
         """The entity record; NotFound when absent."""
+        key = self.expand_key(key)
         rec = self.entity(route, key)
         if rec is None:
             raise NotFound(f"{route} @{key} not found")
@@ -284,7 +291,7 @@ class Engine:
     def entity(self, route: str, key: str) -> dict | None:
         """The entity record ``{route, key, payload, created_at, updated_at, version}``, or None."""
         check_route(route)
-        check_key(key)
+        key = check_key(self.expand_key(key))
         ent = self.state.live_entity(route, key, self._now())
         return None if ent is None else self._record(route, key, ent)
 
@@ -322,7 +329,7 @@ class Engine:
     def history(self, route: str, key: str, limit: int = 100) -> list[dict]:
         """Past versions of an entity, newest first (saves, updates and removal)."""
         check_route(route)
-        check_key(key)
+        key = check_key(self.expand_key(key))
         entries = list(self.state.entities.history.get((route, key), ()))
         out = []
         for version, seq, ms, op, payload in reversed(entries[-max(0, int(limit)):] if limit else []):
@@ -414,6 +421,13 @@ class Engine:
     def _clock(self) -> int:
         """Milliseconds, never going backwards (op times decide expiry on replay too)."""
         return self._writer.clock()
+
+    def expand_key(self, key):
+        """``key`` with its placeholders (``{day}``, ``{hour}``, ``{week}``, ``{month}``) replaced by the
+        current period in the ``timezone`` setting (see ``ocean.timekeys``); other values as given."""
+        if type(key) is str and ("{" in key or "}" in key):
+            return timekeys.expand(key, self.now_ms(), self.settings.timezone)
+        return key
 
     def _now(self) -> int:
         return max(time.time_ns() // 1_000_000, self._writer.last_ms)
@@ -530,8 +544,9 @@ def _looks_like_increment(item) -> bool:
     return type(payload) is dict and bool(payload) and all(type(k) is str and k[:1] == "+" for k in payload)
 
 
-def _prepare_drop(item) -> tuple:
-    """Validate one ``POST /drop`` object into ``(kind, route, key, body, incs, expires_in)``."""
+def _prepare_drop(item, expand_key=None) -> tuple:
+    """Validate one ``POST /drop`` object into ``(kind, route, key, body, incs, expires_in)``;
+    ``expand_key`` (the engine's) replaces a key's placeholders."""
     if not isinstance(item, dict):
         raise InvalidPayload("a drop is an object {route, key?, payload, keep?}")
     unknown = set(item) - {"route", "key", "payload", "keep"}
@@ -547,7 +562,7 @@ def _prepare_drop(item) -> tuple:
             if any(isinstance(k, str) and k.startswith("+") for k in payload):
                 raise InvalidPayload("\"+field\" increments need a key: events are never changed")
         return ops.EVENT, route, None, payload, None, expires_in
-    check_key(key)
+    key = check_key(expand_key(key) if expand_key is not None else key)
     if not isinstance(payload, dict):
         return ops.VALUE, route, key, payload, None, expires_in
     _check_object(payload)

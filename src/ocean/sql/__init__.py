@@ -14,6 +14,7 @@ import threading
 from ..access import Access
 from ..errors import InternalError, OceanError, ParseError, QueryLimit
 from ..model import check_prefix
+from ..model import now_ms as _now_ms
 from .columns import TableView, store_for, union_view
 from .executor import Deadline, execute
 from .parser import parse
@@ -38,7 +39,7 @@ def prepare(text: str) -> Plan:
     return p
 
 
-def query(engine, text: str, access: Access | None = None, settings=None) -> dict:
+def query(engine, text: str, access: Access | None = None, settings=None, now_ms: int | None = None) -> dict:
     """Run one SELECT over the engine's routes.
 
     Args:
@@ -48,6 +49,8 @@ def query(engine, text: str, access: Access | None = None, settings=None) -> dic
         access: whose query it is; read scope is checked for the route or prefix in FROM.
             Default: the server (may read everything).
         settings: limits ``sql_max_rows`` and ``sql_time_limit_ms``; default the engine's.
+        now_ms: ``now()`` for the whole query (epoch ms); default the engine's clock
+            (``engine.now_ms()``, else the system clock) when the query starts.
     Returns:
         ``{"columns": [names], "rows": [{name: value}, ...]}`` with rows in column order.
     Raises:
@@ -59,12 +62,13 @@ def query(engine, text: str, access: Access | None = None, settings=None) -> dic
         settings = settings if settings is not None else getattr(engine, "settings", None)
         max_rows = getattr(settings, "sql_max_rows", 100000)
         limit_ms = getattr(settings, "sql_time_limit_ms", 5000)
+        now = now_ms if now_ms is not None else getattr(engine, "now_ms", _now_ms)()
         p = prepare(text)
         source = p.source
         check_prefix(source)
         access.check_read(source)
         store = store_for(engine)
-        return _run(store, p, source, max_rows, limit_ms)
+        return _run(store, p, source, max_rows, limit_ms, now)
     except OceanError:
         raise
     except RecursionError:
@@ -75,7 +79,7 @@ def query(engine, text: str, access: Access | None = None, settings=None) -> dic
         raise InternalError(f"the SQL query failed unexpectedly ({type(exc).__name__}: {exc})") from exc
 
 
-def _run(store, p: Plan, source: str, max_rows: int, limit_ms: int) -> dict:
+def _run(store, p: Plan, source: str, max_rows: int, limit_ms: int, now_ms: int | None = None) -> dict:
     # NOTE: the time limit covers running the query, not building a route's table the first
     # time it is read (or applying the writes noted since the last query): that work is the
     # store's, done once, and every later query reuses it.
@@ -84,11 +88,11 @@ def _run(store, p: Plan, source: str, max_rows: int, limit_ms: int) -> dict:
         table = store.tables.get(source)
         if table is None and source not in store.engine.routes():
             return execute(p, TableView(0, ["key", "created_at", "updated_at"], lambda name: None), max_rows,
-                           Deadline(limit_ms))
+                           Deadline(limit_ms), now_ms)
         table = store.table(source)
         with table.lock:
             table.refresh(store.engine)
-            return execute(p, table.view(), max_rows, Deadline(limit_ms))
+            return execute(p, table.view(), max_rows, Deadline(limit_ms), now_ms)
     tables = [store.table(r) for r in sorted(store.routes(source))]
     for t in tables:  # locks in route order: no two queries wait on each other in a cycle
         t.lock.acquire()
@@ -97,12 +101,12 @@ def _run(store, p: Plan, source: str, max_rows: int, limit_ms: int) -> dict:
         for t in tables:
             t.refresh(store.engine)
             parts.append((t.route, t.view()))
-        return execute(p, union_view(parts), max_rows, Deadline(limit_ms))
+        return execute(p, union_view(parts), max_rows, Deadline(limit_ms), now_ms)
     finally:
         for t in reversed(tables):
             t.lock.release()
 
 
-def run_plan(p: Plan, view, max_rows: int = 100000, time_limit_ms: int = 5000) -> dict:
+def run_plan(p: Plan, view, max_rows: int = 100000, time_limit_ms: int = 5000, now_ms: int | None = None) -> dict:
     """Run a prepared plan over a ready view (tests and benchmarks of the executor alone)."""
-    return execute(p, view, max_rows, Deadline(time_limit_ms))
+    return execute(p, view, max_rows, Deadline(time_limit_ms), now_ms)

@@ -83,8 +83,10 @@ def _distinct_rows(gid: np.ndarray, v: Vec) -> np.ndarray:
     return np.sort(np.asarray(first, np.int64))
 
 
-def aggregate(name: str, star: bool, distinct: bool, arg: Vec | None, gid: np.ndarray, ngroups: int) -> Vec:
-    """One aggregate over every group: COUNT(*), COUNT/SUM/AVG/MIN/MAX([DISTINCT] x)."""
+def aggregate(name: str, star: bool, distinct: bool, arg: Vec | None, gid: np.ndarray, ngroups: int,
+              param: Vec | None = None) -> Vec:
+    """One aggregate over every group: COUNT(*), COUNT/SUM/AVG/MIN/MAX/MEDIAN([DISTINCT] x),
+    PERCENTILE([DISTINCT] x, fraction) (``param`` is the fraction)."""
     scan = core()
     if star:
         return Vec("int", np.asarray(scan.group_count(gid, None, ngroups), np.int64))
@@ -98,6 +100,11 @@ def aggregate(name: str, star: bool, distinct: bool, arg: Vec | None, gid: np.nd
         if arg.kind == "null":
             return Vec("int", np.zeros(ngroups, np.int64))
         return Vec("int", np.asarray(scan.group_count(gid, valid, ngroups), np.int64))
+    if name in ("percentile", "median"):
+        fraction = 0.5 if name == "median" else _fraction(param)
+        if arg.kind not in ("int", "float", "bool", "null"):
+            raise SqlError(f"{name.upper()}() needs numbers, got {describe(arg)}")
+        return percentiles(gid, numeric_data(arg) if arg.kind != "null" else np.zeros(n), valid, ngroups, fraction)
     if arg.kind == "null":
         return Vec.nulls(ngroups)
     if name in ("sum", "avg"):
@@ -152,3 +159,74 @@ def aggregate(name: str, star: bool, distinct: bool, arg: Vec | None, gid: np.nd
         if cur is None or (_class_key(x) > _class_key(cur) if is_max else _class_key(x) < _class_key(cur)):
             best[g] = x
     return Vec("obj", np.array(best + [None], dtype=object)[:-1])
+
+
+def _fraction(param: Vec | None) -> float:
+    """PERCENTILE()'s second argument: a constant number from 0 to 1 (0.95 is the 95th percentile)."""
+    if param is None or not param.const or param.kind not in ("int", "float") or param.const_value() is None:
+        raise SqlError("PERCENTILE()'s second argument must be a constant fraction from 0 to 1, like 0.95")
+    p = float(param.const_value())
+    if not 0.0 <= p <= 1.0:
+        raise SqlError(f"PERCENTILE()'s fraction must be from 0 to 1 (0.95 is the 95th percentile), got {p:g}")
+    return p
+
+
+_PARTITION_GROUPS = 2048  # up to this many groups, select per group (linear); more: one lexsort (< 2**15)
+
+
+def _two_ranks(x: np.ndarray, k0: int, k1: int):
+    """The values of rank ``k0`` and ``k1`` (0-based, ascending) of ``x``, in linear time."""
+    part = np.partition(x, k0)
+    # PERF: rank k1 (k0 + 1) is the least of what lies above k0: one min, not a second selection
+    # (1M rows: 1.4 ms + a min, against 8 ms for np.partition(x, (k0, k1)))
+    return part[k0], (part[k1:].min() if k1 != k0 else part[k0])
+
+
+def percentiles(gid: np.ndarray, values: np.ndarray, valid, ngroups: int, fraction: float) -> Vec:
+    """The ``fraction`` percentile of each group's non-NULL values, exact, interpolated linearly
+    between the two nearest ranks (numpy's default "linear" method, PostgreSQL's ``percentile_cont``).
+
+    PERF: each group's two ranks are selected with ``np.partition`` (linear time) after one stable
+    sort of the group ids; past ``_PARTITION_GROUPS`` groups the Python loop would cost more than one
+    ``lexsort`` by (group, value). bench/bench_sql.py, 1M rows: 3.9 ms without GROUP BY and
+    14 ms by 6 groups, against DuckDB's ``quantile_cont`` on one thread at 27 and 33 ms (a lexsort
+    by 6 groups alone took ~150 ms). NaN sorts last, as numpy does.
+    """
+    x = values.astype(np.float64, copy=False)
+    if valid is not None:
+        keep = np.broadcast_to(valid, x.shape)
+        x, gid = x[keep], gid[keep]
+    if ngroups == 1:
+        counts = np.array([len(x)], np.int64)
+    else:
+        counts = np.bincount(gid, minlength=ngroups) if len(gid) else np.zeros(ngroups, np.int64)
+    h = fraction * np.maximum(counts - 1, 0)
+    lo = np.floor(h).astype(np.int64)
+    t = h - lo
+    hi = np.minimum(lo + 1, np.maximum(counts - 1, 0))
+    if ngroups == 1:
+        if not len(x):
+            return Vec.nulls(1)
+        a, b = _two_ranks(x, int(lo[0]), int(hi[0]))
+    elif ngroups <= _PARTITION_GROUPS:
+        # rows by group, then each group's two ranks selected. PERF: ids under 2**15 sort as int16,
+        # which numpy's stable sort does by radix: 10 ms for 1M rows, against 42 ms as int64
+        xs = x[np.argsort(gid.astype(np.int16), kind="stable")]
+        ends = np.cumsum(counts)
+        a, b = np.full(ngroups, np.nan), np.full(ngroups, np.nan)
+        for g in np.flatnonzero(counts).tolist():
+            a[g], b[g] = _two_ranks(xs[ends[g] - counts[g]:ends[g]], int(lo[g]), int(hi[g]))
+    else:
+        order = np.lexsort((x, gid))
+        xs = x[order]
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        has = counts > 0
+        a = np.where(has, xs[np.minimum(starts + lo, max(len(xs) - 1, 0))] if len(xs) else 0.0, np.nan)
+        b = np.where(has, xs[np.minimum(starts + hi, max(len(xs) - 1, 0))] if len(xs) else 0.0, np.nan)
+    # numpy's _lerp: exact at both ends, monotonic in t
+    diff = b - a
+    with np.errstate(all="ignore"):
+        out = np.where(t >= 0.5, b - diff * (1 - t), a + diff * t)
+        out = np.where(diff == 0, a, out)  # equal neighbours (or infinities): no inf - inf
+    has = counts > 0
+    return Vec("float", np.asarray(out, np.float64), None if has.all() else has)

@@ -19,7 +19,7 @@ from ..errors import QueryLimit, SqlError
 from ..kernels import core
 from . import functions as F
 from .aggregates import aggregate, group_ids
-from .parser import Between, Binary, Call, Case, Cast, Column, InList, IsNull, Like, Literal, Star, Unary
+from .parser import Between, Binary, Call, Case, Cast, Column, InList, Interval, IsNull, Like, Literal, Star, Unary
 from .planner import AggRef, OutRef, Plan
 from .vectors import Vec, set_deadline, tick
 
@@ -95,8 +95,9 @@ class GroupFrame:
 class Evaluator:
     """Evaluates expression nodes to vectors over a frame."""
 
-    def __init__(self, deadline: Deadline):
+    def __init__(self, deadline: Deadline, now_ms: int | None = None):
         self.deadline = deadline
+        self.now_ms = int(time.time_ns() // 1_000_000) if now_ms is None else int(now_ms)  # one now() per query
         self._resolving: set = set()
 
     def full(self, v: Vec, n: int) -> Vec:
@@ -125,6 +126,8 @@ class Evaluator:
                 return F.logic_and(self.eval(node.left, frame), self.eval(node.right, frame))
             if op == "OR":
                 return F.logic_or(self.eval(node.left, frame), self.eval(node.right, frame))
+            if type(node.right) is Interval or type(node.left) is Interval:
+                return self._interval_arith(node, frame)
             left, right = self.eval(node.left, frame), self.eval(node.right, frame)
             if op in ("+", "-", "*", "/", "%"):
                 return F.arith(op, left, right)
@@ -134,6 +137,8 @@ class Evaluator:
                 return F.null_safe_equal(left, right)
             return F.compare(op, left, right)
         if t is Call:
+            if node.name == "now":
+                return Vec("ts", np.array([self.now_ms], np.int64), None, None, True)
             args = [self.eval(a, frame) for a in node.args]
             out = F.call_scalar(node.name, args, frame.n)
             self.deadline.check()
@@ -171,9 +176,21 @@ class Evaluator:
             return F.case(conds, results, default, n)
         if t is Cast:
             return F.cast(self.eval(node.operand, frame), node.type)
+        if t is Interval:
+            return Vec.constant(node.text)  # as text: time_bucket(interval '15 minutes', ts) reads it
         if t is Star:
             raise SqlError("* may only stand alone in the select list, or in COUNT(*)")
         raise SqlError(f"cannot evaluate {type(node).__name__}")  # pragma: no cover
+
+    def _interval_arith(self, node, frame) -> Vec:
+        """``ts + interval``, ``interval + ts`` and ``ts - interval``."""
+        op, left, right = node.op, node.left, node.right
+        if type(left) is Interval and type(right) is not Interval and op == "+":
+            left, right = right, left
+        if type(left) is Interval or op not in ("+", "-"):
+            raise SqlError(f"an interval can only be added to or subtracted from a timestamp "
+                           f"(like now() - interval '24 hours'), not used with '{op}' there")
+        return F.add_interval(self.eval(left, frame), right.months, right.ms, 1 if op == "+" else -1)
 
     def mask(self, node, frame) -> np.ndarray:
         """Rows where condition ``node`` is true (NULL counts as false)."""
@@ -277,17 +294,20 @@ def _clean(value):
 
 # -- the pipeline ---------------------------------------------------------------------
 
-def execute(plan: Plan, view, max_rows: int, deadline: Deadline) -> dict:
-    """Run ``plan`` over ``view``; return ``{"columns": [...], "rows": [{...}, ...]}``."""
+def execute(plan: Plan, view, max_rows: int, deadline: Deadline, now_ms: int | None = None) -> dict:
+    """Run ``plan`` over ``view``; return ``{"columns": [...], "rows": [{...}, ...]}``.
+
+    ``now_ms`` is ``now()`` (epoch ms) for the whole query; default the clock when it starts.
+    """
     set_deadline(deadline)
     try:
-        return _execute(plan, view, max_rows, deadline)
+        return _execute(plan, view, max_rows, deadline, now_ms)
     finally:
         set_deadline(None)
 
 
-def _execute(plan: Plan, view, max_rows: int, deadline: Deadline) -> dict:
-    ev = Evaluator(deadline)
+def _execute(plan: Plan, view, max_rows: int, deadline: Deadline, now_ms: int | None = None) -> dict:
+    ev = Evaluator(deadline, now_ms)
     items = []
     for expr, name in plan.items:
         if isinstance(expr, Star):
@@ -315,7 +335,8 @@ def _execute(plan: Plan, view, max_rows: int, deadline: Deadline) -> dict:
         aggs = []
         for call in plan.aggregates:
             arg = None if call.star else ev.eval(call.args[0], frame)
-            aggs.append(aggregate(call.name, call.star, call.distinct, arg, gid, ngroups))
+            param = ev.eval(call.args[1], frame) if len(call.args) > 1 else None  # percentile's fraction
+            aggs.append(aggregate(call.name, call.star, call.distinct, arg, gid, ngroups, param))
             deadline.check()
         group_aliases = {name: expr for expr, name in plan.items if not isinstance(expr, Star)}
         frame = GroupFrame(frame, first, aggs, ngroups, group_aliases)

@@ -20,17 +20,20 @@ import re
 import numpy as np
 
 from ..errors import SqlError
+from . import calendar
 from .vectors import (NUMERIC, Dictionary, Vec, as_kind, encode_strings, merge_kinds, narrow, parse_ts_loose, tick,
                       ts_threshold)
 
-AGGREGATES = frozenset({"count", "sum", "avg", "min", "max"})
+AGGREGATES = frozenset({"count", "sum", "avg", "min", "max", "percentile", "median"})
+AGGREGATE_ARGS = {"percentile": 2}  # arguments of an aggregate that takes more than one
 
 # name -> (fewest, most) arguments
 SCALARS = {
     "coalesce": (1, 99), "ifnull": (2, 2), "nullif": (2, 2),
     "lower": (1, 1), "upper": (1, 1), "length": (1, 1), "substr": (2, 3), "substring": (2, 3),
     "trim": (1, 1), "round": (1, 2), "abs": (1, 1),
-    "date_trunc": (2, 2), "time_bucket": (2, 2),
+    "date_trunc": (2, 3), "time_bucket": (2, 3),
+    "now": (0, 0),
 }
 
 _CMP = {"=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
@@ -635,9 +638,9 @@ def call_scalar(name: str, args: list[Vec], n: int) -> Vec:
     if name == "abs":
         return abs_(args[0])
     if name == "date_trunc":
-        return date_trunc(args[0], args[1])
+        return date_trunc(args[0], args[1], _zone_arg(args, "date_trunc"))
     if name == "time_bucket":
-        return time_bucket(args[0], args[1])
+        return time_bucket(args[0], args[1], _zone_arg(args, "time_bucket"))
     raise SqlError(f"unknown function {name.upper()}()")  # pragma: no cover - the planner checks names
 
 
@@ -658,16 +661,36 @@ def as_timestamps(v: Vec, fn: str) -> Vec:
 
 
 def _month_floor(ms: np.ndarray, months: int) -> np.ndarray:
-    m = ms.astype("datetime64[ms]").astype("datetime64[M]").astype(np.int64)
-    m = m - (m % months)
-    return m.astype("datetime64[M]").astype("datetime64[ms]").astype(np.int64)
+    return calendar.month_floor(ms, months)
+
+
+def _zone_arg(args: list, fn: str) -> str:
+    """The IANA zone of a date function's optional third argument (a text constant), or UTC."""
+    if len(args) < 3:
+        return "UTC"
+    z = args[2]
+    if not z.const or z.kind != "str":
+        raise SqlError(f"{fn}()'s time zone must be an IANA name in quotes, like 'Europe/Paris'")
+    return calendar.check_zone(z.const_value())
+
+
+def add_interval(ts: Vec, months: int, ms: int, sign: int) -> Vec:
+    """``ts ± interval``: months first (day of month clamped), then days and time, in UTC."""
+    v = narrow(ts)
+    if v.kind not in ("ts", "str", "null"):
+        raise SqlError(f"an interval is added to a timestamp, got {describe(v)}")
+    t = as_timestamps(v, "interval arithmetic")
+    return Vec("ts", calendar.shift(t.data, months, ms, sign), t.valid, None, t.const)
 
 
 UNITS_MS = {"millisecond": 1, "second": 1000, "minute": 60_000, "hour": 3_600_000, "day": DAY_MS}
 
 
-def date_trunc(unit: Vec, ts: Vec) -> Vec:
-    """``date_trunc('minute'|'hour'|'day'|'week'|'month'|..., ts)`` (weeks start on Monday, UTC)."""
+def date_trunc(unit: Vec, ts: Vec, tz: str = "UTC") -> Vec:
+    """``date_trunc('minute'|'hour'|'day'|'week'|'month'|..., ts [, zone])`` (weeks start on Monday).
+
+    In a zone other than UTC, the rules are PostgreSQL's (see ``calendar``).
+    """
     if not unit.const or unit.kind != "str":
         raise SqlError("date_trunc()'s first argument must be a unit in quotes, like 'day'")
     name = unit.const_value().lower().rstrip("s") if unit.const_value() else ""
@@ -676,14 +699,20 @@ def date_trunc(unit: Vec, ts: Vec) -> Vec:
                        f"got {unit.const_value()!r}")
     t = as_timestamps(ts, "date_trunc")
     ms = t.data
-    if name in UNITS_MS:
+    off = calendar.offsets(ms, tz) if tz != "UTC" else None
+    local = ms if off is None else ms + off
+    if name in UNITS_MS and name != "day":  # keeps the instant's own offset (PostgreSQL)
         step = UNITS_MS[name]
-        out = ms - ms % step
+        return Vec("ts", ms - local % step, t.valid, None, t.const)
+    if name == "day":
+        out = local - local % DAY_MS
     elif name == "week":  # 1970-01-01 was a Thursday: shift so that weeks start on Monday
-        shifted = ms + 3 * DAY_MS
+        shifted = local + 3 * DAY_MS
         out = shifted - shifted % WEEK_MS - 3 * DAY_MS
     else:
-        out = _month_floor(ms, {"month": 1, "quarter": 3, "year": 12}[name])
+        out = _month_floor(local, {"month": 1, "quarter": 3, "year": 12}[name])
+    if off is not None:  # local midnight back to an instant, at that moment's offset
+        out = calendar.local_to_utc(out, tz)
     return Vec("ts", out, t.valid, None, t.const)
 
 
@@ -712,15 +741,25 @@ def interval_ms(value) -> int:
                    f"(months vary in length: use date_trunc('month', ts))")
 
 
-def time_bucket(interval: Vec, ts: Vec) -> Vec:
-    """``time_bucket('15 minutes', ts)``: the start of ts's bucket (buckets from 2000-01-03, a Monday, UTC)."""
+def time_bucket(interval: Vec, ts: Vec, tz: str = "UTC") -> Vec:
+    """``time_bucket('15 minutes', ts [, zone])``: the start of ts's bucket (buckets from 2000-01-03, a
+    Monday, at midnight in the zone).
+
+    In a zone, a bucket of whole days starts at local midnight (a DST day is 23 or 25 hours);
+    a shorter one keeps the instant's own offset, as ``date_trunc`` does below a day.
+    """
     if not interval.const:
         raise SqlError("time_bucket()'s interval must be a constant, like '5 minutes'")
     step = interval_ms(interval.const_value())
     t = as_timestamps(ts, "time_bucket")
-    rel = t.data - BUCKET_ORIGIN_MS
-    out = rel - rel % step + BUCKET_ORIGIN_MS
-    return Vec("ts", out, t.valid, None, t.const)
+    if tz == "UTC":
+        rel = t.data - BUCKET_ORIGIN_MS
+        return Vec("ts", rel - rel % step + BUCKET_ORIGIN_MS, t.valid, None, t.const)
+    ms = t.data
+    rel = ms + calendar.offsets(ms, tz) - BUCKET_ORIGIN_MS  # local time since local 2000-01-03 00:00
+    if step % DAY_MS:
+        return Vec("ts", ms - rel % step, t.valid, None, t.const)
+    return Vec("ts", calendar.local_to_utc(rel - rel % step + BUCKET_ORIGIN_MS, tz), t.valid, None, t.const)
 
 
 __all__ = ["AGGREGATES", "SCALARS", "arith", "compare", "call_scalar", "case", "cast", "concat_text", "in_list",

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import ParseError
+from .calendar import parse_interval
 from .lexer import Token, syntax_error, tokenize
 
 NON_RESERVED = frozenset({"FIRST", "LAST", "NULLS"})  # keywords that may still name columns and aliases
@@ -112,6 +113,15 @@ class Call(Node):
     distinct: bool = False
     star: bool = False
     pos: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True)
+class Interval(Node):
+    """``interval '24 hours'``: months and milliseconds (see ``calendar.parse_interval``)."""
+
+    text: str
+    months: int
+    ms: int
 
 
 @dataclass(frozen=True)
@@ -468,6 +478,14 @@ class _Parser:
                 self.next()
                 return Column(self.text[tok.pos:tok.pos + len(tok.value)], tok.pos)
             raise self.error(f"expected an expression, found keyword {tok.value}")
+        if tok.kind == "ident" and tok.value.lower() == "interval" and self.tokens[self.i + 1].kind == "string":
+            self.next()
+            text = self.next()
+            try:
+                months, ms = parse_interval(text.value)
+            except ValueError as exc:
+                raise self.error(str(exc), text) from None
+            return Interval(text.value, months, ms)
         if tok.kind == "ident":
             self.next()
             if self.at("op", "("):

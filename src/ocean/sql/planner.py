@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 from ..errors import SqlError
 from . import functions
-from .parser import Between, Binary, Call, Case, Cast, Column, InList, IsNull, Like, Literal, Node, Select, Star, Unary
+from .parser import (Between, Binary, Call, Case, Cast, Column, InList, Interval, IsNull, Like, Literal, Node, Select,
+                     Star, Unary)
 
 
 @dataclass(frozen=True)
@@ -164,8 +165,10 @@ def _check(node: Node, allow_agg: bool, allow_star: bool = False, where: str = "
             if node.star:
                 if name != "count":
                     raise SqlError(f"{name.upper()}(*) is not a function; only COUNT(*) takes *")
-            elif len(node.args) != 1:
-                raise SqlError(f"{name.upper()}() takes exactly one argument, got {len(node.args)}")
+            elif len(node.args) != functions.AGGREGATE_ARGS.get(name, 1):
+                want = functions.AGGREGATE_ARGS.get(name, 1)
+                raise SqlError(f"{name.upper()}() takes exactly {'one argument' if want == 1 else f'{want} arguments'}, "
+                               f"got {len(node.args)}")
             for arg in node.args:
                 _check(arg, allow_agg, where=where, in_agg=True)
             return
@@ -189,7 +192,7 @@ def _lift(node: Node, aggregates: list) -> Node:
         if node not in aggregates:
             aggregates.append(node)
         return AggRef(aggregates.index(node))
-    if isinstance(node, (Column, Literal, Star, AggRef, OutRef)) or node is None:
+    if isinstance(node, (Column, Literal, Star, AggRef, OutRef, Interval)) or node is None:
         return node
     if isinstance(node, Unary):
         return Unary(node.op, _lift(node.operand, aggregates))

@@ -5,7 +5,9 @@ Each request adds to ``_admin/daily @YYYY-MM-DD`` and ``_admin/hourly
 @YYYY-MM-DD`` (one field per route template, like ``"GET /entity/*"``) and
 ``_admin/status @YYYY-MM-DD`` (one field per status, like ``"200"``), and
 ``{method, path, status, ms}`` is published on ``_admin/events`` (bus only).
-A stream is counted once, when it opens. Dates are UTC.
+A stream is counted once, when it opens. Dates and hours are local to the ``timezone``
+setting (UTC by default), in the formats of the ``{day}`` and ``{hour}`` key placeholders
+(``ocean.timekeys``); ``/health`` names the zone so that the dashboard reads the same keys.
 
 PERF: the counts are summed in memory and written with one ``engine.incr``
 per entity each ``FLUSH_S`` (4 writes a second instead of 4 per request);
@@ -21,7 +23,9 @@ import logging
 import re
 import threading
 import time
+from datetime import datetime
 
+from .. import timekeys
 from .metrics import Metrics
 
 log = logging.getLogger("ocean.web.accounting")
@@ -61,14 +65,22 @@ class Accounting:
         self._flusher = None
         self._stop = threading.Event()
         self._hour_start, self._hour = 0.0, ""
+        self.timezone = getattr(getattr(engine, "settings", None), "timezone", "UTC")
 
     def process_request(self, req, resp) -> None:
         req.context.t0 = time.perf_counter()
 
     def _hour_key(self, now: float) -> str:
+        """The local hour key (``2026-02-10T14``) of wall time ``now`` in the timezone setting.
+
+        NOTE: cached for the local hour that holds ``now`` (an hour after its local start); a
+        zone whose DST shifts by half an hour (Lord Howe) may count up to 30 minutes of that one
+        night into the neighbouring hour.
+        """
         if not self._hour_start <= now < self._hour_start + 3600:
-            self._hour_start = now - now % 3600
-            self._hour = time.strftime("%Y-%m-%dT%H", time.gmtime(self._hour_start))
+            local = datetime.fromtimestamp(now, timekeys.zone(self.timezone))
+            self._hour_start = now - (local.minute * 60 + local.second + local.microsecond / 1e6)
+            self._hour = timekeys.period("hour", int(now * 1000), self.timezone)
         return self._hour
 
     def process_response(self, req, resp, resource, req_succeeded) -> None:

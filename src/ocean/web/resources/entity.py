@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ...errors import InvalidKey
 from ...model import check_key, check_route
+from ...timekeys import check_template
 from .. import auth
 
 
@@ -11,7 +12,7 @@ def split_entity_path(rest: str) -> tuple[str, str]:
     route, sep, key = rest.rpartition("/")
     if not sep or not key:
         raise InvalidKey("the path must be /entity/{route}/{key}, like /entity/analytics/daily/2026-02-10")
-    return check_route(route), check_key(key)
+    return check_route(route), check_template(key)  # {day}...: the engine expands it
 
 
 class Entity:
@@ -29,6 +30,7 @@ class Entity:
         route, key = split_entity_path(rest)
         access = auth.require(req, self.svc.keys)
         access.check_write(route)
+        key = self.svc.engine.expand_key(key)  # the answer names the key removed
         out = self.svc.engine.remove(route, key, source=access.source)
         resp.media = {"ok": True, "route": route, "key": key, **out}
 

@@ -26,6 +26,7 @@ class Health:
             "heartbeat_s": svc.settings.heartbeat_s, "implementation": implementation(),
             "fsync": svc.settings.fsync, "seq": svc.engine.seq, "sse_clients": len(svc.streams),
             "last_backup": _public(svc.engine.last_backup),
+            "timezone": svc.settings.timezone,
         }
 
 

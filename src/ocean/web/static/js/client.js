@@ -56,9 +56,40 @@ export function parseMetrics(text) {
   return out;
 }
 
-// UTC keys, as the server's accounting writes them.
+// Day and hour keys as the server's accounting writes them: on the wall clock of its
+// `timezone` setting (GET /health names it; UTC until setTimeZone is called).
 const pad = (n) => String(n).padStart(2, "0");
-export const dayKey = (d) => `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}`;
-export const hourKey = (d) => `${dayKey(d)}T${pad(d.getUTCHours())}`;
+let zoneName = "UTC";
+let zoneFormat = null; // Intl.DateTimeFormat of the zone, null for UTC
+
+/** Use the server's time zone (an IANA name) for dayKey, hourKey and localParts. */
+export function setTimeZone(name) {
+  if (!name || name === zoneName) return;
+  try {
+    zoneFormat = name === "UTC" ? null : new Intl.DateTimeFormat("en-US", {
+      timeZone: name, hourCycle: "h23", year: "numeric", month: "numeric", day: "numeric", hour: "numeric",
+    });
+    zoneName = name;
+  } catch (e) { // a zone this browser does not know: stay on UTC (the labels say so)
+    zoneFormat = null;
+    zoneName = "UTC";
+  }
+}
+
+export const timeZone = () => zoneName;
+
+/** {y, m, d, h} of a Date on the server zone's wall clock (m from 1). */
+export function localParts(date) {
+  if (!zoneFormat) {
+    return { y: date.getUTCFullYear(), m: date.getUTCMonth() + 1, d: date.getUTCDate(), h: date.getUTCHours() };
+  }
+  const p = {};
+  for (const part of zoneFormat.formatToParts(date)) p[part.type] = part.value;
+  return { y: Number(p.year), m: Number(p.month), d: Number(p.day), h: Number(p.hour) % 24 };
+}
+
+const partsDay = (p) => `${p.y}-${pad(p.m)}-${pad(p.d)}`;
+export const dayKey = (d) => partsDay(localParts(d));
+export const hourKey = (d) => { const p = localParts(d); return `${partsDay(p)}T${pad(p.h)}`; };
 export const HOUR_MS = 3600e3;
 export const DAY_MS = 24 * HOUR_MS;

@@ -9,7 +9,7 @@
 // the stream arrive in. _admin/events messages feed the live list and the
 // p50/p95 of recent requests.
 
-import { request, entitiesAfter, parseMetrics, dayKey, hourKey, HOUR_MS, DAY_MS } from "./client.js";
+import { request, entitiesAfter, parseMetrics, dayKey, hourKey, localParts, setTimeZone, timeZone, HOUR_MS, DAY_MS } from "./client.js";
 import { $, el } from "./dom.js";
 import { reportQuietly } from "./live.js";
 
@@ -92,6 +92,7 @@ export class Dashboard {
 
   /** Read the counters (last 48 h, 30 days, today) and the storage figures; false if the key is refused. */
   async resync() {
+    await this.refreshStorage(); // first: /health names the time zone the keys are in
     const now = new Date();
     const reads = await Promise.all([
       entitiesAfter("_admin/hourly", hourKey(new Date(now - 48 * HOUR_MS)), 100),
@@ -104,7 +105,6 @@ export class Dashboard {
     ["hourly", "daily", "endpoints", "status"].forEach((route, i) => {
       for (const [key, fields] of reads[i].map) mergeMax(this.counters[route], key, fields);
     });
-    await this.refreshStorage();
     this.render();
     return { ok: true };
   }
@@ -119,6 +119,8 @@ export class Dashboard {
         this.notify("info", `The server restarted ${fmtDuration(health.body.uptime_s)} ago; figures were read again.`);
       }
       this.startedAt = started;
+      setTimeZone(health.body.timezone || "UTC");
+      setText("#today-zone", timeZone());
       this.health = health.body;
       this.healthAt = Date.now();
     }
@@ -265,19 +267,15 @@ export class Dashboard {
 
   renderCharts() {
     if (typeof uPlot === "undefined") return;
-    const now = Date.now();
-    const hourStart = Math.floor(now / HOUR_MS) * HOUR_MS;
-    const dayStart = Math.floor(now / DAY_MS) * DAY_MS;
-    this._chart("hourly", 48, HOUR_MS, hourStart, hourKey);
-    this._chart("daily", 30, DAY_MS, dayStart, dayKey);
+    this._chart("hourly", HOUR_MS, chartHours(48));
+    this._chart("daily", DAY_MS, chartDays(30));
   }
 
-  _chart(name, n, step, last, keyOf) {
+  _chart(name, step, slots) {
     const xs = [], reqs = [], errs = [];
-    for (let i = n - 1; i >= 0; i -= 1) {
-      const t = last - i * step;
-      const f = this.counters[name].get(keyOf(new Date(t))) || {};
-      xs.push(t / 1000);
+    for (const [key, x] of slots) {
+      const f = this.counters[name].get(key) || {};
+      xs.push(x / 1000);
       reqs.push(f.requests || null); // null, not 0: no bar outline along the axis
       errs.push(f.errors || null);
     }
@@ -285,14 +283,24 @@ export class Dashboard {
     const box = $(`#chart-${name}`);
     if (!box) return;
     let chart = this.charts[name];
+    if (chart && chart.oceanZone !== timeZone()) { // the zone became known: labels name it
+      chart.destroy();
+      chart = null;
+    }
     if (!chart) {
       box.replaceChildren();
       chart = new uPlot(chartOptions(box, step), data, box);
+      chart.oceanZone = timeZone();
+      const first = !this.charts[name] && !this._observed?.[name];
       this.charts[name] = chart;
-      new ResizeObserver(() => {
-        const w = Math.floor(box.clientWidth);
-        if (w > 0 && w !== chart.width) chart.setSize({ width: w, height: chartHeight(box) });
-      }).observe(box);
+      if (first) {
+        this._observed = { ...(this._observed || {}), [name]: true };
+        new ResizeObserver(() => {
+          const current = this.charts[name];
+          const w = Math.floor(box.clientWidth);
+          if (current && w > 0 && w !== current.width) current.setSize({ width: w, height: chartHeight(box) });
+        }).observe(box);
+      }
     } else {
       chart.setData(data);
     }
@@ -389,6 +397,34 @@ function setFigure(sel, text) {
   node.replaceChildren(document.createTextNode(m[1]), el("span", "unit", m[2]));
 }
 
+// A chart's x axis is the server zone's wall clock drawn as if it were UTC (uPlot's tzDate is
+// UTC), so a bar sits at its local hour or date. Hours come from the real hours of the last 48
+// (a repeated local hour is one bar, as it is one key; a skipped one is no bar); days step back
+// through the calendar from today's local date (a 23- or 25-hour day is one bar).
+function chartHours(n) {
+  const slots = [];
+  const last = Math.floor(Date.now() / HOUR_MS) * HOUR_MS;
+  for (let i = n - 1; i >= 0; i -= 1) {
+    const date = new Date(last - i * HOUR_MS);
+    const p = localParts(date);
+    const key = hourKey(date);
+    if (slots.length && slots[slots.length - 1][0] === key) continue;
+    slots.push([key, Date.UTC(p.y, p.m - 1, p.d, p.h)]);
+  }
+  return slots;
+}
+
+function chartDays(n) {
+  const today = localParts(new Date());
+  const slots = [];
+  for (let i = n - 1; i >= 0; i -= 1) {
+    const x = Date.UTC(today.y, today.m - 1, today.d - i);
+    const d = new Date(x);
+    slots.push([`${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, "0")}-${String(d.getUTCDate()).padStart(2, "0")}`, x]);
+  }
+  return slots;
+}
+
 function chartHeight(box) {
   return Math.max(140, Math.min(220, Math.floor(box.clientWidth * 0.38)));
 }
@@ -405,7 +441,7 @@ function chartOptions(box, step) {
     legend: { live: true },
     cursor: { points: { show: false }, drag: { x: false, y: false } },
     series: [
-      { label: hourly ? "hour (UTC)" : "day (UTC)", value: hourly ? "{YYYY}-{MM}-{DD} {HH}:00" : "{YYYY}-{MM}-{DD}" },
+      { label: `${hourly ? "hour" : "day"} (${timeZone()})`, value: hourly ? "{YYYY}-{MM}-{DD} {HH}:00" : "{YYYY}-{MM}-{DD}" },
       { label: "requests", stroke: "#1c6dd0", fill: "rgba(28,109,208,0.55)", paths: bars, points: { show: false }, value: (u, v) => fmtInt(v || 0) },
       { label: "errors", stroke: "rgba(209,73,91,0.9)", width: 0, fill: "rgba(209,73,91,0.9)", paths: bars, points: { show: false }, value: (u, v) => fmtInt(v || 0) },
     ],
