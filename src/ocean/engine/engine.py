@@ -35,14 +35,16 @@ class Engine:
         offload: runs a blocking call (fsync, snapshot writing) off the event loop;
             the gevent server passes its threadpool's ``apply``. Default: call inline.
         maintenance: run the once-a-second flusher/snapshot/expiry thread (default True).
+        fork_snapshots: write snapshots from a forked child (``bgsave.py``) instead of
+            in this process; default: when ``offload`` is given (a server's event loop).
     """
 
     def __init__(self, path: str, fsync: str | None = None, settings: Settings | None = None,
-                 *, offload=None, maintenance: bool = True):
+                 *, offload=None, maintenance: bool = True, fork_snapshots: bool | None = None):
         core()  # fail now, with the build hint, if the compiled core is missing
         self.settings = (settings or Settings.load()).with_(**({"fsync": fsync} if fsync else {}))
         self.path = path
-        self.store = LocalStore(path, self.settings, offload=offload)
+        self.store = LocalStore(path, self.settings, offload=offload, fork=fork_snapshots)
         self.state = self.store.state
         self._lock = core().WriteLock()  # held briefly; see _writer.pxi for how it waits
         self._listeners: list = []
@@ -478,6 +480,7 @@ class Engine:
             return
         self._stop.set()
         self._wake.set()
+        self.store.abort_snapshot()  # a forked snapshot is ended, not waited for: the log has it all
         if self._maintainer is not None and self._maintainer is not threading.current_thread():
             self._maintainer.join(timeout=5)
         with self._lock:

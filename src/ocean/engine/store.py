@@ -17,7 +17,7 @@ import time
 
 from ..errors import CorruptLog, DataDirLocked, InvalidPayload, OceanError, PayloadTooLarge, StorageError
 from ..kernels import kernel
-from . import ops, snapshot
+from . import bgsave, ops, snapshot
 from .state import State
 from .wal import WriteAheadLog, list_segments, read_segment
 
@@ -61,6 +61,9 @@ class Store(abc.ABC):
     def maintain(self, lock) -> None:
         """Periodic duties (flush, snapshot); called about once a second."""
 
+    def abort_snapshot(self) -> None:
+        """End a snapshot being written in the background (the engine is closing)."""
+
     @abc.abstractmethod
     def stats(self) -> dict:
         """Storage figures for /health and /metrics."""
@@ -73,10 +76,15 @@ class Store(abc.ABC):
 class LocalStore(Store):
     """Memory + write-ahead log + snapshots in one data directory owned by one process."""
 
-    def __init__(self, path: str, settings, offload=None):
+    def __init__(self, path: str, settings, offload=None, fork: bool | None = None):
         self.path = os.path.abspath(path)
         self.settings = settings
         self.offload = offload
+        self.fork = offload is not None if fork is None else fork  # snapshots from a forked child (bgsave.py)
+        self._child: bgsave.Child | None = None
+        self._aborted = False
+        self.snapshot_bytes = 0
+        self.snapshots = 0
         self.state = State(settings.history_limit, settings.event_retention)
         self.wal: WriteAheadLog | None = None
         self.meta: dict = {}
@@ -253,6 +261,8 @@ class LocalStore(Store):
         self._snapshotting = True
         try:
             t0 = time.perf_counter()
+            if self.fork:
+                return self._snapshot_forked(lock, t0)
             with lock:
                 seq = self.last_seq
                 old_segment = self.wal.rotate(seq + 1)
@@ -265,12 +275,66 @@ class LocalStore(Store):
             for _, older in snapshot.list_snapshots(self.path):
                 if older < name:
                     os.unlink(os.path.join(self.path, older))
-            self.snapshot_seq = seq
-            self.snapshot_seconds = time.perf_counter() - t0
+            self._snapshot_done(seq, name, t0)
             log.info("ocean: snapshot at seq %d (%s), write pause %.1f ms", seq, old_segment, self.snapshot_pause_ms)
             return name
         finally:
             self._snapshotting = False
+
+    def _snapshot_forked(self, lock, t0: float) -> str | None:
+        """Fork under ``lock`` (the child's image is the state at one seq), then wait without blocking.
+
+        The wait polls the child with short sleeps (a greenlet switch under gevent), so
+        requests keep flowing; the log it covers is dropped only once the child reported
+        the snapshot renamed into place and fsynced. Returns None when aborted (closing).
+        """
+        with lock:
+            seq = self.last_seq
+            old_segment = self.wal.rotate(seq + 1)
+            self._aborted = False
+            child = self._child = bgsave.fork(self.path, self.state, seq, {**self.meta, "lease": self.lease})
+            self.since_snapshot = 0
+        self.snapshot_pause_ms = (time.perf_counter() - t0) * 1000
+        try:
+            nap = 0.001
+            while not child.poll():
+                time.sleep(nap)
+                nap = min(nap * 2, 0.05)
+            if self._aborted:
+                snapshot.remove_debris(self.path)
+                return None
+            try:
+                name = child.result()
+            except OSError:
+                snapshot.remove_debris(self.path)  # a child killed mid-write leaves its .tmp
+                raise
+        finally:
+            self._child = None
+        self._snapshot_done(seq, name, t0)
+        log.info("ocean: snapshot at seq %d (%s) by child %d, fork pause %.1f ms, %.2f s", seq, old_segment,
+                 child.pid, self.snapshot_pause_ms, self.snapshot_seconds)
+        return name
+
+    def _snapshot_done(self, seq: int, name: str, t0: float) -> None:
+        """The snapshot ``name`` at ``seq`` is durable: drop the log and the snapshots it replaces."""
+        if self.wal is not None:
+            self.wal.drop_segments_before(self.wal.segment)
+        for _, older in snapshot.list_snapshots(self.path):
+            if older < name:
+                os.unlink(os.path.join(self.path, older))
+        self.snapshot_seq = seq
+        self.snapshot_seconds = time.perf_counter() - t0
+        self.snapshots += 1
+        try:
+            self.snapshot_bytes = os.path.getsize(os.path.join(self.path, name))
+        except OSError:
+            pass
+
+    def abort_snapshot(self) -> None:
+        child = self._child
+        if child is not None:
+            self._aborted = True
+            child.kill()
 
     def follow_seq(self, source) -> None:
         """Where the engine keeps its newest seq (``source()``); snapshots are taken at it."""
@@ -292,6 +356,10 @@ class LocalStore(Store):
             "snapshot_seq": self.snapshot_seq,
             "records_since_snapshot": self.since_snapshot,
             "snapshot_pause_ms": self.snapshot_pause_ms,
+            "snapshot_seconds": self.snapshot_seconds,
+            "snapshot_bytes": self.snapshot_bytes,
+            "snapshots": self.snapshots,
+            "snapshot_running": int(self._snapshotting),
         }
 
     def close(self) -> None:
