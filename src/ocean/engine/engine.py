@@ -10,6 +10,7 @@ table's own shard locks.
 from __future__ import annotations
 
 import bisect
+import heapq
 import logging
 import threading
 import time
@@ -48,6 +49,7 @@ class Engine:
         self.state = self.store.state
         self._lock = core().WriteLock()  # held briefly; see _writer.pxi for how it waits
         self._listeners: list = []
+        self._largest = None  # (when, n, routes) of largest_routes
         self.started = time.time()
         seq = self.store.open()
         self.instance = self.store.meta["instance"]
@@ -418,6 +420,22 @@ class Engine:
 
     def _now(self) -> int:
         return max(time.time_ns() // 1_000_000, self._writer.last_ms)
+
+    def largest_routes(self, n: int = 10) -> list[tuple[str, int, int]]:
+        """The ``n`` routes holding the most events + entities: ``(route, events, entities)``.
+
+        PERF: one pass over the routes; recomputed at most once a second (``/health`` asks often).
+        """
+        now = time.monotonic()
+        cached = self._largest
+        if cached is not None and cached[0] > now - 1.0 and cached[1] >= n:
+            return cached[2][:n]
+        events = {r: len(log_) for r, log_ in list(self.state.events.items())}
+        entities = {r: len(t) for r, t in list(self.state.entities.routes.items())}
+        sizes = [(r, events.get(r, 0), entities.get(r, 0)) for r in set(events) | set(entities)]
+        top = heapq.nlargest(n, sizes, key=lambda x: (x[1] + x[2], x[0]))
+        self._largest = (now, n, top)
+        return top
 
     def stats(self) -> dict:
         """Figures for /health and /metrics."""

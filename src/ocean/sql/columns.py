@@ -597,3 +597,17 @@ def store_for(engine) -> ColumnStore:
                 engine.add_listener(store)
                 _stores[engine] = store
     return store
+
+
+def columns_bytes(engine) -> int:
+    """Bytes held by ``engine``'s column tables (0 when no query built one; registers nothing)."""
+    store = _stores.get(engine)
+    if store is None:
+        return 0
+    total = 0
+    for table in list(store.tables.values()):
+        for col in list(table.columns.values()) + list(table.fields.values()) + [table.seq]:
+            for arr in (col.data, col.valid):
+                total += getattr(arr, "nbytes", 0)
+        total += table.live.nbytes
+    return total
