@@ -19,6 +19,7 @@ import ocean
 
 # The server runs the same ocean this process imported (a source tree built in place, or an install).
 SRC = os.path.dirname(os.path.dirname(os.path.abspath(ocean.__file__)))
+PASSED_THROUGH = ("OCEAN_PUREPYTHON", "OCEAN_WORKER_CLASS")
 ADMIN_KEY = "test-admin-key-0123456789abcdef0123456789"
 
 
@@ -44,8 +45,9 @@ class Server:
         self.log_path = os.path.join(os.path.dirname(os.path.abspath(data)), f"server-{self.port}.log")
 
     def start(self, timeout: float = 20.0) -> "Server":
-        # Settings come only from this object; which kernels to use (OCEAN_PUREPYTHON) passes through.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OCEAN_") or k == "OCEAN_PUREPYTHON"}
+        # Settings come only from this object; which kernels to use (OCEAN_PUREPYTHON) and which
+        # HTTP worker (OCEAN_WORKER_CLASS: CI runs some suites once more under the stock one) pass through.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OCEAN_") or k in PASSED_THROUGH}
         env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
         if self.key:
             env["OCEAN_ADMIN_KEY"] = self.key

@@ -1,5 +1,7 @@
 """SSE fan-out from one server to 1,000 and 5,000 clients: delivery p50/p99, messages/s, RSS per stream.
 
+The 5,000-client case also runs on gunicorn's stock gevent worker (``worker_class=gevent``).
+
 Targets: p99 <= 500 ms at 5,000 clients; <= 25 KB of worker memory per open stream.
 The reader of all the streams is one Python process on the same machine, so latency
 includes its own delay; the worker's CPU time per delivery is reported beside it (a
@@ -27,9 +29,11 @@ def _pct(values, p):
 
 
 @pytest.mark.benchmark(group="sse-fanout")
-@pytest.mark.parametrize("clients", [1000, 5000])
-def test_sse_fanout(benchmark, ocean_server, clients):
-    srv = ocean_server
+@pytest.mark.parametrize("clients, wc", [(1000, "ocean"), (5000, "ocean"), (5000, "gevent")],
+                         ids=["1000", "5000", "5000-stock-worker"])
+def test_sse_fanout(benchmark, request, clients, wc):
+    """``wc``: ocean's worker (the default), or gunicorn's stock gevent worker beside it."""
+    srv = request.getfixturevalue("ocean_server" if wc == "ocean" else "stock_server")
     route = f"fan/c{clients}"
     worker = worker_pid(srv.pid)
     before = rss_kb(worker)
@@ -68,7 +72,7 @@ def test_sse_fanout(benchmark, ocean_server, clients):
                                      "worker_cpu_us_per_delivery": round(cpu_us, 1),
                                      "reader_cpu_us_per_delivery": round(reader_us, 1),
                                      "worker_cpu_wait_ms_per_message": round(wait_ms, 1)})
-        print(f"\nSSE fan-out to {clients}: p50 {p50:.1f} ms, p99 {p99:.1f} ms, {rate:,.0f} deliveries/s, "
+        print(f"\nSSE fan-out to {clients} [{wc} worker]: p50 {p50:.1f} ms, p99 {p99:.1f} ms, {rate:,.0f} deliveries/s, "
               f"worker RSS {per_conn_kb:.1f} KB per stream, worker CPU {cpu_us:.1f} us per delivery "
               f"(reader {reader_us:.1f} us), worker waited {wait_ms:.0f} ms per message for a CPU")
     finally:

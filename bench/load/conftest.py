@@ -33,6 +33,17 @@ def ocean_server():
 
 
 @pytest.fixture(scope="module")
+def stock_server():
+    """``ocean_server``'s twin on gunicorn's stock gevent worker (``worker_class=gevent``)."""
+    tmp = tempfile.mkdtemp(prefix="ocean-load-stock-")
+    srv = Server(os.path.join(tmp, "data"), max_sse_per_key=20000, max_sse_clients=20000,
+                 worker_connections=20000, heartbeat_s=15, worker_class="gevent").start()
+    yield srv
+    srv.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
 def redis_server():
     """A real redis-server with AOF everysec (the durability ocean's default matches)."""
     exe = shutil.which("redis-server")

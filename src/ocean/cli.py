@@ -1,4 +1,4 @@
-"""The ``ocean`` command: ``serve``, ``exec``, ``sql`` and ``key``.
+"""The ``ocean`` command: ``serve``, ``exec``, ``sql``, ``key``, ``backup`` and ``restore``.
 
 ``serve`` runs gunicorn (gevent worker) on the embedded engine; its flags are
 built from ``ocean.settings.SETTINGS``. ``exec`` and ``sql`` talk to a running
@@ -169,33 +169,31 @@ def check_unlocked(data: str) -> None:
 # -- exec / sql: HTTP client -------------------------------------------------
 
 def _call(args, path: str, text: str) -> tuple[int, bytes, object]:
-    """POST ``text`` to the server: (status, the body as sent, the decoded JSON or None)."""
-    key = args.key or os.environ.get("OCEAN_KEY")
-    headers = {"Content-Type": "text/plain; charset=utf-8"}
-    if key:
-        headers["X-Ocean-Key"] = key
+    """POST ``text`` to the server: (status, the body as sent, the decoded JSON or None).
+
+    NOTE: the CLI is a user of ``ocean.Client`` (its raw ``request``), so the command line
+    and the library cannot drift apart on keys, URLs, keep-alive or errors.
+    """
+    from .client import Client
+    from .errors import ClientError
+
     url = args.url.rstrip("/")
     if not url.startswith(("http://", "https://")):
         raise Refusal(f"--url needs a scheme: --url http://{url}", EXIT_USAGE)
     try:
-        urllib.parse.urlsplit(url).port  # noqa: B018 - raises ValueError for a port out of range
-        req = urllib.request.Request(url + path, data=text.encode("utf-8"), headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(req, timeout=args.timeout) as resp:
-                status, body = resp.status, resp.read()
-        except urllib.error.HTTPError as exc:
-            status, body = exc.code, exc.read()
-    except ValueError as exc:  # a malformed URL (http.client.InvalidURL is one)
+        with Client(url, key=args.key or None, timeout=args.timeout) as client:
+            reply = client.request("POST", path, text)
+    except ValueError as exc:  # not a URL (a bad port): Client refuses it when made
         raise Refusal(f"--url {args.url!r} is not a URL ({exc}): for example --url {DEFAULT_URL}", EXIT_USAGE) \
             from None
-    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-        raise Refusal(f"cannot reach {args.url}: {getattr(exc, 'reason', exc)}. Is `ocean serve` running "
+    except ClientError as exc:  # Unreachable, ClientTimeout
+        raise Refusal(f"{exc.message}. Is `ocean serve` running "
                       f"there? Give its address with --url or OCEAN_URL") from None
     try:
-        doc = json.loads(body)
+        doc = json.loads(reply.body)
     except ValueError:
         doc = None
-    return status, body, doc
+    return reply.status, reply.body, doc
 
 
 def _explain(status: int, doc, args) -> str:
@@ -480,6 +478,56 @@ def cmd_key(args) -> int:
     return 0
 
 
+# -- backup / restore -------------------------------------------------------------
+
+def cmd_backup(args) -> int:
+    """A backup made by the running server (``--url``), or, with ``--data``, of a stopped server's directory."""
+    from .errors import DataDirLocked, OceanError
+
+    if args.data:
+        from .engine import Engine
+
+        if not os.path.isfile(os.path.join(args.data, "meta.json")):
+            raise Refusal(f"{args.data} is not an ocean data directory (it has no meta.json)")
+        try:
+            with Engine(args.data, maintenance=False) as eng:
+                info = eng.backup(os.path.abspath(args.dest) if args.dest else None)
+        except DataDirLocked as exc:
+            raise Refusal(f"{exc.message}. While a server runs, back it up through the server: "
+                          f"`ocean backup [DEST] --url URL` (DEST is then a path on the server)") from None
+        except OceanError as exc:
+            raise Refusal(exc.message) from None
+    else:
+        query = "?dest=" + urllib.parse.quote(args.dest, safe="") if args.dest else ""
+        status, _, info = _call(args, "/admin/backup" + query, "")
+        if status >= 400 or not isinstance(info, dict):
+            print(_explain(status, info, args), file=sys.stderr)
+            return EXIT_FAILURE
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(f"backup: {info['path']}  (seq {info['seq']}, {info['bytes']} bytes, {info['seconds']} s, "
+              f"writes paused {info['pause_ms']} ms)")
+    return 0
+
+
+def cmd_restore(args) -> int:
+    """Check every checksum of a backup, then make ``--data`` a copy of it."""
+    from .engine.backup import restore
+    from .errors import OceanError
+
+    try:
+        doc = restore(args.src, args.data, force=args.force)
+    except OceanError as exc:
+        raise Refusal(exc.message) from None
+    if args.json:
+        print(json.dumps({k: v for k, v in doc.items() if k != "files"} | {"data": os.path.abspath(args.data)}, indent=2))
+    else:
+        print(f"restored {os.path.abspath(args.src)} (seq {doc['seq']}, made {doc['created_at']}, {doc['bytes']} bytes, "
+              f"every checksum good) into {os.path.abspath(args.data)}; start it with: ocean serve --data {args.data}")
+    return 0
+
+
 # -- parser --------------------------------------------------------------------
 
 def _client_flags(p) -> None:
@@ -494,7 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ocean {__version__}")
     sub = parser.add_subparsers(dest="cmd", metavar="COMMAND", title="commands")
 
-    serve = sub.add_parser("serve", help="run the HTTP server (gunicorn + gevent) on a data directory")
+    serve = sub.add_parser("serve", help="run the HTTP server (gunicorn, ocean's gevent worker) on a data directory")
     for s in SETTINGS:
         extra = {"choices": s.choices} if s.choices else {}
         serve.add_argument(s.flag, dest=s.name, default=None, metavar=s.type.__name__.upper(),
@@ -543,6 +591,20 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = ks.add_parser("revoke", parents=[common], help="revoke a key by id or name; open streams end within a second")
     revoke.add_argument("id", help="the key's id, or its name when no other live key has it")
     key.set_defaults(func=cmd_key, help_of=key)
+
+    bk = sub.add_parser("backup", help="a consistent backup of a running server (or, with --data, a stopped one)")
+    bk.add_argument("dest", nargs="?", help="a new directory (default: a new one in the backup_dir setting's "
+                                             "directory; through a server, a path on the server)")
+    bk.add_argument("--data", default=None, help="back up this data directory itself (no server may hold it)")
+    _client_flags(bk)
+    bk.set_defaults(func=cmd_backup, timeout=3600.0)
+
+    rs = sub.add_parser("restore", help="check a backup's every checksum, then copy it into a data directory")
+    rs.add_argument("src", help="a backup directory (made by `ocean backup`)")
+    rs.add_argument("--data", required=True, help="the data directory to fill (stopped; empty unless --force)")
+    rs.add_argument("--force", action="store_true", help="replace the ocean data of a non-empty --data")
+    rs.add_argument("--json", action="store_true", help="print JSON")
+    rs.set_defaults(func=cmd_restore)
     return parser
 
 

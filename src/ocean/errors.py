@@ -211,6 +211,56 @@ class InternalError(OceanError):
     status = 500
 
 
+# -- backup and restore --------------------------------------------------------
+
+class InvalidBackupDest(ValidationError):
+    """A backup or restore target cannot be used (not a directory, not writable, not empty, in the data dir)."""
+    code = "invalid_destination"
+
+
+class BackupRunning(Conflict):
+    """A backup of this data directory is already being written."""
+    code = "backup_running"
+
+
+class BackupFailed(OceanError):
+    """A backup or restore could not be written (disk full, I/O error); nothing half-done is left as complete."""
+    code = "backup_failed"
+    status = 507
+
+
+class DamagedBackup(ValidationError):
+    """A backup is not one, is unfinished, or fails a checksum; the message names the file and byte offset."""
+    code = "damaged_backup"
+
+
+class IncompleteDataDir(OceanError):
+    """The directory holds a backup or restore that never finished; it is not a usable data directory."""
+    code = "incomplete_data_dir"
+    status = 503
+
+
+# -- the client's side (ocean.Client): no usable answer came back -------------
+# Never sent by the server; ``status`` is what a gateway would answer in its place.
+
+class ClientError(OceanError):
+    """ocean.Client only (never sent by a server): a call failed on its way, no answer was read."""
+    code = "client_error"
+    status = 502
+
+
+class Unreachable(ClientError):
+    """ocean.Client only: the server cannot be reached, or dropped the connection before it answered."""
+    code = "unreachable"
+    status = 503
+
+
+class ClientTimeout(ClientError):
+    """ocean.Client only: no answer within the client's timeout (the call may still have run)."""
+    code = "timeout"
+    status = 504
+
+
 def catalog() -> list[type[OceanError]]:
     """Every error class, for docs and the meta tests."""
     out, todo = [], [OceanError]
@@ -227,3 +277,30 @@ def markdown_table() -> str:
     declared = [c for c in globals().values() if isinstance(c, type) and issubclass(c, OceanError)]
     rows += [f"| `{c.code}` | {c.status} | {' '.join(c.__doc__.split())} |" for c in declared]
     return "\n".join(rows)
+
+
+_BY_CODE: dict[str, type[OceanError]] = {}
+
+
+def from_wire(doc, status: int | None = None) -> OceanError:
+    """The typed error for a wire-shape dict a client received (the inverse of ``to_dict``).
+
+    The class is the catalog's for ``doc["code"]``; an unknown code (a newer
+    server, a proxy's ``http_502``) gives a plain ``OceanError`` that keeps the
+    code and ``status``. Anything that is not the wire shape is described as is.
+    """
+    if not _BY_CODE:
+        _BY_CODE.update((cls.code, cls) for cls in catalog())
+    if not isinstance(doc, dict):
+        doc = {"error": str(doc)[:200], "code": f"http_{status}" if status else "error"}
+    code = str(doc.get("code") or (f"http_{status}" if status else "error"))
+    message = str(doc.get("error") or code)
+    line, column = doc.get("line"), doc.get("column")
+    cls = _BY_CODE.get(code)
+    err = (cls or OceanError)(message, line=line if isinstance(line, int) else None,
+                              column=column if isinstance(column, int) else None)
+    if cls is None:
+        err.code = code
+        if status:
+            err.status = status
+    return err

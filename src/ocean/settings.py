@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, make_dataclass, replace
 from .errors import InvalidSetting
 
 FSYNC_POLICIES = ("always", "everysec", "no")
+WORKER_CLASSES = ("ocean", "gevent")
 
 
 @dataclass(frozen=True)
@@ -63,11 +64,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("workers", int, 1, "Worker processes; the embedded engine allows exactly 1."),
     Setting("worker_connections", int, 10000, "Concurrent connections (SSE streams included) per worker."),
     Setting("graceful_timeout", int, 10, "Seconds SIGTERM waits for requests to finish."),
+    Setting("worker_class", str, "ocean", "HTTP worker: ocean (httptools, the fast one) or gevent (gunicorn's stock worker).",
+            WORKER_CLASSES),
+    Setting("access_log", str, "", "Access log: empty for none, `-` for stdout, or a file path (never a query or key)."),
     Setting("metrics_public", bool, True, "Serve /metrics without a key."),
     Setting("accounting", bool, True, "Count every request on the _admin/* routes."),
     # durability
     Setting("fsync", str, "everysec", "When the log is fsynced: always (group commit), everysec, no.", FSYNC_POLICIES),
     Setting("snapshot_every", int, 200000, "Log records between background snapshots (0: never)."),
+    Setting("backup_dir", str, "", "Where backups go when no destination is named (empty: `<data>-backups`, beside the data directory)."),
     # limits
     Setting("max_payload_bytes", int, 1 << 20, "Largest JSON payload of one drop, encoded."),
     Setting("max_body_bytes", int, 16 << 20, "Largest HTTP request body."),

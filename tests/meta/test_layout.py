@@ -1,11 +1,12 @@
 """The architecture holds: a pure core, I/O at the edge (STYLE.md)."""
 import ast
 import pathlib
+import sys
 
 import ocean
 
 SRC = pathlib.Path(ocean.__file__).parent
-GEVENT_ALLOWED = {"web/gunicorn_conf.py", "web/serving.py"}
+GEVENT_ALLOWED = {"web/gunicorn_conf.py", "web/serving.py", "web/worker.py"}
 
 
 def _imports(path: pathlib.Path) -> set[str]:
@@ -53,3 +54,14 @@ def test_test_module_names_are_unique():
     tests = pathlib.Path(__file__).resolve().parents[1]
     names = [p.name for p in tests.rglob("test_*.py")]
     assert sorted({n for n in names if names.count(n) > 1}) == []
+
+
+def test_the_client_speaks_only_http():
+    """``ocean.client`` is stdlib plus the error catalog and the route/key checks: no server inside."""
+    allowed_ocean = {"..errors", "..model", ".client", ".stream", ".transport"}
+    for rel, names in _modules():
+        if rel.startswith("client/"):
+            ocean_names = {n for n in names if n.startswith(".")}
+            assert ocean_names <= allowed_ocean, (rel, ocean_names - allowed_ocean)
+            third_party = {n.split(".")[0] for n in names if not n.startswith(".")} - set(sys.stdlib_module_names)
+            assert third_party <= {"__future__"}, (rel, third_party)

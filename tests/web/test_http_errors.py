@@ -30,6 +30,9 @@ CASES = [
     ("POST", "/health", None, {}, 405, "method_not_allowed"),
     ("DELETE", "/metrics", None, {}, 405, "method_not_allowed"),
     ("GET", "/admin/no-such-file.js", None, {}, 404, "not_found"),
+    ("POST", "/admin/backup", '{"dest": 5}', JSON, 400, "bad_request"),
+    ("POST", "/admin/backup?dest=../out", None, {}, 400, "invalid_destination"),
+    ("DELETE", "/admin/backup", None, {}, 405, "method_not_allowed"),
 ]
 
 
@@ -49,7 +52,7 @@ def test_every_endpoint_answers_errors_in_one_shape(web):
     # no key and a wrong key: 401 on every endpoint that needs one
     for method, path in [("POST", "/exec"), ("POST", "/sql"), ("POST", "/drop"), ("GET", "/entity/a/b"),
                          ("DELETE", "/entity/a/b"), ("GET", "/entities/a"), ("GET", "/live/a"),
-                         ("GET", "/stream/a")]:
+                         ("GET", "/stream/a"), ("POST", "/admin/backup"), ("GET", "/admin/backup")]:
         _check_shape(web.anon.simulate_request(method, path, body="{}", headers=JSON), 401, "unauthorized")
         _check_shape(web.as_key("wrong").simulate_request(method, path, body="{}", headers=JSON), 401, "unauthorized")
     # a key without the scope: 403
@@ -59,6 +62,7 @@ def test_every_endpoint_answers_errors_in_one_shape(web):
     _check_shape(web.as_key(token).simulate_post("/drop", json={"route": "a", "payload": 1}), 403, "forbidden")
     writer, _ = web.keys.create(write=["*"])
     _check_shape(web.as_key(writer).simulate_post("/drop", json={"route": "_admin/x", "payload": 1}), 403, "forbidden")
+    _check_shape(web.as_key(writer).simulate_post("/admin/backup"), 403, "forbidden")  # admin keys only
 
 
 def test_body_limit_is_413(make_web):

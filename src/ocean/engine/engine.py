@@ -20,6 +20,7 @@ from ..kernels import core
 from ..model import check_increments, drop_id, check_key, check_prefix, check_route, iso_ms, split_increments
 from ..settings import Settings
 from . import ops
+from .backup import default_dir as default_backup_dir
 from .bus import Bus, Message
 from .store import LocalStore
 
@@ -464,6 +465,27 @@ class Engine:
         """Write a snapshot now and compact the log (normally done in the background)."""
         self._check_open()
         return self.store.snapshot(self._lock)
+
+    def backup(self, dest: str | None = None) -> dict:
+        """Write a consistent copy of the data while writes go on; returns ``{path, seq, bytes, ...}``.
+
+        ``dest`` is a new directory (relative: inside the ``backup_dir`` setting's directory),
+        or None for a new ``ocean-<time>-seq<seq>`` there. Writes pause only while the state
+        is captured (as for a snapshot); the files are written off the event loop.
+        See ``engine/backup.py`` for the format and ``backup.restore`` for the way back.
+        """
+        self._check_open()
+        return self.store.backup(self._lock, dest)
+
+    @property
+    def backup_dir(self) -> str:
+        """Where backups without a named destination go (the ``backup_dir`` setting, or ``<data>-backups``)."""
+        return default_backup_dir(self.store.path, self.settings.backup_dir)
+
+    @property
+    def last_backup(self) -> dict | None:
+        """The last backup made of this data directory (by any process), or None."""
+        return self.store.last_backup
 
     def sweep(self) -> None:
         """Purge expired entities and events now (normally done once a second)."""

@@ -13,11 +13,13 @@ import fcntl
 import json
 import logging
 import os
+import threading
 import time
 
-from ..errors import CorruptLog, DataDirLocked, InvalidPayload, OceanError, PayloadTooLarge, StorageError
+from ..errors import BackupRunning, CorruptLog, DataDirLocked, InvalidPayload, OceanError, PayloadTooLarge, StorageError
 from ..kernels import kernel
-from . import bgsave, ops, snapshot
+from ..model import now_ms
+from . import backup, bgsave, ops, snapshot
 from .state import State
 from .wal import WriteAheadLog, list_segments, read_segment
 
@@ -65,6 +67,10 @@ class Store(abc.ABC):
         """End a snapshot being written in the background (the engine is closing)."""
 
     @abc.abstractmethod
+    def backup(self, lock, dest: str | None) -> dict:
+        """Write a consistent copy of the data to ``dest`` while writes go on; returns its summary."""
+
+    @abc.abstractmethod
     def stats(self) -> dict:
         """Storage figures for /health and /metrics."""
 
@@ -95,13 +101,24 @@ class LocalStore(Store):
         self.snapshot_seconds = 0.0
         self.snapshot_pause_ms = 0.0
         self._snapshotting = False
+        self._backup_guard = threading.Lock()
+        self.last_backup: dict | None = None
         self._lock_fd = -1
 
     # -- opening -----------------------------------------------------------
     def open(self) -> int:
         os.makedirs(self.path, exist_ok=True)
         self._take_directory()
+        try:
+            return self._load()
+        except BaseException:
+            self._release_directory()  # a directory that cannot be opened is not kept locked
+            raise
+
+    def _load(self) -> int:
+        backup.refuse_incomplete(self.path)
         self.meta = self._load_meta()
+        self.last_backup = backup.load_last(self.path)
         for name in snapshot.remove_debris(self.path):
             log.warning("ocean: removed %s, a snapshot a crash left half written", name)
         seq = 0
@@ -112,9 +129,18 @@ class LocalStore(Store):
             self.snapshot_seq = snap_seq
             seq = self.lease = max(snap_seq, header.get("lease", 0))
         segments = list_segments(self.path)
-        for i, (_, name) in enumerate(segments):
+        sizes: dict[str, int] = {}  # good length of each segment replayed
+        for i, (first, name) in enumerate(segments):
             full = os.path.join(self.path, name)
+            if first > seq + 1:
+                raise CorruptLog(
+                    f"the log is missing seqs {seq + 1}..{first - 1}: {full} starts at seq {first}, but the "
+                    f"snapshot and the log before it end at seq {seq}. Files were deleted, or this directory "
+                    f"was copied while ocean was running (a snapshot removed older files during the copy). "
+                    f"Restore it from a backup (`ocean restore`; see docs/operations.md).")
             bodies, good = read_segment(full, last=i == len(segments) - 1)
+            self._check_link(first, name, bodies, sizes)
+            sizes[name] = good
             if good < os.path.getsize(full):
                 with open(full, "r+b") as f:
                     f.truncate(good)
@@ -174,6 +200,12 @@ class LocalStore(Store):
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._lock_fd = fd
+
+    def _release_directory(self) -> None:
+        if self._lock_fd >= 0:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = -1
 
     def _load_meta(self) -> dict:
         full = os.path.join(self.path, "meta.json")
@@ -265,16 +297,12 @@ class LocalStore(Store):
                 return self._snapshot_forked(lock, t0)
             with lock:
                 seq = self.last_seq
-                old_segment = self.wal.rotate(seq + 1)
+                old_segment = self._rotate(seq)
                 view = snapshot.capture(self.state, seq, {**self.meta, "lease": self.lease})
                 self.since_snapshot = 0
             self.snapshot_pause_ms = (time.perf_counter() - t0) * 1000
             run = self.offload or (lambda fn, *a: fn(*a))
             name = run(snapshot.write, self.path, view)
-            self.wal.drop_segments_before(self.wal.segment)
-            for _, older in snapshot.list_snapshots(self.path):
-                if older < name:
-                    os.unlink(os.path.join(self.path, older))
             self._snapshot_done(seq, name, t0)
             log.info("ocean: snapshot at seq %d (%s), write pause %.1f ms", seq, old_segment, self.snapshot_pause_ms)
             return name
@@ -290,7 +318,7 @@ class LocalStore(Store):
         """
         with lock:
             seq = self.last_seq
-            old_segment = self.wal.rotate(seq + 1)
+            old_segment = self._rotate(seq)
             self._aborted = False
             child = self._child = bgsave.fork(self.path, self.state, seq, {**self.meta, "lease": self.lease})
             self.since_snapshot = 0
@@ -336,6 +364,83 @@ class LocalStore(Store):
             self._aborted = True
             child.kill()
 
+    def backup(self, lock, dest: str | None) -> dict:
+        """Capture the state under ``lock`` (the snapshot pause), write the backup outside it.
+
+        ``dest``: a path (relative: inside the backup directory), or None for a new name
+        there. One backup at a time; a second is refused with BackupRunning.
+        """
+        if not self._backup_guard.acquire(blocking=False):
+            raise BackupRunning("a backup of this data directory is being written; wait for it to finish")
+        try:
+            home = backup.default_dir(self.path, self.settings.backup_dir)
+            if dest:  # a bad destination fails before the pause
+                backup.resolve(dest, self.path, home, 0, 0)
+            else:
+                backup.check_target(os.path.join(home, "ocean-new"), self.path)
+            t0 = time.perf_counter()
+            with lock:
+                seq = self.last_seq
+                # NOTE: a new segment starts a new generation of entity records: the compiled
+                # increment path changes records of the current one in place, and the view
+                # shares the records it captures (see Entity in _writer.pxi), as a snapshot's does.
+                self._rotate(seq)
+                view = snapshot.capture(self.state, seq, {**self.meta, "lease": self.lease})
+            pause_ms = (time.perf_counter() - t0) * 1000
+            target = backup.resolve(dest, self.path, home, seq, now_ms())
+            run = self.offload or (lambda fn, *a: fn(*a))
+            doc = run(backup.write, view, dict(self.meta), self.path, target, os.path.dirname(target) == home)
+            info = backup.summary(doc, pause_ms, time.perf_counter() - t0)
+            self.last_backup = info
+            try:
+                backup.save_last(self.path, info)
+            except OSError as exc:  # the backup is whole; only the note of it is lost
+                log.warning("ocean: could not record the last backup in %s: %s", self.path, exc)
+            log.info("ocean: backup at seq %d in %s (%d bytes, %.2f s, write pause %.1f ms)",
+                     seq, target, info["bytes"], info["seconds"], pause_ms)
+            return info
+        finally:
+            self._backup_guard.release()
+
+    def _rotate(self, seq: int) -> str:
+        """Start a new log segment (under the write lock); its first record names the segment before it.
+
+        The link -- ``[lease, 0, ...]`` with ``{"prev": name, "bytes": size}`` as its body, which
+        older versions replay as a no-op lease -- lets ``open`` tell a log that lost a segment,
+        or holds one cut short (a copy taken while ocean ran), from a whole one.
+        """
+        old = self.wal.rotate(seq + 1)
+        link = {"prev": old, "bytes": os.path.getsize(os.path.join(self.path, old))}
+        try:
+            self.wal.append(ops.encode([ops.LEASE, 0, 0, None, None, link, None, 0, None]))
+        except StorageError as exc:  # no room: the segment goes unlinked (open then skips the check)
+            log.warning("ocean: %s", exc)
+        return old
+
+    def _check_link(self, first: int, name: str, bodies: list, sizes: dict) -> None:
+        """Refuse a segment whose predecessor is missing (and no snapshot covers it) or cut short."""
+        if not bodies or bodies[0][:1] != b"[":
+            return
+        try:
+            op = ops.decode(bodies[0])
+        except ValueError:
+            return
+        link = op[5] if op[0] == ops.LEASE else None
+        if not isinstance(link, dict) or not isinstance(link.get("prev"), str):
+            return
+        prev, size = link["prev"], link.get("bytes", 0)
+        full = os.path.join(self.path, name)
+        what = None
+        if prev in sizes and sizes[prev] < size:
+            what = f"{prev} ends at byte {sizes[prev]}, but when {name} began it was {size} bytes long"
+        elif prev not in sizes and self.snapshot_seq < first - 1:
+            what = f"{prev}, the segment before {name}, is missing and no snapshot covers it"
+        if what:
+            raise CorruptLog(
+                f"the log in {self.path} is incomplete: {what}. Files were deleted, or the directory was "
+                f"copied while ocean was running. Writes would be missing from the middle, so ocean will "
+                f"not open it. Restore from a backup (`ocean restore`; see docs/operations.md). ({full})")
+
     def follow_seq(self, source) -> None:
         """Where the engine keeps its newest seq (``source()``); snapshots are taken at it."""
         self._seq_source = source
@@ -347,7 +452,7 @@ class LocalStore(Store):
 
     def stats(self) -> dict:
         wal = self.wal
-        return {
+        out = {
             "log_bytes": wal.bytes if wal else 0,
             "fsync": self.settings.fsync,
             "fsyncs": wal.fsyncs if wal else 0,
@@ -361,6 +466,12 @@ class LocalStore(Store):
             "snapshots": self.snapshots,
             "snapshot_running": int(self._snapshotting),
         }
+        last = self.last_backup
+        if last:
+            out.update(backup_last_seq=last.get("seq", 0), backup_last_bytes=last.get("bytes", 0),
+                       backup_last_unixtime=round(last.get("created_ms", 0) / 1000, 3),
+                       backup_last_seconds=last.get("seconds", 0.0), backup_last_pause_ms=last.get("pause_ms", 0.0))
+        return out
 
     def close(self) -> None:
         try:
@@ -368,7 +479,4 @@ class LocalStore(Store):
                 self.wal.close()
         finally:
             self.wal = None
-            if self._lock_fd >= 0:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-                os.close(self._lock_fd)
-                self._lock_fd = -1
+            self._release_directory()

@@ -16,7 +16,7 @@ import falcon
 from .. import errors, sql
 from .accounting import Accounting
 from .body import dumps
-from .resources import admin, drop, entity, health, live, query
+from .resources import admin, backup, drop, entity, health, live, query
 from .resources import transfer as transfer_resources
 from .sse import Streams
 
@@ -92,7 +92,8 @@ class OceanApp(falcon.App):
 def create_app(engine, settings, keys, static_dir: str = STATIC_DIR) -> OceanApp:
     """The WSGI app over ``engine``; ``app.service`` holds what it shares (for closing).
 
-    ``static_dir`` holds the dashboard served at ``/admin`` (no key needed).
+    ``static_dir`` holds the dashboard served at ``/admin`` and its client, also served
+    as ``/ocean.js`` (no key needed for either).
     """
     svc = Service(engine, settings, keys)
     sql.set_turn(engine, lambda: svc.turn())  # a big route's first SQL build gives the loop turns
@@ -113,8 +114,10 @@ def create_app(engine, settings, keys, static_dir: str = STATIC_DIR) -> OceanApp
     app.add_route("/import", transfer_resources.Import(svc))
     app.add_route("/health", health.Health(svc))
     app.add_route("/metrics", health.Metrics(svc))
+    app.add_route("/admin/backup", backup.Backup(svc))
     app.add_route("/admin", admin.Index(static_dir))
     app.add_route("/admin/", admin.Index(static_dir))
     app.add_static_route("/admin", os.path.abspath(static_dir))
+    app.add_route("/ocean.js", admin.Script(static_dir))  # the public browser client, no key
     app.service = svc
     return app

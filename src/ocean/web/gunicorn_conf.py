@@ -31,7 +31,8 @@ if _settings.workers != 1:
 _host = f"[{_settings.host}]" if ":" in _settings.host else _settings.host  # an IPv6 literal needs brackets
 bind = f"{_host}:{_settings.port}"
 workers = 1
-worker_class = "gevent"
+# ocean's own worker (httptools, one send per answer) unless OCEAN_WORKER_CLASS=gevent asks for the stock one.
+worker_class = "ocean.web.worker.OceanWorker" if _settings.worker_class == "ocean" else "gevent"
 worker_connections = _settings.worker_connections
 graceful_timeout = _settings.graceful_timeout
 timeout = 0  # no heartbeat kill: opening a big data directory (log replay) precedes the first heartbeat
@@ -41,7 +42,9 @@ preload_app = False
 wsgi_app = "ocean.web.wsgi:app"
 proc_name = "ocean"
 control_socket_disable = True  # gunicorn >= 24's control socket is one fixed path per user: servers would clash
-accesslog = None  # off by default; if turned on, this format never shows a query (no ?_key=)
+accesslog = _settings.access_log or None  # off by default; "-" is stdout
+# The path without its query (no ?_key=) and no header: a key is never logged. OceanWorker writes
+# the same fields itself, with the milliseconds to a tenth.
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 
 

@@ -27,9 +27,17 @@ class Health:
             "ok": True, "version": __version__, "uptime_s": round(time.monotonic() - svc.started, 3),
             "heartbeat_s": svc.settings.heartbeat_s, "implementation": implementation(),
             "fsync": svc.settings.fsync, "seq": svc.engine.seq, "sse_clients": len(svc.streams),
+            "last_backup": _public(svc.engine.last_backup),
             "snapshot": _snapshot(svc.engine),
             "largest_routes": [{"route": r, "events": ev, "entities": en} for r, ev, en in svc.engine.largest_routes(5)],
         }
+
+
+def _public(last: dict | None) -> dict | None:
+    """The last backup as /health shows it to anyone: when, seq, size -- not where (GET /admin/backup says)."""
+    if not last:
+        return None
+    return {k: last.get(k) for k in ("created_at", "seq", "bytes", "seconds", "pause_ms")}
 
 
 class Metrics:

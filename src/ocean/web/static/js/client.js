@@ -1,8 +1,12 @@
-// The dashboard's only door to the server: the key, JSON requests, and what a failure means.
+// The dashboard's only door to the server: the public client (ocean.js) with the key this browser keeps.
 //
 // Every request goes through `request()`, which never throws: it answers
 // {ok, status, body, problem} so callers can say what happened ("the key was
 // rejected", "the server is unreachable") instead of leaving a console error.
+
+import { Ocean, describeProblem } from "./ocean.js";
+
+export { describeProblem };
 
 const KEY_STORAGE = "ocean.admin.key";
 
@@ -18,48 +22,17 @@ export const keyStore = {
   },
 };
 
-/** What a failed request means to a person, by HTTP status (0: no answer at all). */
-export function describeProblem(status, body) {
-  const said = body && typeof body === "object" && body.error ? body.error : "";
-  if (status === 0) return "the server is unreachable (stopped, restarting, or the network dropped)";
-  if (status === 401) return "the server rejected this key" + (said ? ` (${said})` : "");
-  if (status === 403) return "this key is not allowed to do that" + (said ? `: ${said}` : "");
-  if (status === 429) return "too many open streams" + (said ? `: ${said}` : "");
-  if (status === 503) return "the server is shutting down or starting" + (said ? ` (${said})` : "");
-  return `the server answered ${status}` + (said ? `: ${said}` : "");
-}
+/** This page's server, with the stored key. */
+export const server = new Ocean({ key: () => keyStore.get() });
 
 /**
- * One request to the server with the current key.
+ * One request to the server with the current key (or `opts.key`); never throws.
  * @param {string} path e.g. "/entities/_admin/daily?limit=5"
  * @param {{method?: string, body?: string, contentType?: string, key?: string, timeoutMs?: number}} opts
  * @returns {Promise<{ok: boolean, status: number, body: any, problem: string}>}
  */
-export async function request(path, opts = {}) {
-  const key = opts.key !== undefined ? opts.key : keyStore.get();
-  const headers = {};
-  if (key) headers["X-Ocean-Key"] = key;
-  if (opts.body !== undefined) headers["Content-Type"] = opts.contentType || "text/plain; charset=utf-8";
-  const ctrl = new AbortController();
-  const timer = setTimeout(() => ctrl.abort(), opts.timeoutMs || 15000);
-  let resp;
-  try {
-    resp = await fetch(path, { method: opts.method || "GET", headers, body: opts.body, cache: "no-store", signal: ctrl.signal });
-  } catch (e) {
-    clearTimeout(timer);
-    return { ok: false, status: 0, body: null, problem: describeProblem(0) };
-  }
-  let body = null;
-  try {
-    const text = await resp.text();
-    const type = resp.headers.get("Content-Type") || "";
-    body = type.includes("json") && text ? JSON.parse(text) : text;
-  } catch (e) {
-    body = null;
-  } finally {
-    clearTimeout(timer);
-  }
-  return { ok: resp.ok, status: resp.status, body, problem: resp.ok ? "" : describeProblem(resp.status, body) };
+export function request(path, opts = {}) {
+  return server.request(path, opts);
 }
 
 /** The entities of a route with keys after `after` (sorted by key), as a Map key -> payload. */

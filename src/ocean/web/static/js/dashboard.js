@@ -17,7 +17,8 @@ const COUNTER_ROUTES = ["daily", "hourly", "endpoints", "status"];
 const RECENT_MAX = 500;       // request events kept for p50/p95
 const FEED_MAX = 100;         // rows in the live list
 const STORAGE_EVERY_MS = 5000; // storage figures re-read at most this often, and only after activity
-const QUIET_PATHS = /^\/(metrics|health)$|^\/entities\/_admin\//; // the dashboard's own reads trigger no re-read
+const QUIET_PATHS = /^\/(metrics|health|admin\/backup)$|^\/entities\/_admin\//; // the dashboard's own reads trigger no re-read
+const BACKUP_TIMEOUT_MS = 3600e3; // a backup answers when it is written: give a large one time
 
 
 export function fmtInt(n) {
@@ -82,6 +83,8 @@ export class Dashboard {
     this.metrics = {};
     this.healthAt = 0;
     this.startedAt = null;
+    this.backupInfo = null;     // GET /admin/backup's last backup (it says where); admin keys only
+    this.backupDenied = false;  // the key is not an admin key: /health's figures only
     const feed = $("#feed");
     if (feed) feed.replaceChildren(el("li", "feed-empty", "No requests yet. They appear here as they happen."));
     this.render();
@@ -120,7 +123,44 @@ export class Dashboard {
       this.healthAt = Date.now();
     }
     if (metrics.ok) this.metrics = parseMetrics(metrics.body);
+    await this.refreshBackup();
     this.renderStorage();
+  }
+
+  /** Ask where the last backup is when /health reports one this page has not seen (admin keys only). */
+  async refreshBackup() {
+    const last = this.health && this.health.last_backup;
+    if (!last || this.backupDenied || (this.backupInfo && this.backupInfo.created_at === last.created_at)) return;
+    const res = await request("/admin/backup");
+    if (res.status === 403) this.backupDenied = true;
+    else if (res.ok && res.body) this.backupInfo = res.body.last_backup;
+  }
+
+  /** The button: make a backup into the server's backup_dir, then show it. */
+  async runBackup() {
+    const button = $("#backup-run");
+    if (button) {
+      button.disabled = true;
+      button.textContent = "Backing up…";
+    }
+    try {
+      const res = await request("/admin/backup", { method: "POST", timeoutMs: BACKUP_TIMEOUT_MS });
+      if (res.ok && res.body) {
+        this.backupInfo = res.body;
+        this.backupDenied = false;
+        this.notify("info", `Backup written: ${res.body.path} (seq ${fmtInt(res.body.seq)}, ${fmtBytes(res.body.bytes)}, writes paused ${fmtMs(res.body.pause_ms)}).`);
+      } else if (res.status === 403) {
+        this.notify("error", "Backups need an admin key; this key is not one.");
+      } else {
+        this.notify("error", `The backup failed: ${res.problem}.`);
+      }
+      await this.refreshStorage();
+    } finally {
+      if (button) {
+        button.disabled = false;
+        button.textContent = "Back up now";
+      }
+    }
   }
 
   _storageSoon() {
@@ -196,7 +236,26 @@ export class Dashboard {
     setText("#stat-clients", fmtInt(clients));
     setText("#stat-seq", fmtInt(Number.isFinite(h.seq) ? h.seq : m.ocean_engine_seq));
     setText("#server-version", h.version ? `v${h.version} · ${h.implementation || "?"} core · fsync ${h.fsync || "?"}` : "");
+    this.renderBackup();
     this._tickUptime();
+  }
+
+  renderBackup() {
+    const last = (this.health && this.health.last_backup) || this.backupInfo;
+    if (!last) {
+      setText("#backup-when", "none yet");
+      setText("#backup-meta", "");
+      setText("#backup-where", "");
+      return;
+    }
+    const at = new Date(last.created_at);
+    const ago = fmtDuration((Date.now() - at.getTime()) / 1000);
+    setText("#backup-when", `${last.created_at.replace("T", " ").slice(0, 19)} UTC (${ago} ago)`);
+    setText("#backup-meta", `seq ${fmtInt(last.seq)} · ${fmtBytes(last.bytes)} · took ${Number(last.seconds).toFixed(2)} s`);
+    const info = this.backupInfo && this.backupInfo.created_at === last.created_at ? this.backupInfo : null;
+    setText("#backup-where", info ? info.path : this.backupDenied ? "where: an admin key can see" : "");
+    const where = $("#backup-where");
+    if (where) where.title = info ? info.path : "";
   }
 
   _tickUptime() {

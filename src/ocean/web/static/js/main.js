@@ -30,7 +30,6 @@ let hadTrouble = false;
 let synced = false; // the counters were read since the key was set
 
 const live = new LiveStream("_admin/*", {
-  key: () => keyStore.get(),
   last: 300,
   probe: PROBE,
   onMessage: (data) => dash.onMessage(data),
@@ -166,6 +165,7 @@ $("#key-forget").addEventListener("click", () => {
   $("#key-forget").hidden = true;
 });
 $("#notice-close").addEventListener("click", () => notify("", ""));
+$("#backup-run").addEventListener("click", () => { dash.runBackup().catch(reportQuietly); });
 document.addEventListener("keydown", (e) => {
   if (e.key === "Escape" && !$("#key-dialog").hidden && keyStore.get() && !$("#key-cancel").hidden) closeKeyDialog();
 });
