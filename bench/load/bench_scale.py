@@ -262,7 +262,7 @@ def test_ocean_scale(benchmark, n_events):
     entities = n_events // 10
     tmp = tempfile.mkdtemp(prefix="ocean-scale-")
     data = os.path.join(tmp, "data")
-    srv = Server(data).start(timeout=60)
+    srv = Server(data, event_retention=0).start(timeout=60)  # 10M events: beyond the default retention
     try:
         rss0 = _settled_rss(srv, 0.5)
         took = []
@@ -278,7 +278,7 @@ def test_ocean_scale(benchmark, n_events):
         srv.stop()
 
         # restart on the same data: time to the first /health 200, RSS, then the first SQL query
-        srv = Server(data, port=srv.port)
+        srv = Server(data, port=srv.port, event_retention=0)
         t0 = time.perf_counter()
         srv.start(timeout=600)
         results["restart s"] = time.perf_counter() - t0
@@ -298,7 +298,7 @@ def test_ocean_scale(benchmark, n_events):
         srv.stop()
 
         # restart with snapshot_every=1: a snapshot starts at the first maintenance tick
-        srv = Server(data, port=srv.port, snapshot_every=1).start(timeout=600)
+        srv = Server(data, port=srv.port, event_retention=0, snapshot_every=1).start(timeout=600)
         with HealthProbe(srv.port, data) as probe:
             deadline = time.monotonic() + 30
             while not any(s for *_, s in probe.samples) and time.monotonic() < deadline:

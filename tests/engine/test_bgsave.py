@@ -135,3 +135,24 @@ def test_the_child_is_reaped_even_when_a_sigchld_handler_took_it(tmp_path):
         assert child.poll() and child.result() == snapshot.snapshot_name(eng.seq)
     finally:
         eng.close()
+
+
+def test_a_forked_backup_is_whole_and_holds_its_seq(make_engine, tmp_path, monkeypatch):
+    from ocean import errors
+    from ocean.engine import backup
+
+    eng = make_engine(fork_snapshots=True)
+    for i in range(30):
+        eng.save("b/e", {"i": i})
+        eng.incr("b/c", "k", {"n": 1})
+    info = eng.backup(str(tmp_path / "one"))
+    assert info["seq"] == eng.seq and info["bytes"] > 0
+    assert backup.verify(str(tmp_path / "one"))["seq"] == eng.seq
+
+    def refuse(*args):  # runs in the child; its ocean error comes back as itself
+        raise errors.BackupFailed("no room for it")
+
+    monkeypatch.setattr(backup, "write", refuse)
+    with pytest.raises(errors.BackupFailed, match="no room for it"):
+        eng.backup(str(tmp_path / "two"))
+    assert not (tmp_path / "two").exists()

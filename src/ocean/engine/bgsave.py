@@ -1,4 +1,4 @@
-"""Snapshots written by a forked child, as Redis's BGSAVE: the serving process never encodes them.
+"""Snapshots (and backups) written by a forked child, as Redis's BGSAVE: the serving process never encodes them.
 
 The parent forks under the engine's write lock, so the child's copy-on-write image
 holds the state at exactly one seq; the child captures and writes it with
@@ -23,6 +23,7 @@ import os
 import posix
 import signal
 
+from .. import errors
 from . import snapshot
 
 _PR_SET_PDEATHSIG = 1
@@ -33,19 +34,20 @@ except OSError:  # pragma: no cover - not Linux
 
 
 class Child:
-    """One snapshot child: its pid, the seq it writes, and the pipe it reports on."""
+    """One child writing in the background: its pid and the pipe it reports on."""
 
-    __slots__ = ("pid", "seq", "name", "_report", "status")
+    __slots__ = ("pid", "_report", "_chunks", "status")
 
-    def __init__(self, pid: int, seq: int, report_fd: int):
-        self.pid, self.seq, self._report = pid, seq, report_fd
-        self.name = snapshot.snapshot_name(seq)
+    def __init__(self, pid: int, report_fd: int):
+        self.pid, self._report = pid, report_fd
+        self._chunks: list[bytes] = []
         self.status: int | None = None
 
     def poll(self) -> bool:
         """True once the child has ended (reaped here); never blocks."""
         if self.status is not None:
             return True
+        self._drain()  # a report bigger than the pipe's buffer must not block the child
         try:
             pid, status = posix.waitpid(self.pid, os.WNOHANG)
         except ChildProcessError:  # reaped by someone else (a SIGCHLD handler): its report says how it went
@@ -56,14 +58,21 @@ class Child:
         self.status = status
         return True
 
-    def result(self) -> str:
-        """The snapshot's file name once the child succeeded; raises ``OSError`` when it failed."""
+    def result(self):
+        """What the child's work returned, once it ended; raises what it raised.
+
+        An ``ocean.errors`` error comes back as itself (same class, same message); anything
+        else as ``OSError`` (with the child's errno, if it had one).
+        """
         report = self._read_report()
         if report.get("ok"):
-            return self.name
+            return report.get("value")
         if "error" in report:
-            raise OSError(report.get("errno") or 0, f"the snapshot child failed: {report['error']}")
-        raise OSError(0, f"the snapshot child ended without writing the snapshot (wait status {self.status})")
+            cls = getattr(errors, report.get("type") or "", None)
+            if isinstance(cls, type) and issubclass(cls, errors.OceanError):
+                raise cls(report.get("message", report["error"]))
+            raise OSError(report.get("errno") or 0, f"the background writer failed: {report['error']}")
+        raise OSError(0, f"the background writer ended without a report (wait status {self.status})")
 
     def kill(self) -> None:
         """End the child now (its half file is removed by the caller or at the next open)."""
@@ -73,36 +82,47 @@ class Child:
             except ProcessLookupError:
                 pass
 
-    def _read_report(self) -> dict:
-        chunks = []
+    def _drain(self) -> None:
         try:
-            while True:
+            while self._report >= 0:
                 data = os.read(self._report, 65536)
                 if not data:
                     break
-                chunks.append(data)
+                self._chunks.append(data)
         except BlockingIOError:
             pass
-        finally:
-            os.close(self._report)
-            self._report = -1
+
+    def _read_report(self) -> dict:
         try:
-            return json.loads(b"".join(chunks) or b"{}")
+            self._drain()
+        finally:
+            if self._report >= 0:
+                os.close(self._report)
+                self._report = -1
+        try:
+            return json.loads(b"".join(self._chunks) or b"{}")
         except ValueError:
             return {}
 
 
 def fork(path: str, state, seq: int, meta: dict) -> Child:
-    """Fork a child that writes ``state`` (as it is now) at ``seq``; call with the write lock held."""
+    """Fork a child that writes the snapshot of ``state`` (as it is now) at ``seq``; its result is the
+    file name. Call with the write lock held."""
+    return spawn(lambda: snapshot.write(path, snapshot.capture(state, seq, meta)))
+
+
+def spawn(work) -> Child:
+    """Fork a child that runs ``work()`` (its result must be JSON data) and exits; call with the
+    write lock held, so the child's image is the state at one seq."""
     read_fd, write_fd = os.pipe()
     parent = os.getpid()
     pid = posix.fork()
     if pid == 0:  # the child: never returns
         os.close(read_fd)
-        _write_and_exit(path, state, seq, meta, write_fd, parent)
+        _run_and_exit(work, write_fd, parent)
     os.close(write_fd)
     os.set_blocking(read_fd, False)
-    return Child(pid, seq, read_fd)
+    return Child(pid, read_fd)
 
 
 def _quiet_signals() -> None:
@@ -117,7 +137,7 @@ def _quiet_signals() -> None:
             pass
 
 
-def _write_and_exit(path: str, state, seq: int, meta: dict, report_fd: int, parent: int) -> None:
+def _run_and_exit(work, report_fd: int, parent: int) -> None:
     code = 1
     try:
         gc.disable()
@@ -126,12 +146,14 @@ def _write_and_exit(path: str, state, seq: int, meta: dict, report_fd: int, pare
         if os.getppid() != parent:  # the parent died before the line above took effect
             os._exit(1)
         _quiet_signals()
-        snapshot.write(path, snapshot.capture(state, seq, meta))
-        report = {"ok": True}
+        report = {"ok": True, "value": work()}
         code = 0
     except BaseException as exc:  # noqa: BLE001 - everything is reported, nothing propagates out of a child
-        report = {"error": f"{type(exc).__name__}: {exc}", "errno": getattr(exc, "errno", None)}
+        report = {"error": f"{type(exc).__name__}: {exc}", "errno": getattr(exc, "errno", None),
+                  "type": type(exc).__name__, "message": getattr(exc, "message", str(exc))}
     try:
-        os.write(report_fd, json.dumps(report).encode("utf-8")[:60000])
+        data = memoryview(json.dumps(report, default=str).encode("utf-8"))
+        while data:  # the parent drains the pipe as it polls
+            data = data[os.write(report_fd, data):]
     finally:
         os._exit(code)

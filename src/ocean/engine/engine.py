@@ -37,12 +37,12 @@ class Engine:
         offload: runs a blocking call (fsync, snapshot writing) off the event loop;
             the gevent server passes its threadpool's ``apply``. Default: call inline.
         maintenance: run the once-a-second flusher/snapshot/expiry thread (default True).
-        fork_snapshots: write snapshots from a forked child (``bgsave.py``) instead of
-            in this process; default: when ``offload`` is given (a server's event loop).
+        fork_snapshots: write snapshots and backups from a forked child (``bgsave.py``)
+            instead of in this process; the server turns it on (its event loop never waits).
     """
 
     def __init__(self, path: str, fsync: str | None = None, settings: Settings | None = None,
-                 *, offload=None, maintenance: bool = True, fork_snapshots: bool | None = None):
+                 *, offload=None, maintenance: bool = True, fork_snapshots: bool = False):
         core()  # fail now, with the build hint, if the compiled core is missing
         self.settings = (settings or Settings.load()).with_(**({"fsync": fsync} if fsync else {}))
         self.path = path

@@ -16,7 +16,7 @@ import os
 import threading
 import time
 
-from ..errors import BackupRunning, CorruptLog, DataDirLocked, InvalidPayload, OceanError, PayloadTooLarge, StorageError
+from ..errors import BackupFailed, BackupRunning, CorruptLog, DataDirLocked, InvalidPayload, OceanError, PayloadTooLarge, StorageError
 from ..kernels import kernel
 from ..model import now_ms
 from . import backup, bgsave, ops, snapshot
@@ -64,7 +64,7 @@ class Store(abc.ABC):
         """Periodic duties (flush, snapshot); called about once a second."""
 
     def abort_snapshot(self) -> None:
-        """End a snapshot being written in the background (the engine is closing)."""
+        """End a snapshot (or backup) being written in the background (the engine is closing)."""
 
     @abc.abstractmethod
     def backup(self, lock, dest: str | None) -> dict:
@@ -82,12 +82,13 @@ class Store(abc.ABC):
 class LocalStore(Store):
     """Memory + write-ahead log + snapshots in one data directory owned by one process."""
 
-    def __init__(self, path: str, settings, offload=None, fork: bool | None = None):
+    def __init__(self, path: str, settings, offload=None, fork: bool = False):
         self.path = os.path.abspath(path)
         self.settings = settings
         self.offload = offload
-        self.fork = offload is not None if fork is None else fork  # snapshots from a forked child (bgsave.py)
-        self._child: bgsave.Child | None = None
+        self.fork = bool(fork)  # snapshots and backups from a forked child (bgsave.py); the server's choice
+        self._child: bgsave.Child | None = None  # the snapshot being written (bgsave.py)
+        self._backup_child: bgsave.Child | None = None
         self._aborted = False
         self.snapshot_bytes = 0
         self.snapshots = 0
@@ -324,17 +325,12 @@ class LocalStore(Store):
             self.since_snapshot = 0
         self.snapshot_pause_ms = (time.perf_counter() - t0) * 1000
         try:
-            nap = 0.001
-            while not child.poll():
-                time.sleep(nap)
-                nap = min(nap * 2, 0.05)
-            if self._aborted:
-                snapshot.remove_debris(self.path)
-                return None
             try:
-                name = child.result()
+                name = self._wait(child)
             except OSError:
                 snapshot.remove_debris(self.path)  # a child killed mid-write leaves its .tmp
+                if self._aborted:
+                    return None
                 raise
         finally:
             self._child = None
@@ -359,10 +355,10 @@ class LocalStore(Store):
             pass
 
     def abort_snapshot(self) -> None:
-        child = self._child
-        if child is not None:
-            self._aborted = True
-            child.kill()
+        for child in (self._child, self._backup_child):
+            if child is not None:
+                self._aborted = True
+                child.kill()
 
     def backup(self, lock, dest: str | None) -> dict:
         """Capture the state under ``lock`` (the snapshot pause), write the backup outside it.
@@ -385,11 +381,25 @@ class LocalStore(Store):
                 # increment path changes records of the current one in place, and the view
                 # shares the records it captures (see Entity in _writer.pxi), as a snapshot's does.
                 self._rotate(seq)
-                view = snapshot.capture(self.state, seq, {**self.meta, "lease": self.lease})
+                if self.fork:  # a child writes it from its image of this instant (bgsave.py)
+                    child = self._backup_child = bgsave.spawn(
+                        lambda: self._write_backup(snapshot.capture(self.state, seq, {**self.meta, "lease": self.lease}),
+                                                   dest, home, seq))
+                else:
+                    view = snapshot.capture(self.state, seq, {**self.meta, "lease": self.lease})
             pause_ms = (time.perf_counter() - t0) * 1000
-            target = backup.resolve(dest, self.path, home, seq, now_ms())
-            run = self.offload or (lambda fn, *a: fn(*a))
-            doc = run(backup.write, view, dict(self.meta), self.path, target, os.path.dirname(target) == home)
+            if self.fork:
+                try:
+                    doc = self._wait(child)
+                except OSError as exc:  # killed (the engine closed), or failed outside ocean's errors
+                    raise BackupFailed(f"the backup could not be written ({exc}); nothing was left as "
+                                       f"complete") from None
+                finally:
+                    self._backup_child = None
+            else:
+                target = backup.resolve(dest, self.path, home, seq, now_ms())
+                run = self.offload or (lambda fn, *a: fn(*a))
+                doc = run(backup.write, view, dict(self.meta), self.path, target, os.path.dirname(target) == home)
             info = backup.summary(doc, pause_ms, time.perf_counter() - t0)
             self.last_backup = info
             try:
@@ -397,10 +407,24 @@ class LocalStore(Store):
             except OSError as exc:  # the backup is whole; only the note of it is lost
                 log.warning("ocean: could not record the last backup in %s: %s", self.path, exc)
             log.info("ocean: backup at seq %d in %s (%d bytes, %.2f s, write pause %.1f ms)",
-                     seq, target, info["bytes"], info["seconds"], pause_ms)
+                     seq, doc["path"], info["bytes"], info["seconds"], pause_ms)
             return info
         finally:
             self._backup_guard.release()
+
+    def _write_backup(self, view: dict, dest: str | None, home: str, seq: int) -> dict:
+        """In the child: where (it needs the seq) and the backup itself."""
+        target = backup.resolve(dest, self.path, home, seq, now_ms())
+        return backup.write(view, dict(self.meta), self.path, target, os.path.dirname(target) == home)
+
+    @staticmethod
+    def _wait(child: bgsave.Child):
+        """Poll ``child`` with short sleeps (a greenlet switch under gevent) until it ends; its result."""
+        nap = 0.001
+        while not child.poll():
+            time.sleep(nap)
+            nap = min(nap * 2, 0.05)
+        return child.result()
 
     def _rotate(self, seq: int) -> str:
         """Start a new log segment (under the write lock); its first record names the segment before it.
