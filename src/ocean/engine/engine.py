@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import itertools
 import logging
 import threading
 import time
@@ -348,12 +349,21 @@ class Engine:
         log_ = self.state.events.get(route)
         if log_ is None:
             return iter(())
-        return (self._event(route, e) for e in list(log_.live(self._now())))
+        # PERF: no copy of the route's list (10M events: ~0.1-0.2 s in one go). The log only appends
+        # to its list and replaces it when it trims (events.py), so this list up to its length now is
+        # the route as it is now, however long the reader takes.
+        items, n, now = log_.items, len(log_.items), self._now()
+        return (self._event(route, e) for e in itertools.islice(items, n) if not e[3] or e[3] > now)
 
     def _event(self, route, e) -> dict:
         seq, ms, payload, expires, source = e
         return {"drop_id": self.drop_id(seq), "seq": seq, "route": route, "payload": payload,
                 "created_at": iso_ms(ms), "source": source}
+
+    def route_size(self, route: str) -> int:
+        """Entities + events a route holds now (expired ones not yet swept included): a size hint."""
+        log_ = self.state.events.get(route)
+        return (len(log_) if log_ is not None else 0) + len(self.state.entities.routes.get(route, ()))
 
     def routes(self) -> list[str]:
         """Every route that holds entities or events."""
