@@ -118,3 +118,54 @@ def test_real_engine_patched_table_matches_its_records(real_engine, ops):
     got = query(eng, f'SELECT * FROM "{route}"')
     norm = lambda rs: sorted(json.dumps({k: _num(r.get(k)) for k in cols}, sort_keys=True) for r in rs)  # noqa: E731
     assert norm(got["rows"]) == norm(want)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(before=REAL_OPS, during=REAL_OPS)
+def test_a_first_build_in_pages_with_writes_between_them_matches_the_records(real_engine, before, during, monkeypatch):
+    """A first build reads in pages and gives the loop a turn after each (``set_turn``): what the
+    other requests write meanwhile is noted and patched in, as any later write is."""
+    from ocean.sql import columns, set_turn
+
+    eng = real_engine
+    route = f"p/r{next(_routes)}"
+    eng.save(route, {"n": 0})
+
+    def apply(op, key, a, b):
+        if op == "incr":
+            eng.incr(route, key, {a: b})
+        elif op == "save":
+            eng.save(route, a, key=key)
+        elif op == "update":
+            eng.update(route, key, a)
+        elif op == "remove":
+            try:
+                eng.remove(route, key)
+            except NotFound:
+                pass
+        elif op == "event":
+            eng.save(route, a)
+
+    for op in before:
+        apply(*op)
+    pending = list(during)
+    turns = [0]
+
+    def turn():
+        turns[0] += 1
+        if pending:
+            apply(*pending.pop(0))
+
+    monkeypatch.setattr(columns, "BUILD_PAGE", 2)
+    set_turn(eng, turn)
+    try:
+        query(eng, f'SELECT COUNT(*) FROM "{route}"')  # the first query: built in pages of 2
+    finally:
+        set_turn(eng, None)
+    assert turns[0] >= 1
+    for op in pending:
+        apply(*op)
+    cols, want = table_rows(eng, route)
+    got = query(eng, f'SELECT * FROM "{route}"')
+    norm = lambda rs: sorted(json.dumps({k: _num(r.get(k)) for k in cols}, sort_keys=True) for r in rs)  # noqa: E731
+    assert norm(got["rows"]) == norm(want)

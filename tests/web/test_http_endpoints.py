@@ -157,6 +157,26 @@ def test_health_and_metrics(web):
     assert "ocean_engine_log_bytes" in text
 
 
+def test_health_and_metrics_report_snapshots_largest_routes_and_columns(web):
+    for i in range(3):
+        web.client.simulate_post("/drop", json={"route": "big/ev", "payload": {"i": i}})
+    web.client.simulate_post("/drop", json={"route": "small/e", "key": "k", "payload": {"+n": 1}})
+    web.engine.snapshot()
+    web.engine._largest = None  # recounted at most once a second; this test wants it now
+    h = web.anon.simulate_get("/health").json
+    snap = h["snapshot"]
+    assert snap["running"] is False and snap["seq"] > 0 and snap["bytes"] > 0 and snap["seconds"] >= 0
+    top = {r["route"]: r for r in h["largest_routes"]}
+    assert top["big/ev"] == {"route": "big/ev", "events": 3, "entities": 0}
+    assert top["small/e"] == {"route": "small/e", "events": 0, "entities": 1}
+    web.client.simulate_post("/sql", body='SELECT COUNT(*) FROM "big/ev"', headers={"Content-Type": "text/plain"})
+    text = web.anon.simulate_get("/metrics").text
+    assert 'ocean_route_events{route="big/ev"} 3' in text and 'ocean_route_entities{route="small/e"} 1' in text
+    assert "ocean_engine_snapshots_total 1" in text and "ocean_engine_snapshot_bytes" in text
+    columns = [line for line in text.splitlines() if line.startswith("ocean_sql_columns_bytes ")]
+    assert columns and int(columns[0].split()[1]) > 0
+
+
 def _types(text: str) -> dict:
     return {line.split()[2]: line.split()[3] for line in text.splitlines() if line.startswith("# TYPE ")}
 

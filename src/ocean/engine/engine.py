@@ -10,6 +10,8 @@ table's own shard locks.
 from __future__ import annotations
 
 import bisect
+import heapq
+import itertools
 import logging
 import threading
 import time
@@ -37,18 +39,21 @@ class Engine:
         offload: runs a blocking call (fsync, snapshot writing) off the event loop;
             the gevent server passes its threadpool's ``apply``. Default: call inline.
         maintenance: run the once-a-second flusher/snapshot/expiry thread (default True).
+        fork_snapshots: write snapshots and backups from a forked child (``bgsave.py``)
+            instead of in this process; the server turns it on (its event loop never waits).
     """
 
     def __init__(self, path: str, fsync: str | None = None, settings: Settings | None = None,
-                 *, offload=None, maintenance: bool = True):
+                 *, offload=None, maintenance: bool = True, fork_snapshots: bool = False):
         core()  # fail now, with the build hint, if the compiled core is missing
         self.settings = (settings or Settings.load()).with_(**({"fsync": fsync} if fsync else {}))
         timekeys.check_timezone(self.settings.timezone)  # also when Settings(...) was built directly
         self.path = path
-        self.store = LocalStore(path, self.settings, offload=offload)
+        self.store = LocalStore(path, self.settings, offload=offload, fork=fork_snapshots)
         self.state = self.store.state
         self._lock = core().WriteLock()  # held briefly; see _writer.pxi for how it waits
         self._listeners: list = []
+        self._largest = None  # (when, n, routes) of largest_routes
         self.started = time.time()
         # The wall clock of key placeholders ({day}...) and SQL now(): epoch ms; tests may fix it.
         self.now_ms = now_ms
@@ -351,12 +356,21 @@ class Engine:
         log_ = self.state.events.get(route)
         if log_ is None:
             return iter(())
-        return (self._event(route, e) for e in list(log_.live(self._now())))
+        # PERF: no copy of the route's list (10M events: ~0.1-0.2 s in one go). The log only appends
+        # to its list and replaces it when it trims (events.py), so this list up to its length now is
+        # the route as it is now, however long the reader takes.
+        items, n, now = log_.items, len(log_.items), self._now()
+        return (self._event(route, e) for e in itertools.islice(items, n) if not e[3] or e[3] > now)
 
     def _event(self, route, e) -> dict:
         seq, ms, payload, expires, source = e
         return {"drop_id": self.drop_id(seq), "seq": seq, "route": route, "payload": payload,
                 "created_at": iso_ms(ms), "source": source}
+
+    def route_size(self, route: str) -> int:
+        """Entities + events a route holds now (expired ones not yet swept included): a size hint."""
+        log_ = self.state.events.get(route)
+        return (len(log_) if log_ is not None else 0) + len(self.state.entities.routes.get(route, ()))
 
     def routes(self) -> list[str]:
         """Every route that holds entities or events."""
@@ -431,6 +445,22 @@ class Engine:
 
     def _now(self) -> int:
         return max(time.time_ns() // 1_000_000, self._writer.last_ms)
+
+    def largest_routes(self, n: int = 10) -> list[tuple[str, int, int]]:
+        """The ``n`` routes holding the most events + entities: ``(route, events, entities)``.
+
+        PERF: one pass over the routes; recomputed at most once a second (``/health`` asks often).
+        """
+        now = time.monotonic()
+        cached = self._largest
+        if cached is not None and cached[0] > now - 1.0 and cached[1] >= n:
+            return cached[2][:n]
+        events = {r: len(log_) for r, log_ in list(self.state.events.items())}
+        entities = {r: len(t) for r, t in list(self.state.entities.routes.items())}
+        sizes = [(r, events.get(r, 0), entities.get(r, 0)) for r in set(events) | set(entities)]
+        top = heapq.nlargest(n, sizes, key=lambda x: (x[1] + x[2], x[0]))
+        self._largest = (now, n, top)
+        return top
 
     def stats(self) -> dict:
         """Figures for /health and /metrics."""
@@ -514,6 +544,7 @@ class Engine:
             return
         self._stop.set()
         self._wake.set()
+        self.store.abort_snapshot()  # a forked snapshot is ended, not waited for: the log has it all
         if self._maintainer is not None and self._maintainer is not threading.current_thread():
             self._maintainer.join(timeout=5)
         with self._lock:

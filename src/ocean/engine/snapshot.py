@@ -94,43 +94,91 @@ def _remove(full: str) -> None:
         pass
 
 
+LOAD_BATCH = 4096  # lines parsed with one json.loads call
+
+
 def load(path: str, name: str, state) -> dict:
-    """Fill ``state`` from one snapshot file; returns its header. Damage raises CorruptLog."""
+    """Fill ``state`` from one snapshot file; returns its header. Damage raises CorruptLog.
+
+    PERF: lines are parsed ``LOAD_BATCH`` at a time as one JSON array (one parser call, and the
+    parser's key memo is shared, so the events of a batch share their field-name strings), and
+    the events' ``source`` strings are shared: at 1M events, line-by-line loading gave each
+    event its own copies -- the worker held 1.56x the memory after a restart that it had before.
+    """
     full = os.path.join(path, name)
-    crc, count, header, trailer = 0, 0, None, None
-    events: dict[str, list] = {}
+    state_ = _Loading(state)
     try:
         with open(full, "rb") as f:
+            batch = []
             for raw in f:
-                if trailer is not None:
-                    raise ValueError("data after the trailer")
-                obj = json.loads(raw)
-                if isinstance(obj, dict) and obj.get("end"):
-                    trailer = obj
-                    continue
-                crc = zlib.crc32(raw, crc)
-                count += 1
-                if header is None:
-                    header = obj
-                    continue
-                tag = obj[0]
-                if tag == "E":
-                    state.entities.put(obj[1], obj[2], Entity.from_row(obj[3]))
-                elif tag == "C":
-                    state.counters.set(obj[1], obj[2], obj[3], obj[4])
-                elif tag == "V":
-                    events.setdefault(obj[1], []).append(tuple(obj[2:]))
-                elif tag == "H":
-                    for entry in obj[3]:
-                        state.entities.record(obj[1], obj[2], *entry)
+                batch.append(raw)
+                if len(batch) >= LOAD_BATCH:
+                    state_.feed(batch)
+                    batch = []
+            if batch:
+                state_.feed(batch)
     except (ValueError, IndexError, TypeError, KeyError) as exc:
-        raise _damaged(full, f"unreadable line {count + 1}: {exc}") from None
+        raise _damaged(full, f"unreadable line {state_.count + 1}: {exc}") from None
+    header, trailer, count, crc = state_.header, state_.trailer, state_.count, state_.crc
     if header is None or trailer is None or trailer.get("lines") != count or trailer.get("crc") != crc:
         raise _damaged(full, "missing trailer or checksum mismatch")
-    for route, items in events.items():
+    for route, items in state_.events.items():
         state.events[route] = EventLog(items)
         state.event_count += len(items)
     return header
+
+
+class _Loading:
+    """The lines of one snapshot being read: checksum, header, trailer, and what they hold."""
+
+    def __init__(self, state):
+        self.state = state
+        self.crc, self.count, self.header, self.trailer = 0, 0, None, None
+        self.events: dict[str, list] = {}
+        self._sources: dict = {}
+
+    def feed(self, lines: list) -> None:
+        try:
+            objs = json.loads(b"[" + b",".join(lines) + b"]")
+        except ValueError:
+            objs = None
+        if objs is None or len(objs) != len(lines):  # find the bad line (and its number) one by one
+            for raw in lines:
+                self._one(raw, json.loads(raw))
+            return
+        for raw, obj in zip(lines, objs):
+            self._one(raw, obj)
+
+    def _one(self, raw: bytes, obj) -> None:
+        if self.trailer is not None:
+            raise ValueError("data after the trailer")
+        if isinstance(obj, dict) and obj.get("end"):
+            self.trailer = obj
+            return
+        self.crc = zlib.crc32(raw, self.crc)
+        self.count += 1
+        if self.header is None:
+            self.header = obj
+            return
+        tag = obj[0]
+        state = self.state
+        if tag == "V":
+            route = obj[1]
+            if len(obj) == 7 and type(obj[6]) is str:  # (seq, ms, payload, expires_ms, source)
+                item = (obj[2], obj[3], obj[4], obj[5], self._sources.setdefault(obj[6], obj[6]))
+            else:
+                item = tuple(obj[2:])
+            log = self.events.get(route)
+            if log is None:
+                log = self.events[route] = []
+            log.append(item)
+        elif tag == "E":
+            state.entities.put(obj[1], obj[2], Entity.from_row(obj[3]))
+        elif tag == "C":
+            state.counters.set(obj[1], obj[2], obj[3], obj[4])
+        elif tag == "H":
+            for entry in obj[3]:
+                state.entities.record(obj[1], obj[2], *entry)
 
 
 def _damaged(full: str, what: str) -> CorruptLog:

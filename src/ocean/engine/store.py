@@ -16,10 +16,10 @@ import os
 import threading
 import time
 
-from ..errors import BackupRunning, CorruptLog, DataDirLocked, InvalidPayload, OceanError, PayloadTooLarge, StorageError
+from ..errors import BackupFailed, BackupRunning, CorruptLog, DataDirLocked, InvalidPayload, OceanError, PayloadTooLarge, StorageError
 from ..kernels import kernel
 from ..model import now_ms
-from . import backup, ops, snapshot
+from . import backup, bgsave, ops, snapshot
 from .state import State
 from .wal import WriteAheadLog, list_segments, read_segment
 
@@ -63,6 +63,9 @@ class Store(abc.ABC):
     def maintain(self, lock) -> None:
         """Periodic duties (flush, snapshot); called about once a second."""
 
+    def abort_snapshot(self) -> None:
+        """End a snapshot (or backup) being written in the background (the engine is closing)."""
+
     @abc.abstractmethod
     def backup(self, lock, dest: str | None) -> dict:
         """Write a consistent copy of the data to ``dest`` while writes go on; returns its summary."""
@@ -79,10 +82,16 @@ class Store(abc.ABC):
 class LocalStore(Store):
     """Memory + write-ahead log + snapshots in one data directory owned by one process."""
 
-    def __init__(self, path: str, settings, offload=None):
+    def __init__(self, path: str, settings, offload=None, fork: bool = False):
         self.path = os.path.abspath(path)
         self.settings = settings
         self.offload = offload
+        self.fork = bool(fork)  # snapshots and backups from a forked child (bgsave.py); the server's choice
+        self._child: bgsave.Child | None = None  # the snapshot being written (bgsave.py)
+        self._backup_child: bgsave.Child | None = None
+        self._aborted = False
+        self.snapshot_bytes = 0
+        self.snapshots = 0
         self.state = State(settings.history_limit, settings.event_retention)
         self.wal: WriteAheadLog | None = None
         self.meta: dict = {}
@@ -285,6 +294,8 @@ class LocalStore(Store):
         self._snapshotting = True
         try:
             t0 = time.perf_counter()
+            if self.fork:
+                return self._snapshot_forked(lock, t0)
             with lock:
                 seq = self.last_seq
                 old_segment = self._rotate(seq)
@@ -293,16 +304,61 @@ class LocalStore(Store):
             self.snapshot_pause_ms = (time.perf_counter() - t0) * 1000
             run = self.offload or (lambda fn, *a: fn(*a))
             name = run(snapshot.write, self.path, view)
-            self.wal.drop_segments_before(self.wal.segment)
-            for _, older in snapshot.list_snapshots(self.path):
-                if older < name:
-                    os.unlink(os.path.join(self.path, older))
-            self.snapshot_seq = seq
-            self.snapshot_seconds = time.perf_counter() - t0
+            self._snapshot_done(seq, name, t0)
             log.info("ocean: snapshot at seq %d (%s), write pause %.1f ms", seq, old_segment, self.snapshot_pause_ms)
             return name
         finally:
             self._snapshotting = False
+
+    def _snapshot_forked(self, lock, t0: float) -> str | None:
+        """Fork under ``lock`` (the child's image is the state at one seq), then wait without blocking.
+
+        The wait polls the child with short sleeps (a greenlet switch under gevent), so
+        requests keep flowing; the log it covers is dropped only once the child reported
+        the snapshot renamed into place and fsynced. Returns None when aborted (closing).
+        """
+        with lock:
+            seq = self.last_seq
+            old_segment = self._rotate(seq)
+            self._aborted = False
+            child = self._child = bgsave.fork(self.path, self.state, seq, {**self.meta, "lease": self.lease})
+            self.since_snapshot = 0
+        self.snapshot_pause_ms = (time.perf_counter() - t0) * 1000
+        try:
+            try:
+                name = self._wait(child)
+            except OSError:
+                snapshot.remove_debris(self.path)  # a child killed mid-write leaves its .tmp
+                if self._aborted:
+                    return None
+                raise
+        finally:
+            self._child = None
+        self._snapshot_done(seq, name, t0)
+        log.info("ocean: snapshot at seq %d (%s) by child %d, fork pause %.1f ms, %.2f s", seq, old_segment,
+                 child.pid, self.snapshot_pause_ms, self.snapshot_seconds)
+        return name
+
+    def _snapshot_done(self, seq: int, name: str, t0: float) -> None:
+        """The snapshot ``name`` at ``seq`` is durable: drop the log and the snapshots it replaces."""
+        if self.wal is not None:
+            self.wal.drop_segments_before(self.wal.segment)
+        for _, older in snapshot.list_snapshots(self.path):
+            if older < name:
+                os.unlink(os.path.join(self.path, older))
+        self.snapshot_seq = seq
+        self.snapshot_seconds = time.perf_counter() - t0
+        self.snapshots += 1
+        try:
+            self.snapshot_bytes = os.path.getsize(os.path.join(self.path, name))
+        except OSError:
+            pass
+
+    def abort_snapshot(self) -> None:
+        for child in (self._child, self._backup_child):
+            if child is not None:
+                self._aborted = True
+                child.kill()
 
     def backup(self, lock, dest: str | None) -> dict:
         """Capture the state under ``lock`` (the snapshot pause), write the backup outside it.
@@ -325,11 +381,25 @@ class LocalStore(Store):
                 # increment path changes records of the current one in place, and the view
                 # shares the records it captures (see Entity in _writer.pxi), as a snapshot's does.
                 self._rotate(seq)
-                view = snapshot.capture(self.state, seq, {**self.meta, "lease": self.lease})
+                if self.fork:  # a child writes it from its image of this instant (bgsave.py)
+                    child = self._backup_child = bgsave.spawn(
+                        lambda: self._write_backup(snapshot.capture(self.state, seq, {**self.meta, "lease": self.lease}),
+                                                   dest, home, seq))
+                else:
+                    view = snapshot.capture(self.state, seq, {**self.meta, "lease": self.lease})
             pause_ms = (time.perf_counter() - t0) * 1000
-            target = backup.resolve(dest, self.path, home, seq, now_ms())
-            run = self.offload or (lambda fn, *a: fn(*a))
-            doc = run(backup.write, view, dict(self.meta), self.path, target, os.path.dirname(target) == home)
+            if self.fork:
+                try:
+                    doc = self._wait(child)
+                except OSError as exc:  # killed (the engine closed), or failed outside ocean's errors
+                    raise BackupFailed(f"the backup could not be written ({exc}); nothing was left as "
+                                       f"complete") from None
+                finally:
+                    self._backup_child = None
+            else:
+                target = backup.resolve(dest, self.path, home, seq, now_ms())
+                run = self.offload or (lambda fn, *a: fn(*a))
+                doc = run(backup.write, view, dict(self.meta), self.path, target, os.path.dirname(target) == home)
             info = backup.summary(doc, pause_ms, time.perf_counter() - t0)
             self.last_backup = info
             try:
@@ -337,10 +407,24 @@ class LocalStore(Store):
             except OSError as exc:  # the backup is whole; only the note of it is lost
                 log.warning("ocean: could not record the last backup in %s: %s", self.path, exc)
             log.info("ocean: backup at seq %d in %s (%d bytes, %.2f s, write pause %.1f ms)",
-                     seq, target, info["bytes"], info["seconds"], pause_ms)
+                     seq, doc["path"], info["bytes"], info["seconds"], pause_ms)
             return info
         finally:
             self._backup_guard.release()
+
+    def _write_backup(self, view: dict, dest: str | None, home: str, seq: int) -> dict:
+        """In the child: where (it needs the seq) and the backup itself."""
+        target = backup.resolve(dest, self.path, home, seq, now_ms())
+        return backup.write(view, dict(self.meta), self.path, target, os.path.dirname(target) == home)
+
+    @staticmethod
+    def _wait(child: bgsave.Child):
+        """Poll ``child`` with short sleeps (a greenlet switch under gevent) until it ends; its result."""
+        nap = 0.001
+        while not child.poll():
+            time.sleep(nap)
+            nap = min(nap * 2, 0.05)
+        return child.result()
 
     def _rotate(self, seq: int) -> str:
         """Start a new log segment (under the write lock); its first record names the segment before it.
@@ -401,6 +485,10 @@ class LocalStore(Store):
             "snapshot_seq": self.snapshot_seq,
             "records_since_snapshot": self.since_snapshot,
             "snapshot_pause_ms": self.snapshot_pause_ms,
+            "snapshot_seconds": self.snapshot_seconds,
+            "snapshot_bytes": self.snapshot_bytes,
+            "snapshots": self.snapshots,
+            "snapshot_running": int(self._snapshotting),
         }
         last = self.last_backup
         if last:

@@ -15,12 +15,12 @@ from ..access import Access
 from ..errors import InternalError, OceanError, ParseError, QueryLimit
 from ..model import check_prefix
 from ..model import now_ms as _now_ms
-from .columns import TableView, store_for, union_view
+from .columns import TableView, columns_bytes, set_turn, store_for, union_view
 from .executor import Deadline, execute
 from .parser import parse
 from .planner import Plan, plan
 
-__all__ = ["query", "prepare", "run_plan", "store_for"]
+__all__ = ["query", "prepare", "run_plan", "store_for", "set_turn", "columns_bytes"]
 
 _PLAN_CACHE_SIZE = 512
 _plans: dict[str, Plan] = {}

@@ -13,7 +13,7 @@ import time
 
 import falcon
 
-from .. import errors
+from .. import errors, sql
 from .accounting import Accounting
 from .body import dumps
 from .resources import admin, backup, drop, entity, health, live, query
@@ -96,6 +96,7 @@ def create_app(engine, settings, keys, static_dir: str = STATIC_DIR) -> OceanApp
     as ``/ocean.js`` (no key needed for either).
     """
     svc = Service(engine, settings, keys)
+    sql.set_turn(engine, lambda: svc.turn())  # a big route's first SQL build gives the loop turns
     app = OceanApp(middleware=[falcon.CORSMiddleware(allow_origins="*", expose_headers="*"), svc.accounting])
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = falcon.media.JSONHandler(dumps=dumps)
     app.add_error_handler(Exception, _on_unexpected)

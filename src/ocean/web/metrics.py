@@ -15,10 +15,12 @@ ENGINE_COUNTERS = {
     "fsync_seconds_total": "ocean_engine_fsync_seconds_total",
     "published": "ocean_engine_published_total",
     "dropped_subscribers": "ocean_engine_dropped_subscribers_total",
+    "snapshots": "ocean_engine_snapshots_total",
 }
 ENGINE_GAUGES = frozenset((
     "entities", "events", "counters", "routes", "seq", "subscribers", "uptime_s", "log_bytes",
     "last_fsync_ms", "snapshot_seq", "records_since_snapshot", "snapshot_pause_ms",
+    "snapshot_seconds", "snapshot_bytes", "snapshot_running",
 ))
 
 

@@ -31,7 +31,7 @@ def app():
 
         settings = Settings.load()
         try:
-            engine = Engine(settings.data, settings=settings, offload=offload)
+            engine = Engine(settings.data, settings=settings, offload=offload, fork_snapshots=True)
             keys = KeyStore(settings.data)
         except OceanError as exc:
             print(f"ocean: cannot open {settings.data}: {exc.message}", file=sys.stderr, flush=True)

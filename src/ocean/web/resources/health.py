@@ -8,11 +8,13 @@ import falcon
 from ..._version import __version__
 from ...errors import EngineClosed
 from ...kernels import implementation
+from ...sql import columns_bytes
 from .. import auth
 
 
 class Health:
-    """``{ok, version, uptime_s, heartbeat_s, implementation, ...}``; 503 while draining. Cheap: no scans."""
+    """``{ok, version, uptime_s, heartbeat_s, implementation, ...}``; 503 while draining. Cheap: no scans
+    (the largest routes are recounted at most once a second)."""
 
     def __init__(self, svc):
         self.svc = svc
@@ -27,6 +29,8 @@ class Health:
             "fsync": svc.settings.fsync, "seq": svc.engine.seq, "sse_clients": len(svc.streams),
             "last_backup": _public(svc.engine.last_backup),
             "timezone": svc.settings.timezone,
+            "snapshot": _snapshot(svc.engine),
+            "largest_routes": [{"route": r, "events": ev, "entities": en} for r, ev, en in svc.engine.largest_routes(5)],
         }
 
 
@@ -48,5 +52,27 @@ class Metrics:
         if not svc.settings.metrics_public:
             auth.require(req, svc.keys)
         resp.content_type = "text/plain; version=0.0.4; charset=utf-8"
-        resp.text = svc.accounting.render_metrics(svc.engine.stats(), len(svc.streams))
+        resp.text = svc.accounting.render_metrics(svc.engine.stats(), len(svc.streams)) + _sizes(svc.engine)
         resp.status = falcon.HTTP_200
+
+
+def _snapshot(engine) -> dict:
+    """The last snapshot's figures, and whether one is being written now."""
+    st = getattr(engine.store, "stats", None)
+    figures = st() if st is not None else {}
+    return {"running": bool(figures.get("snapshot_running")), "seq": figures.get("snapshot_seq", 0),
+            "seconds": round(figures.get("snapshot_seconds", 0.0), 3), "bytes": figures.get("snapshot_bytes", 0),
+            "pause_ms": round(figures.get("snapshot_pause_ms", 0.0), 3)}
+
+
+def _sizes(engine) -> str:
+    """Gauges of the largest routes and of the SQL columns' memory (Prometheus text)."""
+    out = ["# HELP ocean_route_events Events of the largest routes (top 10 by events + entities).",
+           "# TYPE ocean_route_events gauge"]
+    top = engine.largest_routes(10)
+    out += [f'ocean_route_events{{route="{r}"}} {ev}' for r, ev, _ in top]
+    out += ["# HELP ocean_route_entities Entities of the largest routes.", "# TYPE ocean_route_entities gauge"]
+    out += [f'ocean_route_entities{{route="{r}"}} {en}' for r, _, en in top]
+    out += ["# HELP ocean_sql_columns_bytes Memory of the SQL column tables built so far.",
+            "# TYPE ocean_sql_columns_bytes gauge", f"ocean_sql_columns_bytes {columns_bytes(engine)}"]
+    return "\n".join(out) + "\n"
