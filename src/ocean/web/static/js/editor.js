@@ -90,7 +90,9 @@ export class Editor {
     ta.addEventListener("keydown", (e) => this._onKey(e));
     ta.addEventListener("click", () => { this.updateHint(); this.closePopup(); });
     ta.addEventListener("keyup", (e) => { if (e.key.startsWith("Arrow") && this.popup.hidden) this.updateHint(); });
-    ta.addEventListener("blur", () => setTimeout(() => this.closePopup(), 150));
+    // Close the popup once focus has really left (a click on a completion lands first); a blur
+    // followed by a quick return (a result's location button puts the caret back) keeps it.
+    ta.addEventListener("blur", () => setTimeout(() => { if (document.activeElement !== ta) this.closePopup(); }, 150));
     this.runBtn.addEventListener("click", () => this.run());
     $("#drops-help-btn").addEventListener("click", () => this.toggleHelp());
     this.historySel.addEventListener("change", () => {
