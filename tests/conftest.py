@@ -32,3 +32,21 @@ def make_engine(tmp_path):
 @pytest.fixture
 def engine(make_engine):
     return make_engine()
+
+
+@pytest.fixture
+def make_server(tmp_path):
+    """Start real ``ocean serve`` processes on ``tmp_path/data`` (or ``data=``), each on a free port
+    (or ``port=``); all stopped by pid at teardown. Shared by every suite that serves."""
+    from serverproc import Server
+
+    started = []
+
+    def make(data=None, port=None, **settings):
+        srv = Server(str(data or tmp_path / "data"), port=port, **settings)
+        started.append(srv)
+        return srv.start()
+
+    yield make
+    for srv in started:
+        srv.stop(timeout=15)

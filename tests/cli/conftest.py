@@ -9,21 +9,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from serverproc import Server  # noqa: E402
 
 
-@pytest.fixture
-def make_server(tmp_path):
-    """Start servers on ``tmp_path/data`` (same directory each call); all stopped by pid at teardown."""
-    started = []
-
-    def make(**settings) -> Server:
-        srv = Server(str(tmp_path / "data"), **settings)
-        started.append(srv)
-        return srv.start()
-
-    yield make
-    for srv in started:
-        srv.stop()
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """One server shared by a module's tests."""

@@ -22,21 +22,6 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture
-def make_server(tmp_path):
-    """Start servers on ``tmp_path/data`` (same directory each call); all stopped by pid at teardown."""
-    started = []
-
-    def make(port=None, **settings) -> Server:
-        srv = Server(str(tmp_path / "data"), port=port, **settings)
-        started.append(srv)
-        return srv.start()
-
-    yield make
-    for srv in started:
-        srv.stop()
-
-
-@pytest.fixture
 def client(server):
     with Client(server.url, key=server.key, timeout=10) as c:
         yield c
