@@ -30,7 +30,7 @@ import math as _sk_math
 from libc.math cimport ceil, floor, isfinite, log, pow, sqrt, INFINITY
 from libc.string cimport memcpy, memmove, memset
 from libc.stdint cimport int32_t
-from cpython.mem cimport PyMem_RawMalloc, PyMem_RawCalloc, PyMem_RawRealloc, PyMem_RawFree, PyMem_Malloc
+from cpython.mem cimport PyMem_RawMalloc, PyMem_RawCalloc, PyMem_RawRealloc, PyMem_RawFree, PyMem_Malloc, PyMem_Free
 
 cdef extern from *:
     """
@@ -586,17 +586,21 @@ cdef inline uint64_t _sk_take(const unsigned char* p, int width) noexcept nogil:
     return v
 
 
-cdef bytes _sk_store_pack(_sk_store* s):
-    cdef Py_ssize_t i
-    cdef bytes out = _ocn_bytes_from(NULL, 8 + 8 * s.n)
-    cdef unsigned char* p = <unsigned char*>_ocn_bytes_ptr(out)
-    cdef int32_t lo = s.lo if s.n else 0
-    cdef uint32_t n = <uint32_t>s.n
-    _sk_put(p, <uint32_t>lo, 4)
-    _sk_put(p + 4, n, 4)
+cdef Py_ssize_t _sk_store_pack(_sk_store* s, unsigned char* p) noexcept:
+    """Write the store at ``p`` (room for 8 + 10 per bin); returns the bytes written."""
+    cdef Py_ssize_t i, at = 8
+    cdef uint64_t c
+    _sk_put(p, <uint32_t>(s.lo if s.n else 0), 4)
+    _sk_put(p + 4, <uint32_t>s.n, 4)
     for i in range(s.n):
-        _sk_put(p + 8 + 8 * i, s.bins[i], 8)
-    return out
+        c = s.bins[i]
+        while c >= 0x80:             # LEB128, as the twin's _uvarint
+            p[at] = (c & 0x7F) | 0x80
+            c >>= 7
+            at += 1
+        p[at] = <unsigned char>c
+        at += 1
+    return at
 
 
 cdef Py_ssize_t _sk_store_unpack(_sk_store* s, const unsigned char* p, Py_ssize_t at, Py_ssize_t size,
@@ -606,6 +610,8 @@ cdef Py_ssize_t _sk_store_unpack(_sk_store* s, const unsigned char* p, Py_ssize_
     cdef uint32_t n
     cdef Py_ssize_t i
     cdef uint64_t c, t = 0
+    cdef unsigned char b
+    cdef int shift
     if size < at + 8:
         raise ValueError("Dist bytes cut short")
     lo = <int32_t><uint32_t>_sk_take(p + at, 4)
@@ -616,23 +622,36 @@ cdef Py_ssize_t _sk_store_unpack(_sk_store* s, const unsigned char* p, Py_ssize_
         if lo != 0:
             raise ValueError("bad Dist store")
         return at
-    if (n > _SK_BIN_LIMIT or lo < _SK_KEY_MIN or <int64_t>lo + n - 1 > _SK_KEY_MAX
-            or size < at + 8 * <Py_ssize_t>n):
+    if n > _SK_BIN_LIMIT or lo < _SK_KEY_MIN or <int64_t>lo + n - 1 > _SK_KEY_MAX:
         raise ValueError("bad Dist store span")
-    if _sk_take(p + at, 8) == 0 or _sk_take(p + at + 8 * (n - 1), 8) == 0:
-        raise ValueError("bad Dist store: an empty end bin")
     s.bins = <uint64_t*>PyMem_RawMalloc(n * sizeof(uint64_t))
     if s.bins == NULL:
         raise MemoryError()
     s.lo, s.hi, s.n = lo, lo + <int32_t>n - 1, n
     for i in range(n):
-        c = _sk_take(p + at + 8 * i, 8)
+        c = 0
+        shift = 0
+        while True:
+            if at >= size:
+                raise ValueError("Dist bytes cut short")
+            b = p[at]
+            at += 1
+            c |= <uint64_t>(b & 0x7F) << shift
+            if not b & 0x80:
+                if b == 0 and shift:
+                    raise ValueError("bad Dist count: a varint that is not minimal")
+                break
+            shift += 7
+            if shift >= 63:
+                raise ValueError("bad Dist count: a varint too long")
         s.bins[i] = c
-        if c > _SK_U63 or t + c > _SK_U63:
+        if t + c > _SK_U63:
             raise ValueError("bad Dist: the bins do not add up to the count")
         t += c
+    if s.bins[0] == 0 or s.bins[n - 1] == 0:
+        raise ValueError("bad Dist store: an empty end bin")
     total[0] = t
-    return at + 8 * n
+    return at
 
 
 cdef double _sk_as_float(value) except? -1.0:
@@ -700,7 +719,17 @@ cdef class Dist:
         memcpy(head + 17, &self._sum, 8)
         memcpy(head + 25, &self._min, 8)
         memcpy(head + 33, &self._max, 8)
-        return _ocn_bytes_from(<const char*>head, 41) + _sk_store_pack(&self._pos) + _sk_store_pack(&self._neg)
+        cdef Py_ssize_t n = 41 + 16 + 10 * (self._pos.n + self._neg.n)
+        cdef unsigned char* buf = <unsigned char*>PyMem_Malloc(n)
+        if buf == NULL:
+            raise MemoryError()
+        try:
+            memcpy(buf, head, 41)
+            n = 41 + _sk_store_pack(&self._pos, buf + 41)
+            n += _sk_store_pack(&self._neg, buf + n)
+            return _ocn_bytes_from(<const char*>buf, n)
+        finally:
+            PyMem_Free(buf)
 
     def __reduce__(self):
         return (type(self), (self.to_bytes(),))

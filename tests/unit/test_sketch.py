@@ -468,6 +468,19 @@ def test_dist_collapses_lowest_bins(impl):
     assert d.quantile(0) == xs[0]  # clamped to min
 
 
+def test_dist_bytes_are_compact(impl):
+    """Counts are varints: a latency sketch of 600-odd bins is about 1 KB, not 5 KB of u64s."""
+    d = impl.Dist()
+    for x in np.random.default_rng(2).lognormal(3, 1.5, 20_000).tolist():
+        d.add(x)
+    bins = (d.nbytes - 40) // 8
+    assert 500 < bins < 1000
+    assert len(d.to_bytes()) < 41 + 16 + 2 * bins
+    big = impl.Dist()
+    big.add(1.0, (1 << 63) - 1)
+    assert impl.Dist(big.to_bytes()).count == (1 << 63) - 1
+
+
 def test_dist_round_trip(impl):
     rng = np.random.default_rng(5)
     d = impl.Dist()
@@ -497,11 +510,15 @@ def _bad_dist_bytes():
         head.pack(1, 0, 0, 1.0, 0.0, 0.0) + empty_stores,                 # empty with a sum
         head.pack(1, 1, 1, 0.0, 1.0, 0.0) + empty_stores,                 # min > max
         head.pack(1, 1, 1, 0.0, math.nan, 0.0) + empty_stores,
-        head.pack(1, 1, 0, 1.0, 1.0, 1.0) + store.pack(0, 2) + b"\x01" + b"\0" * 15 + store.pack(0, 0),  # empty end
+        head.pack(1, 1, 0, 1.0, 1.0, 1.0) + store.pack(0, 2) + b"\x01\x00" + store.pack(0, 0),  # empty end
         head.pack(1, 1, 0, 1.0, 1.0, 1.0) + store.pack(5, 0) + store.pack(0, 0),  # empty store at a key
         head.pack(1, 1, 0, 1.0, 1.0, 1.0) + store.pack(0, ref.DIST_BIN_LIMIT + 1)
-        + b"\x01" + b"\0" * (8 * ref.DIST_BIN_LIMIT + 7) + store.pack(0, 0),       # too wide
-        head.pack(1, 1, 0, 1.0, 1.0, 1.0) + store.pack(10**5, 1) + (1).to_bytes(8, "little") + store.pack(0, 0),
+        + b"\x01" * (ref.DIST_BIN_LIMIT + 1) + store.pack(0, 0),                   # too wide
+        head.pack(1, 1, 0, 1.0, 1.0, 1.0) + store.pack(10**5, 1) + b"\x01" + store.pack(0, 0),  # key range
+        head.pack(1, 1, 0, 1.0, 1.0, 1.0) + store.pack(0, 1) + b"\x81\x00" + store.pack(0, 0),  # not minimal
+        head.pack(1, 1, 0, 1.0, 1.0, 1.0) + store.pack(0, 1) + b"\x81" + store.pack(0, 0),  # cut short
+        head.pack(1, 1, 0, 1.0, 1.0, 1.0) + store.pack(0, 1) + b"\xff" * 9 + b"\x01" + store.pack(0, 0),
+        head.pack(1, 1 << 63, 0, 1.0, 1.0, 1.0) + store.pack(0, 1) + b"\x80" * 9 + b"\x01" + store.pack(0, 0),
     ]
 
 
