@@ -1,9 +1,9 @@
 """Sketch kernels beside their baselines: the pure twin and a real ``redis-server``.
 
-* ``hll-add``: 10,000 distinct values per round as 10 ``Hll.add`` calls of 1000, beside
-  Redis taking the same values as 10 ``PFADD`` of 1000 (one pipeline) and as 10,000
-  one-value ``PFADD`` (one pipeline), both pre-encoded RESP on one raw loopback socket, so
-  no client library is timed. Every Redis run is checked against ocean's count: the
+* ``hll-add``: 10,000 distinct values per round as 10 ``Hll.add`` calls of 1000 (and as
+  10,000 calls of one value, a ``uniq`` per write), beside Redis taking the same values as
+  10 ``PFADD`` of 1000 (one pipeline) and as 10,000 one-value ``PFADD`` (one pipeline),
+  both pre-encoded RESP on one raw loopback socket, so no client library is timed. Every Redis run is checked against ocean's count: the
   kernels copy Redis's hash and estimator, so ``PFCOUNT`` equals ``Hll.count()`` exactly.
 * ``hll-memory``: bytes per sketch of 10 and 100k values: ocean's (tracemalloc, object
   and registers) beside Redis's ``MEMORY USAGE`` of a PFADD key.
@@ -129,6 +129,25 @@ def test_hll_add(benchmark, name):
             h.add(batch)
 
     benchmark.pedantic(run, rounds=ROUNDS if name == "compiled" else 5, iterations=1, warmup_rounds=1)
+    assert h.count() == _expected_count()
+    benchmark.extra_info["values_per_s"] = rate(benchmark, CALLS * BATCH)
+
+
+ONES = [[v] for v in ALL]
+
+
+@pytest.mark.benchmark(group="hll-add")
+def test_hll_add_one_value_per_call(benchmark):
+    """The same 10,000 values, one ``Hll.add`` call each: the per-call cost a write pays."""
+    h = compiled.Hll()
+    add = h.add
+
+    @Counted
+    def run():
+        for one in ONES:
+            add(one)
+
+    benchmark.pedantic(run, rounds=ROUNDS, iterations=1, warmup_rounds=1)
     assert h.count() == _expected_count()
     benchmark.extra_info["values_per_s"] = rate(benchmark, CALLS * BATCH)
 
