@@ -208,7 +208,7 @@ cdef class Hll:
         if data is not None:
             self._load(data)
 
-    # -- registers (callers hold the lock) -----------------------------------------------
+    # -- registers (callers hold the GIL and have waited out _busy) ------------------------
 
     cdef int _reserve(self, Py_ssize_t more) except -1:
         """Room for ``more`` new registers, so the nogil loop never allocates."""
@@ -384,7 +384,6 @@ cdef class Hll:
         return bytes((_SK_VERSION, form)) + self._registers()
 
     cdef _load(self, data):
-        cdef const unsigned char[:] view
         cdef const unsigned char* p
         cdef Py_ssize_t n, i, count, last = -1
         cdef uint32_t e, index, rank
@@ -458,6 +457,8 @@ cdef class Hll:
         dense = other._dense != NULL
         count = _SK_M if dense else other._n
         theirs = other._registers()
+        # NOTE: a bytes object ends in a NUL past its size, so reading the last register's
+        # spare byte (_sk_get) stays inside it
         p = <const unsigned char*>_ocn_bytes_ptr(theirs)
         self._wait()
         try:
