@@ -598,3 +598,17 @@ def test_hll_threads_adding_at_once_lose_nothing():
     expected = compiled.Hll()
     expected.add([v for c in chunks for v in c])
     assert union.to_bytes() == expected.to_bytes()
+
+
+def test_hll_count_after_each_add_matches_a_fresh_load():
+    """The compiled dense Hll keeps its register histogram as it goes; a load recounts it."""
+    h = compiled.Hll()
+    h.add(distinct(2000))
+    other = compiled.Hll()
+    other.add(distinct(3000, "m"))
+    for i in range(300):
+        h.add([f"w{i}", i])
+        if i % 50 == 0:
+            h.merge(other)
+        assert h.count() == compiled.Hll(h.to_bytes()).count() == pure.Hll(h.to_bytes()).count()
+    assert h.copy().count() == h.count()
