@@ -610,7 +610,9 @@ def test_hll_count_after_each_add_matches_a_fresh_load():
         h.add([f"w{i}", i])
         if i % 50 == 0:
             h.merge(other)
-        assert h.count() == compiled.Hll(h.to_bytes()).count() == pure.Hll(h.to_bytes()).count()
+        assert h.count() == compiled.Hll(h.to_bytes()).count()
+        if i % 30 == 0:
+            assert h.count() == pure.Hll(h.to_bytes()).count()
     assert h.copy().count() == h.count()
 
 
