@@ -1,0 +1,375 @@
+"""``RedisEngine``: the data operations of ``ocean.engine.Engine``, kept in Redis.
+
+The same methods, the same answers and the same ``ocean.errors`` types, so the web layer,
+Drops and SQL can sit on either. Validation is the embedded engine's own (imported, not
+copied); each write is then ONE ``FCALL ocean_write`` on the route's slot, which checks
+what only the stored state can tell (counter or not, overflow), applies, and publishes
+the live message in the same atomic step (``ocean.lua``). Where this mode differs:
+
+- ``seq`` is per route (SPEC section 8) and ``drop_id`` is derived from route + stream id;
+- the live message's id is the stream id ``<seq>-<ms>``, an opaque string for SSE;
+- a refused write takes no seq (the embedded engine may spend one).
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+from .. import timekeys
+from ..engine import ops
+from ..engine.engine import _check_object, _keep_ms, _prepare_drop
+from ..engine.state import _show
+from ..errors import (CounterOverflow, EngineClosed, InvalidAmount, InvalidPayload, NotACounter, NotFound,
+                      OceanError, PayloadTooLarge)
+from ..model import (MAX_INT64, MIN_INT64, check_amount, check_increments, check_key, check_route, iso_ms, now_ms,
+                     split_increments)
+from ..settings import Settings
+from . import layout
+from .connection import connect, load_functions, translate
+
+_dumps = ops._dumps  # the embedded log's JSON encoder: the same refusals (NaN, sets) and messages
+PAGE = 1000
+
+
+class RedisEngine:
+    """The Redis store over ``url`` (``redis://host:port``: a cluster seed or a single server).
+
+    Args:
+        url: where Redis is; connecting fails with ``StorageError`` (503) when it is not there.
+        settings: an ``ocean.settings.Settings`` (history_limit, event_retention, replay_history,
+            list_limit, max_payload_bytes, timezone are used); defaults from the environment.
+    """
+
+    def __init__(self, url: str, settings: Settings | None = None):
+        self.settings = settings or Settings.load()
+        timekeys.check_timezone(self.settings.timezone)
+        self.url = url
+        self.client, self.is_cluster = connect(url)
+        self.functions_version = self._redis(load_functions, self.client, self.is_cluster)
+        self.now_ms = now_ms
+        self.started = time.time()
+        self._registered: set[str] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # -- writes ------------------------------------------------------------
+    def save(self, route: str, payload, key: str | None = None, keep=None, source: str | None = None) -> dict:
+        """Write a drop: an event (no key) or an entity's new plain fields (with a key)."""
+        check_route(route)
+        expires_in = _keep_ms(keep)
+        if key is None:
+            kind, body, incs = ops.EVENT, payload, None
+            if isinstance(payload, dict):
+                _check_object(payload)
+                if any(isinstance(k, str) and k.startswith("+") for k in payload):
+                    raise InvalidPayload("\"+field\" increments need a key: events are never changed")
+        else:
+            key = check_key(self.expand_key(key))
+            if isinstance(payload, dict):
+                _check_object(payload)
+                kind = ops.SAVE
+                body, incs = split_increments(payload)
+                incs = incs or None
+            else:
+                kind, body, incs = ops.VALUE, payload, None
+        return self._receipt(route, key, self._write(kind, route, key, body, incs, expires_in, source))
+
+    def update(self, route: str, key: str, fields: dict, source: str | None = None) -> dict:
+        """Merge ``fields`` into an entity (created if missing); ``"+f": n`` entries increment."""
+        check_route(route)
+        key = check_key(self.expand_key(key))
+        if not isinstance(fields, dict) or not fields:
+            raise InvalidPayload("update needs an object of fields to merge")
+        _check_object(fields)
+        plain, incs = split_increments(fields)
+        self._write(ops.UPDATE, route, key, plain, incs or None, 0, source)
+        return self.get(route, key)
+
+    def incr(self, route: str, key: str, amounts: dict, source: str | None = None) -> dict:
+        """Increment fields of one entity atomically; returns ``{field: new value}``."""
+        key = self.expand_key(key)
+        check_route(route)
+        check_key(key)
+        if not amounts:
+            raise InvalidAmount("incr needs at least one field")
+        incs = check_increments(amounts)
+        return self._write(ops.INCR, route, key, None, incs, 0, source)[3]
+
+    def remove(self, route: str, key: str, source: str | None = None) -> dict:
+        """Delete an entity with its counters; NotFound if absent."""
+        check_route(route)
+        key = check_key(self.expand_key(key))
+        self._write(ops.REMOVE, route, key, None, None, 0, source)
+        return {"removed": True}
+
+    def drop(self, route: str, payload, key: str | None = None, keep=None, source: str | None = None) -> dict:
+        """One drop as ``POST /drop`` takes it; returns ``{drop_id, seq, route, key, created_at}``."""
+        out = self.drop_many([{"route": route, "key": key, "payload": payload, "keep": keep}], source)[0]
+        if isinstance(out, OceanError):
+            raise out
+        return out
+
+    def drop_many(self, drops: list, source: str | None = None, times: list | None = None) -> list:
+        """Many drops, in order, each atomic on its own; one receipt or ``OceanError`` per drop.
+
+        ``times`` (``POST /import``) gives an event its own time (epoch ms), as in ``Engine.drop_many``.
+        """
+        results: list = []
+        for i, item in enumerate(drops):
+            try:
+                kind, route, key, body, incs, expires_in = _prepare_drop(item, self.expand_key)
+                at = times[i] if times is not None and kind == ops.EVENT and type(times[i]) is int else None
+                results.append(self._receipt(route, key, self._write(kind, route, key, body, incs, expires_in,
+                                                                     source, at)))
+            except OceanError as exc:
+                results.append(exc)
+        return results
+
+    def _receipt(self, route, key, written) -> dict:
+        seq, ms, stream_id, _, at = written
+        return {"drop_id": layout.drop_id(route, stream_id), "seq": seq, "route": route, "key": key,
+                "created_at": iso_ms(at if at is not None else ms)}
+
+    def _write(self, kind, route, key, body, incs, expires_in, source, at=None):
+        """One ``ocean_write`` call; returns ``(seq, ms, stream id, totals, own time or None)``."""
+        if self._closed:
+            raise EngineClosed("the engine is closed")
+        args, size = [kind, route, key or "", source or "", expires_in, self.settings.history_limit,
+                      self.settings.event_retention, self.settings.replay_history, "" if at is None else at], 0
+        try:
+            if kind in (ops.SAVE, ops.UPDATE):
+                text = _dumps(body)
+                args += [text, len(body)]
+                for name, value in body.items():
+                    args += [name, _dumps(value), _number_text(value)]
+            else:
+                text = _dumps(body)
+                args += [text, 0]
+            size = len(text.encode())
+        except (TypeError, ValueError) as exc:
+            raise InvalidPayload(f"payload is not JSON data: {exc}") from None
+        except RecursionError:
+            raise InvalidPayload("payload is nested too deeply") from None
+        if incs:
+            for name, amount in incs.items():
+                args += [name, layout.amount_text(amount)]
+                size += len(name) + 24
+        if size > self.settings.max_payload_bytes:
+            raise PayloadTooLarge(f"payload is over the {self.settings.max_payload_bytes}-byte limit "
+                                  f"(setting max_payload_bytes)")
+        self._register(route)
+        reply = self._fcall("ocean_write", route, args, body=body, key=key)
+        seq, ms, stream_id, totals = int(reply[0]), int(reply[1]), reply[2], reply[3]
+        return seq, ms, stream_id, {totals[i]: layout.number(totals[i + 1]) for i in range(0, len(totals), 2)}, at
+
+    def _register(self, route: str) -> None:
+        """Add the route to the registry once per process, before its first write (see ``routes``)."""
+        if route not in self._registered:
+            self._redis(self.client.sadd, layout.ROUTES, route)
+            self._registered.add(route)
+
+    # -- reads -------------------------------------------------------------
+    def get(self, route: str, key: str) -> dict:
+        """The entity record; NotFound when absent."""
+        key = self.expand_key(key)
+        rec = self.entity(route, key)
+        if rec is None:
+            raise NotFound(f"{route} @{key} not found")
+        return rec
+
+    def entity(self, route: str, key: str) -> dict | None:
+        """The entity record ``{route, key, payload, created_at, updated_at, version}``, or None."""
+        check_route(route)
+        key = check_key(self.expand_key(key))
+        reply = self._fcall("ocean_get", route, [route, key], read=True)
+        return None if not reply else _record(route, reply)
+
+    def list(self, route: str, limit: int | None = None, after: str | None = None) -> list[dict]:
+        """A route's entities in key order, those with keys after ``after``, at most ``limit``."""
+        check_route(route)
+        limit = self.settings.list_limit if limit is None else max(0, int(limit))
+        if limit == 0:
+            return []
+        reply = self._fcall("ocean_list", route, [route, after or "", limit], read=True)
+        return [_record(route, r) for r in reply]
+
+    def route_entities(self, route: str):
+        """``(key, record)`` for every live entity of a route, in key order (read in pages)."""
+        check_route(route)
+        after = ""
+        while True:
+            page = self._fcall("ocean_list", route, [route, after, PAGE], read=True)
+            for r in page:
+                yield r[0], _record(route, r)
+            if len(page) < PAGE:
+                return
+            after = page[-1][0]
+
+    def history(self, route: str, key: str, limit: int = 100) -> list[dict]:
+        """Past versions of an entity, newest first (saves, updates and removal)."""
+        check_route(route)
+        key = check_key(self.expand_key(key))
+        if not limit:
+            return []
+        n = max(0, int(limit))
+        entries = self._redis(self.client.lrange, layout.history(route, key), 0, n - 1 if n else -1)
+        out = []
+        for text in entries:
+            version, seq, ms, op, payload = json.loads(text)
+            out.append({"version": version, "seq": seq, "op": op, "payload": payload, "updated_at": iso_ms(ms),
+                        "drop_id": layout.drop_id(route, f"{seq}-{ms}")})
+        return out
+
+    def events(self, route: str, limit: int = 100, before: int | None = None) -> list[dict]:
+        """A route's events, newest first; ``before`` is a seq (exclusive) for the next page."""
+        check_route(route)
+        limit, out, now = max(0, int(limit)), [], self._now()
+        end = "+" if before is None else f"{int(before) - 1}"
+        if limit == 0 or (before is not None and int(before) <= 1):
+            return []
+        for _ in range(10000):  # bounded: each page moves ``end`` back (expired events are skipped)
+            page = self._redis(self.client.xrevrange, layout.events(route), end, "-", count=min(PAGE, limit + 16))
+            for sid, fields in page:
+                ev = _event(route, sid, fields, now)
+                if ev is not None:
+                    out.append(ev)
+                    if len(out) >= limit:
+                        return out
+            if len(page) < min(PAGE, limit + 16):
+                return out
+            end = f"({page[-1][0]}"
+        return out
+
+    def route_events(self, route: str):
+        """Every live event of a route, oldest first (read in pages)."""
+        check_route(route)
+        start, now = "-", self._now()
+        while True:
+            page = self._redis(self.client.xrange, layout.events(route), start, "+", count=PAGE)
+            for sid, fields in page:
+                ev = _event(route, sid, fields, now)
+                if ev is not None:
+                    yield ev
+            if len(page) < PAGE:
+                return
+            start = f"({page[-1][0]}"
+
+    def routes(self) -> list[str]:
+        """Every route that holds entities or events now."""
+        names = sorted(self._redis(self.client.smembers, layout.ROUTES))
+        if not names:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for route in names:
+            pipe.zcard(layout.keys(route))
+            pipe.xlen(layout.events(route))
+        sizes = self._redis(pipe.execute)
+        return [r for i, r in enumerate(names) if sizes[2 * i] or sizes[2 * i + 1]]
+
+    # -- bookkeeping ---------------------------------------------------------
+    def expand_key(self, key):
+        """``key`` with its placeholders expanded, as ``Engine.expand_key``."""
+        if type(key) is str and ("{" in key or "}" in key):
+            return timekeys.expand(key, self.now_ms(), self.settings.timezone)
+        return key
+
+    def _now(self) -> int:
+        return time.time_ns() // 1_000_000
+
+    def close(self) -> None:
+        """Close the connections (the data stays in Redis)."""
+        if not self._closed:
+            self._closed = True
+            self.client.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- talking to Redis ------------------------------------------------------
+    def _redis(self, call, *args, **kw):
+        """Run one redis-py call; Redis being unreachable or down becomes StorageError (503)."""
+        import redis
+        try:
+            return call(*args, **kw)
+        except redis.RedisError as exc:
+            raise translate(exc) from None
+
+    def _fcall(self, name: str, route: str, args: list, *, read=False, body=None, key=None):
+        import redis
+        try:
+            if read:
+                return self.client.fcall_ro(name, 1, layout.meta(route), *args)
+            return self.client.fcall(name, 1, layout.meta(route), *args)
+        except redis.ResponseError as exc:
+            text = str(exc)
+            if text.startswith("OCEAN "):
+                raise _ocean_error(text, route, key, body) from None
+            raise translate(exc) from None
+        except redis.RedisError as exc:
+            raise translate(exc) from None
+
+
+def _number_text(value) -> str:
+    """How a plain field's value may set a counter: its number text, '' (not a number), '?' (not an amount)."""
+    t = type(value)
+    if t is int:
+        return str(value) if MIN_INT64 <= value <= MAX_INT64 else "?"
+    if t is float:
+        return repr(value)
+    return ""
+
+
+def _ocean_error(text: str, route, key, body) -> OceanError:
+    """The embedded engine's error (type and message) for an ``OCEAN code TAB detail TAB`` reply."""
+    code, _, rest = text[len("OCEAN "):].partition("\t")
+    detail = rest.rsplit("\t", 1)[0].split("\t")
+    name = detail[0]
+    if code == "not_found":
+        return NotFound(f"{route} @{key} does not exist")
+    if code == "plain_value":
+        return NotACounter(f"{route} @{key} holds a plain value, not fields; save an object to replace it")
+    if code == "not_a_counter_set":
+        return NotACounter(f"field {name!r} is a counter; it can only be set to a number, not {_show(body[name])}")
+    if code == "invalid_amount":
+        try:
+            check_amount(body[name], name)
+        except OceanError as exc:
+            return exc
+    if code == "both":
+        return InvalidPayload(f"field {name!r} is both set and incremented in one write")
+    if code == "not_a_number":
+        return NotACounter(f"field {name!r} holds {_show(json.loads(detail[1]))}, not a number; "
+                           f"it cannot be incremented")
+    if code == "overflow":
+        return CounterOverflow(f"counter {name!r} would overflow int64 ({layout.number(detail[1])} + "
+                               f"{layout.number(detail[2])}); it is unchanged")
+    if code == "float_overflow":
+        return CounterOverflow(f"counter {name!r} would leave the float64 range ({layout.number(detail[1])} + "
+                               f"{layout.number(detail[2])}); it is unchanged")
+    return OceanError(f"Redis refused the write: {text[:200]}")
+
+
+def _record(route: str, reply) -> dict:
+    key, created, updated, version, value, fields, counters = reply
+    if value:
+        payload = json.loads(value)
+    else:
+        payload = {fields[i]: json.loads(fields[i + 1]) for i in range(0, len(fields), 2)}
+        for i in range(0, len(counters), 2):
+            payload[counters[i]] = layout.number(counters[i + 1])
+    return {"route": route, "key": key, "payload": payload, "created_at": iso_ms(int(created)),
+            "updated_at": iso_ms(int(updated)), "version": int(version)}
+
+
+def _event(route: str, sid: str, fields: dict, now: int) -> dict | None:
+    expires = int(fields.get("x", 0))
+    if expires and expires <= now:
+        return None
+    seq, ms = layout.split_id(sid)
+    at = int(fields["t"]) if "t" in fields else ms
+    return {"drop_id": layout.drop_id(route, sid), "seq": seq, "route": route, "payload": json.loads(fields["p"]),
+            "created_at": iso_ms(at), "source": fields.get("s")}
