@@ -14,6 +14,7 @@ to the route's change stream and SPUBLISHes it, all in the same atomic step:
   o:{R}:h:<key>    list  history, newest first: JSON [version, seq, ms, op, payload]
   o:{R}:ev         stream events; entry id <seq>-<ms>; p payload JSON, x expires, s source, t own time
   o:{R}:x          stream change stream (capped); entry id <seq>-<ms>; o kind, k key, d published JSON
+  o:{R}:tmp        hash  scratch, inside one call only (exact int64 sums of plain fields becoming counters)
   o:{R}            shard channel: the same message as the change stream entry
 
 A seq is per route (HINCRBY o:{R}:m seq); the stream id <seq>-<ms> names one write: after a
@@ -25,7 +26,7 @@ them into the same ocean.errors types and messages as the embedded engine.
 Integers are never added in Lua (doubles lose int64 precision): HINCRBY does it in C.
 --]]
 
-local VERSION = 1
+local VERSION = 3
 
 local function fail(code, detail)  -- "OCEAN code TAB detail TAB": detail is a field name, or name TAB old TAB amount
   return error({err = 'OCEAN ' .. code .. '\t' .. (detail or '') .. '\t'})
@@ -52,7 +53,7 @@ end
 local function names(route, key)
   local b = 'o:{' .. route .. '}:'
   return {m = b .. 'm', k = b .. 'k', e = b .. 'e:' .. key, f = b .. 'f:' .. key, c = b .. 'c:' .. key,
-          h = b .. 'h:' .. key, x = b .. 'x', ev = b .. 'ev', ch = 'o:{' .. route .. '}'}
+          h = b .. 'h:' .. key, x = b .. 'x', tmp = b .. 'tmp', ev = b .. 'ev', ch = 'o:{' .. route .. '}'}
 end
 
 local function clock(m)
@@ -240,23 +241,34 @@ local function write(keys, args)
       plain[#plain + 1] = {name, json}
     end
   end
-  local base = {}
+  -- State._write's order: each increment in turn is checked (set too? a plain field that is not a
+  -- number?) and, for a plain field becoming a counter, summed then (on a scratch key of this slot:
+  -- exact int64 sums need HINCRBY); then the other increments are added. New counters appear in
+  -- that order too: the others, then the promoted ones.
+  local promoted, rest = {}, {}
   for _, inc in ipairs(incs) do
     local name = inc[1]
     if plain_names[name] then  -- set as a plain field or as a counter, and incremented
       return fail('both', name)
     end
-    if ent and not replace and not ent.v then
-      local old = redis.call('HGET', n.f, name)
-      if old then
-        if not is_number(old) then return fail('not_a_number', name .. '\t' .. old) end
-        base[name] = old
-      end
+    local old = (ent and not replace and not ent.v) and redis.call('HGET', n.f, name)
+    if old then
+      if not is_number(old) then return fail('not_a_number', name .. '\t' .. old) end
+      local t, problem, detail = add_counters(n.tmp, {inc}, {[name] = old})
+      redis.call('DEL', n.tmp)
+      if not t then return fail(problem, detail) end
+      promoted[#promoted + 1] = t[1]
+    else
+      rest[#rest + 1] = inc
     end
   end
-  local totals, problem, detail = add_counters(n.c, incs, base)
+  local totals, problem, detail = add_counters(n.c, rest, {})
   if not totals then return fail(problem, detail) end
-  for name, _ in pairs(base) do redis.call('HDEL', n.f, name) end
+  for _, t in ipairs(promoted) do
+    redis.call('HDEL', n.f, t[1])
+    redis.call('HSET', n.c, t[1], t[2])
+    totals[#totals + 1] = t
+  end
   for _, s in ipairs(sets) do redis.call('HSET', n.c, s[1], s[2]) end
   if replace and ent then redis.call('DEL', n.f) end
   for _, pf in ipairs(plain) do redis.call('HSET', n.f, pf[1], pf[2]) end
