@@ -39,13 +39,17 @@ def parse_url(url: str) -> tuple[str, int]:
     return parts.hostname, parts.port or 6379
 
 
-def connect(url: str):
+def connect(url: str, retries: int = 3):
     """A redis-py client for ``url``: ``RedisCluster`` for a cluster seed, ``Redis`` for one server.
 
     Returns ``(client, is_cluster)``; raises StorageError when Redis cannot be reached.
+    ``retries`` bounds how long a call waits for Redis to come back (backoff 50 ms doubling, at
+    most 0.5 s each: about 1 s for 3) before it answers 503: redis-py's default waits seconds.
     """
     import redis
+    from redis.backoff import ExponentialBackoff
     from redis.cluster import RedisCluster
+    from redis.retry import Retry
 
     host, port = parse_url(url)
     where = f"{host}:{port}"
@@ -56,13 +60,14 @@ def connect(url: str):
         raise StorageError(f"Redis at {where} cannot be reached: {exc}") from None
     finally:
         probe.close()
+    retry = Retry(ExponentialBackoff(cap=0.5, base=0.05), retries)
     try:
         if enabled:
             client = RedisCluster(host=host, port=port, decode_responses=True, socket_timeout=TIMEOUT_S,
-                                  socket_connect_timeout=TIMEOUT_S)
+                                  socket_connect_timeout=TIMEOUT_S, retry=retry)
         else:
             client = redis.Redis(host=host, port=port, decode_responses=True, socket_timeout=TIMEOUT_S,
-                                 socket_connect_timeout=TIMEOUT_S, health_check_interval=30)
+                                 socket_connect_timeout=TIMEOUT_S, health_check_interval=30, retry=retry)
     except redis.RedisError as exc:
         raise StorageError(f"the Redis cluster at {where} is not usable: {exc}") from None
     return client, enabled

@@ -39,13 +39,14 @@ class RedisEngine:
         url: where Redis is; connecting fails with ``StorageError`` (503) when it is not there.
         settings: an ``ocean.settings.Settings`` (history_limit, event_retention, replay_history,
             list_limit, max_payload_bytes, timezone are used); defaults from the environment.
+        retries: how many times a call retries while Redis is unreachable (``connection.connect``).
     """
 
-    def __init__(self, url: str, settings: Settings | None = None):
+    def __init__(self, url: str, settings: Settings | None = None, *, retries: int = 3):
         self.settings = settings or Settings.load()
         timekeys.check_timezone(self.settings.timezone)
         self.url = url
-        self.client, self.is_cluster = connect(url)
+        self.client, self.is_cluster = connect(url, retries)
         self.functions_version = self._redis(load_functions, self.client, self.is_cluster)
         self.now_ms = now_ms
         self.started = time.time()
@@ -267,6 +268,39 @@ class RedisEngine:
         sizes = self._redis(pipe.execute)
         return [r for i, r in enumerate(names) if sizes[2 * i] or sizes[2 * i + 1]]
 
+    # -- live: the route's change stream ------------------------------------
+    def changes(self, route: str, after: str | None = None, limit: int = 1000) -> tuple[bool, list[dict]]:
+        """The messages of ``route`` after the stream id ``after`` (what a resuming client missed).
+
+        Returns ``(gap, messages)``, oldest first. ``gap`` is False when ``after`` is still in the
+        stream: the messages are exactly the ones after it. It is True when ``after`` is not there:
+        trimmed (older than the capped stream), or lost in a failover (its seq was handed out again,
+        with a later time). Then the messages are every one the client cannot have seen -- seq above
+        its seq, or time after its time -- so a resume never skips a drop silently. ``after=None``:
+        the newest ``limit`` messages, no gap.
+        """
+        check_route(route)
+        name, limit = layout.changes(route), max(0, int(limit))
+        if after is None:
+            return False, [_message(route, i, f) for i, f in reversed(self._redis(self.client.xrevrange, name,
+                                                                                     count=limit))]
+        seq, ms = layout.split_id(after)
+        if self._redis(self.client.xrange, name, after, after, count=1):
+            page = self._redis(self.client.xrange, name, f"({after}", "+", count=limit)
+            return False, [_message(route, i, f) for i, f in page]
+        out, end = [], "+"
+        for _ in range(100000):  # bounded: walk back from the newest while the client cannot have seen them
+            page = self._redis(self.client.xrevrange, name, end, "-", count=PAGE)
+            for sid, fields in page:
+                s, m = layout.split_id(sid)
+                if s <= seq and m <= ms:
+                    return True, out[::-1][:limit]
+                out.append(_message(route, sid, fields))
+            if len(page) < PAGE:
+                break
+            end = f"({page[-1][0]}"
+        return True, out[::-1][:limit]
+
     # -- bookkeeping ---------------------------------------------------------
     def expand_key(self, key):
         """``key`` with its placeholders expanded, as ``Engine.expand_key``."""
@@ -363,6 +397,13 @@ def _record(route: str, reply) -> dict:
             payload[counters[i]] = layout.number(counters[i + 1])
     return {"route": route, "key": key, "payload": payload, "created_at": iso_ms(int(created)),
             "updated_at": iso_ms(int(updated)), "version": int(version)}
+
+
+def _message(route: str, sid: str, fields: dict) -> dict:
+    """A change stream entry as a live message: ``id`` (the SSE id), per-route ``seq``, ``op``, ``data``."""
+    seq, ms = layout.split_id(sid)
+    return {"id": sid, "seq": seq, "route": route, "key": fields.get("k"), "op": fields["o"],
+            "data": json.loads(fields["d"]), "at": ms, "drop_id": layout.drop_id(route, sid)}
 
 
 def _event(route: str, sid: str, fields: dict, now: int) -> dict | None:
