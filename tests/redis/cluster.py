@@ -66,7 +66,12 @@ class Node:
         args = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--dir", self.dir,
                 "--logfile", self.log, "--daemonize", "no", "--save", "", "--appendonly", "yes",
                 "--repl-diskless-sync-delay", "0", *extra]
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        self.args = args
+        self.start()
+
+    def start(self) -> None:
+        """Start (or restart, after a kill: same port, directory and nodes.conf) this node's process."""
+        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
         self.pid = self.proc.pid
 
@@ -264,6 +269,33 @@ class LocalCluster(_Servers):
             finally:
                 c.close()
         return out
+
+    def master_of(self, key: str) -> Node:
+        """The node that is master of ``key``'s slot now."""
+        for node in self.masters():
+            c = node.client()
+            try:
+                slot = c.execute_command("CLUSTER", "KEYSLOT", key)
+                for start, end, master, *_ in c.execute_command("CLUSTER", "SLOTS"):
+                    if start <= slot <= end and int(master[1]) == node.port:
+                        return node
+            finally:
+                c.close()
+        raise ClusterError(f"no live master holds the slot of {key!r}")
+
+    def wait_promoted(self, dead: Node, key: str, timeout: float = 30) -> Node:
+        """After ``dead`` (a master) was killed: wait (bounded) until another node is master of ``key``'s slot."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                node = self.master_of(key)
+                if node is not dead:
+                    return node
+            except (ClusterError, Exception):
+                pass
+            if time.monotonic() > deadline:
+                raise ClusterError(f"no replica took over from {dead.address} in {timeout:.0f} s")
+            time.sleep(0.1)
 
     def flush(self) -> None:
         """Empty every master and wait (bounded) until its replicas have the empty data too."""
