@@ -160,7 +160,10 @@ SCRIPT = [
     ("drop", ("d", {"x": 1})),
     ("drop_many", ([{"route": "d", "key": "k", "payload": {"+a": 1}}, {"route": "d", "payload": 1},
                     {"route": "d", "key": "k", "payload": {"+a": "x"}}, {"route": "d", "bogus": 1},
-                    "not an object", {"route": "d", "key": "k3", "payload": {"a": [1]}}],)),
+                    "not an object", {"route": "d", "key": "k3", "payload": {"a": [1]}},
+                    {"route": "d", "key": "k", "payload": {"+name": 1}},  # refused by the function
+                    {"route": "d", "key": "k", "payload": {"+a": 2 ** 63 - 1}},
+                    {"route": "d2", "key": "k", "payload": {"+a": 1}}],)),
     ("list", ("users",)),
     ("list", ("d",), {"limit": 1, "after": "k"}),
     ("events", ("ev",), {"limit": 1}),

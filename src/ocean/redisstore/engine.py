@@ -13,7 +13,6 @@ the live message in the same atomic step (``ocean.lua``). Where this mode differ
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 from .. import timekeys
@@ -51,7 +50,6 @@ class RedisEngine:
         self.now_ms = now_ms
         self.started = time.time()
         self._registered: set[str] = set()
-        self._lock = threading.Lock()
         self._closed = False
 
     # -- writes ------------------------------------------------------------
@@ -115,16 +113,32 @@ class RedisEngine:
         """Many drops, in order, each atomic on its own; one receipt or ``OceanError`` per drop.
 
         ``times`` (``POST /import``) gives an event its own time (epoch ms), as in ``Engine.drop_many``.
+        The calls go out pipelined (one round trip per master and ``PAGE`` drops, not one per drop);
+        drops to one route keep their order, as their seqs show. A Redis that fails in the middle
+        of a batch raises StorageError: which items landed is then unknown, as for a lost answer.
         """
-        results: list = []
+        results: list = [None] * len(drops)
+        calls = []
         for i, item in enumerate(drops):
             try:
                 kind, route, key, body, incs, expires_in = _prepare_drop(item, self.expand_key)
                 at = times[i] if times is not None and kind == ops.EVENT and type(times[i]) is int else None
-                results.append(self._receipt(route, key, self._write(kind, route, key, body, incs, expires_in,
-                                                                     source, at)))
+                args = self._args(kind, route, key, body, incs, expires_in, source, at)
+                self._register(route)
+                calls.append((i, route, key, body, at, args))
             except OceanError as exc:
-                results.append(exc)
+                results[i] = exc
+        for start in range(0, len(calls), PAGE):
+            page = calls[start:start + PAGE]
+            pipe = self.client.pipeline(transaction=False)
+            for _, route, _, _, _, args in page:
+                pipe.fcall("ocean_write", 1, layout.meta(route), *args)
+            replies = self._redis(pipe.execute, raise_on_error=False)
+            for (i, route, key, body, at, _), reply in zip(page, replies):
+                if isinstance(reply, Exception):
+                    results[i] = self._refused(reply, route, key, body)
+                else:
+                    results[i] = self._receipt(route, key, _written(reply, at))
         return results
 
     def _receipt(self, route, key, written) -> dict:
@@ -134,24 +148,29 @@ class RedisEngine:
 
     def _write(self, kind, route, key, body, incs, expires_in, source, at=None):
         """One ``ocean_write`` call; returns ``(seq, ms, stream id, totals, own time or None)``."""
+        args = self._args(kind, route, key, body, incs, expires_in, source, at)
+        self._register(route)
+        return _written(self._fcall("ocean_write", route, args, body=body, key=key), at)
+
+    def _args(self, kind, route, key, body, incs, expires_in, source, at) -> list:
+        """``ocean_write``'s arguments (layout in ``ocean.lua``); the payload's JSON and size checks."""
         if self._closed:
             raise EngineClosed("the engine is closed")
-        args, size = [kind, route, key or "", source or "", expires_in, self.settings.history_limit,
-                      self.settings.event_retention, self.settings.replay_history, "" if at is None else at], 0
+        args = [kind, route, key or "", source or "", expires_in, self.settings.history_limit,
+                self.settings.event_retention, self.settings.replay_history, "" if at is None else at]
         try:
+            text = _dumps(body)
             if kind in (ops.SAVE, ops.UPDATE):
-                text = _dumps(body)
                 args += [text, len(body)]
                 for name, value in body.items():
                     args += [name, _dumps(value), _number_text(value)]
             else:
-                text = _dumps(body)
                 args += [text, 0]
-            size = len(text.encode())
         except (TypeError, ValueError) as exc:
             raise InvalidPayload(f"payload is not JSON data: {exc}") from None
         except RecursionError:
             raise InvalidPayload("payload is nested too deeply") from None
+        size = len(text.encode())
         if incs:
             for name, amount in incs.items():
                 args += [name, layout.amount_text(amount)]
@@ -159,10 +178,7 @@ class RedisEngine:
         if size > self.settings.max_payload_bytes:
             raise PayloadTooLarge(f"payload is over the {self.settings.max_payload_bytes}-byte limit "
                                   f"(setting max_payload_bytes)")
-        self._register(route)
-        reply = self._fcall("ocean_write", route, args, body=body, key=key)
-        seq, ms, stream_id, totals = int(reply[0]), int(reply[1]), reply[2], reply[3]
-        return seq, ms, stream_id, {totals[i]: layout.number(totals[i + 1]) for i in range(0, len(totals), 2)}, at
+        return args
 
     def _register(self, route: str) -> None:
         """Add the route to the registry once per process, before its first write (see ``routes``)."""
@@ -338,13 +354,23 @@ class RedisEngine:
             if read:
                 return self.client.fcall_ro(name, 1, layout.meta(route), *args)
             return self.client.fcall(name, 1, layout.meta(route), *args)
-        except redis.ResponseError as exc:
-            text = str(exc)
-            if text.startswith("OCEAN "):
-                raise _ocean_error(text, route, key, body) from None
-            raise translate(exc) from None
         except redis.RedisError as exc:
-            raise translate(exc) from None
+            raise self._refused(exc, route, key, body) from None
+
+    @staticmethod
+    def _refused(exc, route, key, body) -> OceanError:
+        """The ocean error for a failed call: ocean's own ``OCEAN ...`` replies, or Redis's trouble."""
+        text = str(exc)
+        if text.startswith("OCEAN "):
+            return _ocean_error(text, route, key, body)
+        return translate(exc)
+
+
+def _written(reply, at) -> tuple:
+    """``ocean_write``'s answer as ``(seq, ms, stream id, totals, own time or None)``."""
+    totals = reply[3]
+    return (int(reply[0]), int(reply[1]), reply[2],
+            {totals[i]: layout.number(totals[i + 1]) for i in range(0, len(totals), 2)}, at)
 
 
 def _number_text(value) -> str:
