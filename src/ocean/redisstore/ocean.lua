@@ -26,7 +26,7 @@ them into the same ocean.errors types and messages as the embedded engine.
 Integers are never added in Lua (doubles lose int64 precision): HINCRBY does it in C.
 --]]
 
-local VERSION = 3
+local VERSION = 5
 
 local function fail(code, detail)  -- "OCEAN code TAB detail TAB": detail is a field name, or name TAB old TAB amount
   return error({err = 'OCEAN ' .. code .. '\t' .. (detail or '') .. '\t'})
@@ -124,9 +124,9 @@ local function add_counters(c, incs, base)
   end
   for _, inc in ipairs(incs) do
     local name, amount = inc[1], inc[2]
-    local old = base[name] or redis.call('HGET', c, name)
-    if before[name] == nil then before[name] = redis.call('HGET', c, name) or false end
-    old = old or '0'
+    local stored = redis.call('HGET', c, name)
+    if before[name] == nil then before[name] = stored or false end
+    local old = base[name] or stored or '0'
     local new
     if is_int(old) and is_int(amount) then
       if base[name] then redis.call('HSET', c, name, old) end
@@ -163,10 +163,12 @@ local function flat(totals)
   return out
 end
 
-local function keep_alive(n, x)  -- Redis reclaims an expired entity's memory; reads check x themselves
+-- Redis reclaims an expired entity's memory; reads check x themselves. old: the expiry before
+-- this write (keys without one need no PERSIST: the common case costs nothing here).
+local function keep_alive(n, x, old)
   if x > 0 then
     for _, k in ipairs({n.e, n.f, n.c}) do redis.call('PEXPIREAT', k, num(x)) end
-  else
+  elseif old > 0 then
     redis.call('PERSIST', n.e); redis.call('PERSIST', n.f); redis.call('PERSIST', n.c)
   end
 end
@@ -218,7 +220,7 @@ local function write(keys, args)
     local x = keep > 0 and ms + keep or 0
     redis.call('HSET', n.e, 'c', ent and ent.c or num(ms), 'u', num(ms), 'n', num(version), 'x', num(x), 'v', body)
     redis.call('ZADD', n.k, 0, key)
-    keep_alive(n, x)
+    keep_alive(n, x, 0)  -- the keys were just made anew
     record(n, hlimit, version, seq, ms, 'save', body)
     return {seq, num(ms), id, {}, false}
   end
@@ -284,7 +286,7 @@ local function write(keys, args)
     redis.call('HSET', n.e, 'u', num(ms), 'n', num(version), 'x', num(x))
     if ent.v then redis.call('HDEL', n.e, 'v') end  -- an object saved over a plain value
   end
-  keep_alive(n, x)
+  keep_alive(n, x, ent and tonumber(ent.x or '0') or 0)
   local tj, payload = totals_json(totals), false
   local published
   if kind == 'i' then
