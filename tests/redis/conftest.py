@@ -29,6 +29,12 @@ def _require() -> None:
         _missing("redis-py (pip install 'redis[hiredis]')")
 
 
+@pytest.fixture
+def redis_tools():
+    """For a test that starts its own servers: skip (or fail, in CI) without the tools."""
+    _require()
+
+
 @pytest.fixture(scope="session")
 def redis_cluster_session():
     """3 masters + 3 replicas for the whole session (about 2 s to start); every process stopped by pid."""

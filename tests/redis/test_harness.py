@@ -29,7 +29,7 @@ def test_keys_spread_over_slots_and_flush_empties_every_master(redis_cluster):
         rc.close()
 
 
-def test_single_server_stops_by_pid():
+def test_single_server_stops_by_pid(redis_tools):
     with SingleServer() as s:
         pid = s.node.pid
         assert s.client().ping()

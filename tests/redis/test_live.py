@@ -71,7 +71,7 @@ def test_a_resume_point_lost_in_a_failover_is_a_gap_with_every_unseen_message(re
     assert gap and [m["data"]["i"] for m in missed] == ["new 4", "new 5"]
 
 
-def test_redis_going_away_is_storage_unavailable_not_a_crash():
+def test_redis_going_away_is_storage_unavailable_not_a_crash(redis_tools):
     server = SingleServer()
     try:
         eng = RedisEngine(server.url)

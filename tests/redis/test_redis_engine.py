@@ -164,6 +164,13 @@ SCRIPT = [
                     {"route": "d", "key": "k", "payload": {"+name": 1}},  # refused by the function
                     {"route": "d", "key": "k", "payload": {"+a": 2 ** 63 - 1}},
                     {"route": "d2", "key": "k", "payload": {"+a": 1}}],)),
+    ("drop_many", ([{"route": "imp", "payload": {"i": 1}}, {"route": "imp", "payload": {"i": 2}},
+                    {"route": "imp", "key": "k", "payload": {"+n": 1}}],), {"times": [1_700_000_000_123, None, 5]}),
+    ("route_events", ("imp",)),
+    ("incr", ("t", "{day}", {"n": 1})),
+    ("get", ("t", "{day}")),
+    ("save", ("t", {"a": 1}), {"key": "x-{hour}"}),
+    ("save", ("t", {"a": 1}), {"key": "{nope}"}),
     ("list", ("users",)),
     ("list", ("d",), {"limit": 1, "after": "k"}),
     ("events", ("ev",), {"limit": 1}),
@@ -175,8 +182,52 @@ def test_scripted_sequence_gives_the_same_answers(pair):
     emb, red = pair
     for step in SCRIPT:
         method, args, kw = step[0], step[1], (step[2] if len(step) > 2 else {})
+        if method == "route_events":
+            emb_, red_ = pair
+            assert strip(list(emb_.route_events(*args))) == strip(list(red_.route_events(*args)))
+            continue
         both(pair, method, *args, **kw)
     assert state(emb) == state(red)
+
+
+BAD_ROUTES = ["", "/a", "a/", "a//b", "a b", "/".join("x" * 11), "a/" * 300 + "b", "a/../b", None, 5]
+BAD_KEYS = ["", "a b", "x" * 257, "ü", "a/b", None, 7]
+BAD_AMOUNTS = [float("nan"), float("inf"), "1", True, None, 2 ** 64, [1]]
+
+
+@pytest.mark.parametrize("route", BAD_ROUTES)
+def test_bad_routes_give_the_same_errors(pair, route):
+    both(pair, "save", route, {"a": 1})
+    both(pair, "save", route, {"a": 1}, key="k")
+    both(pair, "incr", route, "k", {"n": 1})
+    both(pair, "incr", route, "a b", {"n": "x"})  # several things wrong: the same one is reported
+    both(pair, "update", route, "k", {"a": 1})
+    both(pair, "remove", route, "k")
+    both(pair, "get", route, "k")
+    both(pair, "drop", route, {"+n": 1}, key="k")
+
+
+@pytest.mark.parametrize("key", BAD_KEYS)
+def test_bad_keys_give_the_same_errors(pair, key):
+    if key is not None:  # no key: an event, which is fine
+        both(pair, "save", "r", {"a": 1}, key=key)
+    both(pair, "incr", "r", key, {"n": 1})
+    both(pair, "incr", "r", key, {"n": None})
+    both(pair, "update", "r", key, {"a": 1})
+    both(pair, "remove", "r", key)
+    both(pair, "get", "r", key)
+    both(pair, "history", "r", key)
+    both(pair, "drop_many", [{"route": "r", "key": key, "payload": {"+n": 1}}])
+
+
+@pytest.mark.parametrize("amount", BAD_AMOUNTS)
+def test_bad_amounts_give_the_same_errors(pair, amount):
+    both(pair, "incr", "r", "k", {"n": 1})
+    both(pair, "incr", "r", "k", {"m": 1, "n": amount})
+    both(pair, "update", "r", "k", {"+n": amount})
+    both(pair, "drop", "r", {"+n": amount}, key="k")
+    both(pair, "save", "r", {"n": amount}, key="k")  # n is a counter: set to a non-number
+    both(pair, "get", "r", "k")
 
 
 @pytest.mark.parametrize("seed", [15, 16, 17])
@@ -349,7 +400,7 @@ def test_overflow_is_refused_with_nothing_changed(redis_cluster):
 
 # -- connection -----------------------------------------------------------------------------
 
-def test_unreachable_redis_is_storage_unavailable():
+def test_unreachable_redis_is_storage_unavailable(redis_tools):
     from cluster import free_ports
     with pytest.raises(errors.StorageError) as info:
         RedisEngine(f"redis://127.0.0.1:{free_ports(1)[0]}")
