@@ -426,3 +426,16 @@ def test_functions_are_versioned(redis_single):
     finally:
         red.client.function_delete("ocean")
         red.close()
+
+
+def test_a_plain_field_summed_past_float64_refuses_the_whole_write(redis_single):
+    """Here the write is refused whole. The embedded store differs today (reported as a bug in
+    engine/state.py: it adds ``y``, then refuses ``x`` with InvalidAmount), so this is not differential."""
+    red = RedisEngine(redis_single.url)
+    try:
+        red.save("r", {"x": 1e308}, key="k")
+        with pytest.raises(errors.CounterOverflow, match="float64 range"):
+            red.update("r", "k", {"+y": 1, "+x": 1e308})
+        assert red.get("r", "k")["payload"] == {"x": 1e308}
+    finally:
+        red.close()
