@@ -439,3 +439,18 @@ def test_a_plain_field_summed_past_float64_refuses_the_whole_write(redis_single)
         assert red.get("r", "k")["payload"] == {"x": 1e308}
     finally:
         red.close()
+
+
+def test_figures_match_the_embedded_engine(pair):
+    for eng in pair:
+        for i in range(5):
+            eng.save("fig/a", {"i": i})
+        eng.incr("fig/b", "k1", {"n": 1})
+        eng.save("fig/b", {"x": 1}, key="k2")
+        eng.save("fig/c", {"x": 1})
+    emb, red = pair
+    assert red.largest_routes(2) == emb.largest_routes(2) == [("fig/a", 5, 0), ("fig/b", 0, 2)]
+    assert red.route_size("fig/b") == emb.route_size("fig/b") == 2
+    st = red.stats()
+    assert (st["entities"], st["events"], st["routes"]) == (2, 6, 3)
+    assert red.health()["ok"] and red.health()["masters"][0]["ok"]

@@ -12,6 +12,7 @@ the live message in the same atomic step (``ocean.lua``). Where this mode differ
 """
 from __future__ import annotations
 
+import heapq
 import json
 import time
 
@@ -50,6 +51,7 @@ class RedisEngine:
         self.now_ms = now_ms
         self.started = time.time()
         self._registered: set[str] = set()
+        self._sized = None  # (when, sizes) of _sizes
         self._closed = False
 
     # -- writes ------------------------------------------------------------
@@ -283,6 +285,57 @@ class RedisEngine:
             pipe.xlen(layout.events(route))
         sizes = self._redis(pipe.execute)
         return [r for i, r in enumerate(names) if sizes[2 * i] or sizes[2 * i + 1]]
+
+    # -- figures (/health, /metrics, the SQL column cache's size hint) -------------
+    def route_size(self, route: str) -> int:
+        """Entities + events a route holds now: a size hint, as ``Engine.route_size``."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zcard(layout.keys(route))
+        pipe.xlen(layout.events(route))
+        return sum(self._redis(pipe.execute))
+
+    def _sizes(self) -> list[tuple[str, int, int]]:
+        """``(route, events, entities)`` of every route, counted at most once a second (one pipeline)."""
+        now = time.monotonic()
+        if self._sized is not None and self._sized[0] > now - 1.0:
+            return self._sized[1]
+        names = sorted(self._redis(self.client.smembers, layout.ROUTES))
+        pipe = self.client.pipeline(transaction=False)
+        for route in names:
+            pipe.xlen(layout.events(route))
+            pipe.zcard(layout.keys(route))
+        counts = self._redis(pipe.execute) if names else []
+        sizes = [(r, counts[2 * i], counts[2 * i + 1]) for i, r in enumerate(names)]
+        self._sized = (now, sizes)
+        return sizes
+
+    def largest_routes(self, n: int = 10) -> list[tuple[str, int, int]]:
+        """The ``n`` routes holding the most events + entities: ``(route, events, entities)``."""
+        return heapq.nlargest(n, self._sizes(), key=lambda x: (x[1] + x[2], x[0]))
+
+    def stats(self) -> dict:
+        """Figures for /health and /metrics (the embedded engine's names where they mean the same)."""
+        sizes = self._sizes()
+        return {"entities": sum(s[2] for s in sizes), "events": sum(s[1] for s in sizes),
+                "routes": sum(1 for s in sizes if s[1] or s[2]), "uptime_s": round(time.time() - self.started, 3),
+                "store": "redis-cluster" if self.is_cluster else "redis", "functions_version": self.functions_version}
+
+    def health(self) -> dict:
+        """Whether every Redis master answers: ``{ok, masters: [{address, ok, error?}]}`` (for /health)."""
+        import redis
+        nodes = self.client.get_primaries() if self.is_cluster else [None]
+        out = []
+        for node in nodes:
+            address = f"{node.host}:{node.port}" if node is not None else self.url
+            try:
+                if node is not None:
+                    self.client.ping(target_nodes=node)
+                else:
+                    self.client.ping()
+                out.append({"address": address, "ok": True})
+            except redis.RedisError as exc:
+                out.append({"address": address, "ok": False, "error": f"{type(exc).__name__}: {exc}"[:200]})
+        return {"ok": all(m["ok"] for m in out), "masters": out}
 
     # -- live: the route's change stream ------------------------------------
     def changes(self, route: str, after: str | None = None, limit: int = 1000) -> tuple[bool, list[dict]]:
