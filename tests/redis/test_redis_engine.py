@@ -454,3 +454,24 @@ def test_figures_match_the_embedded_engine(pair):
     st = red.stats()
     assert (st["entities"], st["events"], st["routes"]) == (2, 6, 3)
     assert red.health()["ok"] and red.health()["masters"][0]["ok"]
+
+
+def test_listing_past_many_expired_entities_and_sweeping_them(redis_single):
+    """A listing looks at 2000 keys a call at most (Redis is never held long) and goes on from
+    where it stopped; ``sweep`` frees what expired."""
+    red = RedisEngine(redis_single.url)
+    try:
+        red.drop_many([{"route": "exp", "key": f"a{i:05d}", "payload": {"i": i}, "keep": 0.05} for i in range(2500)])
+        red.drop_many([{"route": "exp", "key": f"b{i}", "payload": {"i": i}} for i in range(3)])
+        red.drop_many([{"route": "exp", "payload": {"e": i}, "keep": 0.05} for i in range(5)] +
+                      [{"route": "exp", "payload": {"e": "stays"}}])
+        time.sleep(0.1)
+        assert [r["key"] for r in red.list("exp")] == ["b0", "b1", "b2"]
+        assert [k for k, _ in red.route_entities("exp")] == ["b0", "b1", "b2"]
+        assert red.route_size("exp") == 2503 + 6
+        removed = red.sweep()
+        assert len(removed["exp"]) == 2500
+        assert red.route_size("exp") == 3 + 1
+        assert [e["payload"] for e in red.events("exp")] == [{"e": "stays"}]
+    finally:
+        red.close()

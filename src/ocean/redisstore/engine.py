@@ -210,20 +210,39 @@ class RedisEngine:
         limit = self.settings.list_limit if limit is None else max(0, int(limit))
         if limit == 0:
             return []
-        reply = self._fcall("ocean_list", route, [route, after or "", limit], read=True)
-        return [_record(route, r) for r in reply]
+        out, cursor = [], after or ""
+        while len(out) < limit:  # bounded: each call moves the cursor past the keys it looked at
+            page, cursor = self._fcall("ocean_list", route, [route, cursor, limit - len(out)], read=True)
+            out += [_record(route, r) for r in page]
+            if not cursor:
+                break
+        return out
 
     def route_entities(self, route: str):
         """``(key, record)`` for every live entity of a route, in key order (read in pages)."""
         check_route(route)
-        after = ""
+        cursor = ""
         while True:
-            page = self._fcall("ocean_list", route, [route, after, PAGE], read=True)
+            page, more = self._fcall("ocean_list", route, [route, cursor, PAGE], read=True)
             for r in page:
                 yield r[0], _record(route, r)
-            if len(page) < PAGE:
+            if len(page) < PAGE and not more:
                 return
-            after = page[-1][0]
+            cursor = more or page[-1][0]
+
+    def sweep(self) -> dict:
+        """Delete expired entities and leading expired events of every route now; returns
+        ``{route: [removed keys]}``. Reads and writes treat expired data as gone already: this frees it."""
+        out = {}
+        for route in sorted(self._redis(self.client.smembers, layout.ROUTES)):
+            cursor = ""
+            while True:
+                removed, cursor = self._fcall("ocean_sweep", route, [route, cursor])
+                if removed:
+                    out.setdefault(route, []).extend(removed)
+                if not cursor:
+                    break
+        return out
 
     def history(self, route: str, key: str, limit: int = 100) -> list[dict]:
         """Past versions of an entity, newest first (saves, updates and removal)."""

@@ -26,7 +26,7 @@ them into the same ocean.errors types and messages as the embedded engine.
 Integers are never added in Lua (doubles lose int64 precision): HINCRBY does it in C.
 --]]
 
-local VERSION = 5
+local VERSION = 6
 
 local function fail(code, detail)  -- "OCEAN code TAB detail TAB": detail is a field name, or name TAB old TAB amount
   return error({err = 'OCEAN ' .. code .. '\t' .. (detail or '') .. '\t'})
@@ -323,23 +323,58 @@ local function get(keys, args)
   return entity_reply(names(args[1], args[2]), args[2], now_of())
 end
 
--- ocean_list: KEYS[1] = o:{R}:m; ARGV route, after ('' from the start), limit -> live entities in key order
+-- ocean_list: KEYS[1] = o:{R}:m; ARGV route, after ('' from the start), limit
+-- -> {live entities in key order, the last key looked at or false}. One call looks at no more than
+-- LIST_BUDGET keys (expired ones are skipped), so it never holds Redis long; when it stops early the
+-- caller goes on from the key it returns.
+local LIST_BUDGET = 2000
 local function list(keys, args)
   local route, after, limit = args[1], args[2], tonumber(args[3])
   local k = names(route, '').k
   local out, now, start = {}, now_of(), after == '' and '-' or '(' .. after
-  local budget = 100000  -- a bound on the keys looked at in one call (expired ones are skipped)
-  while #out < limit and budget > 0 do
-    local page = redis.call('ZRANGEBYLEX', k, start, '+', 'LIMIT', 0, math.min(limit - #out, 1000))
+  local budget, last = LIST_BUDGET, false
+  while #out < limit do
+    if budget <= 0 then return {out, last} end
+    local page = redis.call('ZRANGEBYLEX', k, start, '+', 'LIMIT', 0, math.min(limit - #out, budget))
     if #page == 0 then break end
     for _, key in ipairs(page) do
       local r = entity_reply(names(route, key), key, now)
       if r then out[#out + 1] = r end
-      start = '(' .. key
+      start, last = '(' .. key, key
     end
     budget = budget - #page
   end
-  return out
+  return {out, false}
+end
+
+-- ocean_sweep: KEYS[1] = o:{R}:m; ARGV route, after ('' from the start) -> {removed keys, next or false}.
+-- Deletes entities whose keep ran out (and their index entries), up to LIST_BUDGET keys a call,
+-- and trims the events at the head of the stream whose keep ran out. Writes and reads already treat
+-- expired data as gone; this returns the memory (Redis's own expiry reclaims the entity hashes).
+local function sweep(keys, args)
+  local route, after = args[1], args[2]
+  local n0 = names(route, '')
+  local now = clock(n0.m)
+  local page = redis.call('ZRANGEBYLEX', n0.k, after == '' and '-' or '(' .. after, '+', 'LIMIT', 0, LIST_BUDGET)
+  local removed = {}
+  for _, key in ipairs(page) do
+    local n = names(route, key)
+    if not load(n, key, now) then
+      redis.call('ZREM', n.k, key)  -- load removed an expired one; a vanished one leaves only this
+      removed[#removed + 1] = key
+    end
+  end
+  if after == '' then
+    for _ = 1, LIST_BUDGET do
+      local head = redis.call('XRANGE', n0.ev, '-', '+', 'COUNT', 1)
+      if #head == 0 then break end
+      local f, x = head[1][2], 0
+      for i = 1, #f, 2 do if f[i] == 'x' then x = tonumber(f[i + 1]) end end
+      if x == 0 or x > now then break end
+      redis.call('XDEL', n0.ev, head[1][1])
+    end
+  end
+  return {removed, #page == LIST_BUDGET and page[#page] or false}
 end
 
 local function version(keys, args)
@@ -349,4 +384,5 @@ end
 redis.register_function('ocean_write', write)
 redis.register_function{function_name = 'ocean_get', callback = get, flags = {'no-writes'}}
 redis.register_function{function_name = 'ocean_list', callback = list, flags = {'no-writes'}}
+redis.register_function('ocean_sweep', sweep)
 redis.register_function{function_name = 'ocean_version', callback = version, flags = {'no-writes'}}
