@@ -19,13 +19,10 @@ import time
 from .. import timekeys
 from ..engine import ops
 from ..engine.engine import _check_object, _keep_ms, _prepare_drop
-from ..engine.state import _show
-from ..errors import (CounterOverflow, EngineClosed, InvalidAmount, InvalidPayload, NotACounter, NotFound,
-                      OceanError, PayloadTooLarge)
-from ..model import (MAX_INT64, MIN_INT64, check_amount, check_increments, check_key, check_route, iso_ms, now_ms,
-                     split_increments)
+from ..errors import EngineClosed, InvalidAmount, InvalidPayload, NotFound, OceanError, PayloadTooLarge
+from ..model import check_increments, check_key, check_route, iso_ms, now_ms, split_increments
 from ..settings import Settings
-from . import layout
+from . import layout, replies
 from .connection import connect, load_functions, translate
 
 _dumps = ops._dumps  # the embedded log's JSON encoder: the same refusals (NaN, sets) and messages
@@ -135,12 +132,12 @@ class RedisEngine:
             pipe = self.client.pipeline(transaction=False)
             for _, route, _, _, _, args in page:
                 pipe.fcall("ocean_write", 1, layout.meta(route), *args)
-            replies = self._redis(pipe.execute, raise_on_error=False)
-            for (i, route, key, body, at, _), reply in zip(page, replies):
+            answers = self._redis(pipe.execute, raise_on_error=False)
+            for (i, route, key, body, at, _), reply in zip(page, answers):
                 if isinstance(reply, Exception):
                     results[i] = self._refused(reply, route, key, body)
                 else:
-                    results[i] = self._receipt(route, key, _written(reply, at))
+                    results[i] = self._receipt(route, key, replies.written(reply, at))
         return results
 
     def _receipt(self, route, key, written) -> dict:
@@ -152,7 +149,7 @@ class RedisEngine:
         """One ``ocean_write`` call; returns ``(seq, ms, stream id, totals, own time or None)``."""
         args = self._args(kind, route, key, body, incs, expires_in, source, at)
         self._register(route)
-        return _written(self._fcall("ocean_write", route, args, body=body, key=key), at)
+        return replies.written(self._fcall("ocean_write", route, args, body=body, key=key), at)
 
     def _args(self, kind, route, key, body, incs, expires_in, source, at) -> list:
         """``ocean_write``'s arguments (layout in ``ocean.lua``); the payload's JSON and size checks."""
@@ -165,7 +162,7 @@ class RedisEngine:
             if kind in (ops.SAVE, ops.UPDATE):
                 args += [text, len(body)]
                 for name, value in body.items():
-                    args += [name, _dumps(value), _number_text(value)]
+                    args += [name, _dumps(value), replies.number_text(value)]
             else:
                 args += [text, 0]
         except (TypeError, ValueError) as exc:
@@ -202,7 +199,7 @@ class RedisEngine:
         check_route(route)
         key = check_key(self.expand_key(key))
         reply = self._fcall("ocean_get", route, [route, key], read=True)
-        return None if not reply else _record(route, reply)
+        return None if not reply else replies.record(route, reply)
 
     def list(self, route: str, limit: int | None = None, after: str | None = None) -> list[dict]:
         """A route's entities in key order, those with keys after ``after``, at most ``limit``."""
@@ -213,7 +210,7 @@ class RedisEngine:
         out, cursor = [], after or ""
         while len(out) < limit:  # bounded: each call moves the cursor past the keys it looked at
             page, cursor = self._fcall("ocean_list", route, [route, cursor, limit - len(out)], read=True)
-            out += [_record(route, r) for r in page]
+            out += [replies.record(route, r) for r in page]
             if not cursor:
                 break
         return out
@@ -225,7 +222,7 @@ class RedisEngine:
         while True:
             page, more = self._fcall("ocean_list", route, [route, cursor, PAGE], read=True)
             for r in page:
-                yield r[0], _record(route, r)
+                yield r[0], replies.record(route, r)
             if len(page) < PAGE and not more:
                 return
             cursor = more or page[-1][0]
@@ -269,7 +266,7 @@ class RedisEngine:
         for _ in range(10000):  # bounded: each page moves ``end`` back (expired events are skipped)
             page = self._redis(self.client.xrevrange, layout.events(route), end, "-", count=min(PAGE, limit + 16))
             for sid, fields in page:
-                ev = _event(route, sid, fields, now)
+                ev = replies.event(route, sid, fields, now)
                 if ev is not None:
                     out.append(ev)
                     if len(out) >= limit:
@@ -286,7 +283,7 @@ class RedisEngine:
         while True:
             page = self._redis(self.client.xrange, layout.events(route), start, "+", count=PAGE)
             for sid, fields in page:
-                ev = _event(route, sid, fields, now)
+                ev = replies.event(route, sid, fields, now)
                 if ev is not None:
                     yield ev
             if len(page) < PAGE:
@@ -370,12 +367,12 @@ class RedisEngine:
         check_route(route)
         name, limit = layout.changes(route), max(0, int(limit))
         if after is None:
-            return False, [_message(route, i, f) for i, f in reversed(self._redis(self.client.xrevrange, name,
+            return False, [replies.message(route, i, f) for i, f in reversed(self._redis(self.client.xrevrange, name,
                                                                                      count=limit))]
         seq, ms = layout.split_id(after)
         if self._redis(self.client.xrange, name, after, after, count=1):
             page = self._redis(self.client.xrange, name, f"({after}", "+", count=limit)
-            return False, [_message(route, i, f) for i, f in page]
+            return False, [replies.message(route, i, f) for i, f in page]
         out, end = [], "+"
         for _ in range(100000):  # bounded: walk back from the newest while the client cannot have seen them
             page = self._redis(self.client.xrevrange, name, end, "-", count=PAGE)
@@ -383,7 +380,7 @@ class RedisEngine:
                 s, m = layout.split_id(sid)
                 if s <= seq and m <= ms:
                     return True, out[::-1][:limit]
-                out.append(_message(route, sid, fields))
+                out.append(replies.message(route, sid, fields))
             if len(page) < PAGE:
                 break
             end = f"({page[-1][0]}"
@@ -434,81 +431,5 @@ class RedisEngine:
         """The ocean error for a failed call: ocean's own ``OCEAN ...`` replies, or Redis's trouble."""
         text = str(exc)
         if text.startswith("OCEAN "):
-            return _ocean_error(text, route, key, body)
+            return replies.ocean_error(text, route, key, body)
         return translate(exc)
-
-
-def _written(reply, at) -> tuple:
-    """``ocean_write``'s answer as ``(seq, ms, stream id, totals, own time or None)``."""
-    totals = reply[3]
-    return (int(reply[0]), int(reply[1]), reply[2],
-            {totals[i]: layout.number(totals[i + 1]) for i in range(0, len(totals), 2)}, at)
-
-
-def _number_text(value) -> str:
-    """How a plain field's value may set a counter: its number text, '' (not a number), '?' (not an amount)."""
-    t = type(value)
-    if t is int:
-        return str(value) if MIN_INT64 <= value <= MAX_INT64 else "?"
-    if t is float:
-        return repr(value)
-    return ""
-
-
-def _ocean_error(text: str, route, key, body) -> OceanError:
-    """The embedded engine's error (type and message) for an ``OCEAN code TAB detail TAB`` reply."""
-    code, _, rest = text[len("OCEAN "):].partition("\t")
-    detail = rest.rsplit("\t", 1)[0].split("\t")
-    name = detail[0]
-    if code == "not_found":
-        return NotFound(f"{route} @{key} does not exist")
-    if code == "plain_value":
-        return NotACounter(f"{route} @{key} holds a plain value, not fields; save an object to replace it")
-    if code == "not_a_counter_set":
-        return NotACounter(f"field {name!r} is a counter; it can only be set to a number, not {_show(body[name])}")
-    if code == "invalid_amount":
-        try:
-            check_amount(body[name], name)
-        except OceanError as exc:
-            return exc
-    if code == "both":
-        return InvalidPayload(f"field {name!r} is both set and incremented in one write")
-    if code == "not_a_number":
-        return NotACounter(f"field {name!r} holds {_show(json.loads(detail[1]))}, not a number; "
-                           f"it cannot be incremented")
-    if code == "overflow":
-        return CounterOverflow(f"counter {name!r} would overflow int64 ({layout.number(detail[1])} + "
-                               f"{layout.number(detail[2])}); it is unchanged")
-    if code == "float_overflow":
-        return CounterOverflow(f"counter {name!r} would leave the float64 range ({layout.number(detail[1])} + "
-                               f"{layout.number(detail[2])}); it is unchanged")
-    return OceanError(f"Redis refused the write: {text[:200]}")
-
-
-def _record(route: str, reply) -> dict:
-    key, created, updated, version, value, fields, counters = reply
-    if value:
-        payload = json.loads(value)
-    else:
-        payload = {fields[i]: json.loads(fields[i + 1]) for i in range(0, len(fields), 2)}
-        for i in range(0, len(counters), 2):
-            payload[counters[i]] = layout.number(counters[i + 1])
-    return {"route": route, "key": key, "payload": payload, "created_at": iso_ms(int(created)),
-            "updated_at": iso_ms(int(updated)), "version": int(version)}
-
-
-def _message(route: str, sid: str, fields: dict) -> dict:
-    """A change stream entry as a live message: ``id`` (the SSE id), per-route ``seq``, ``op``, ``data``."""
-    seq, ms = layout.split_id(sid)
-    return {"id": sid, "seq": seq, "route": route, "key": fields.get("k"), "op": fields["o"],
-            "data": json.loads(fields["d"]), "at": ms, "drop_id": layout.drop_id(route, sid)}
-
-
-def _event(route: str, sid: str, fields: dict, now: int) -> dict | None:
-    expires = int(fields.get("x", 0))
-    if expires and expires <= now:
-        return None
-    seq, ms = layout.split_id(sid)
-    at = int(fields["t"]) if "t" in fields else ms
-    return {"drop_id": layout.drop_id(route, sid), "seq": seq, "route": route, "payload": json.loads(fields["p"]),
-            "created_at": iso_ms(at), "source": fields.get("s")}
