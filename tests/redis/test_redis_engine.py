@@ -361,6 +361,38 @@ eng.close()
 """
 
 
+def test_concurrent_mixed_writes_keep_versions_history_and_seqs_whole(redis_cluster):
+    """Threads saving, updating and incrementing one entity: every write is one version, one seq,
+    one message; the counters lose nothing; history holds the newest ``history_limit`` in order."""
+    settings = Settings.load(history_limit=50)
+    engines = [RedisEngine(redis_cluster.url, settings=settings) for _ in range(3)]
+    try:
+        def work(eng, t):
+            for i in range(100):
+                if i % 3 == 0:
+                    eng.save("mix", {"by": t, "+n": 1}, key="k")
+                elif i % 3 == 1:
+                    eng.update("mix", "k", {"last": i, "+n": 1})
+                else:
+                    eng.incr("mix", "k", {"n": 1})
+
+        threads = [threading.Thread(target=work, args=(e, t)) for t, e in enumerate(engines)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        red = engines[0]
+        rec = red.get("mix", "k")
+        assert rec["payload"]["n"] == 300 and rec["version"] == 300
+        seqs = [m["seq"] for m in red.changes("mix", None, limit=1000)[1]]
+        assert seqs == list(range(1, 301))
+        hist = red.history("mix", "k", limit=100)
+        assert len(hist) == 50 and [h["version"] for h in hist] == sorted((h["version"] for h in hist), reverse=True)
+    finally:
+        for e in engines:
+            e.close()
+
+
 def test_processes_incrementing_one_counter_lose_nothing(redis_cluster):
     src = os.path.dirname(os.path.dirname(os.path.abspath(errors.__file__)))
     env = dict(os.environ, PYTHONPATH=src)
