@@ -438,8 +438,20 @@ def test_unreachable_redis_is_storage_unavailable(redis_tools):
         RedisEngine(f"redis://127.0.0.1:{free_ports(1)[0]}")
     assert info.value.code == "storage_unavailable" and info.value.status == 503
     assert "cannot be reached" in info.value.message
-    with pytest.raises(errors.StorageError):
-        RedisEngine("http://127.0.0.1:1")
+    for bad in ("http://127.0.0.1:1", "redis://", "redis://127.0.0.1:1,host:port"):
+        with pytest.raises(errors.StorageError, match="redis://host:port"):
+            RedisEngine(bad)
+
+
+def test_seeds_may_be_listed_and_some_may_be_down(redis_cluster):
+    from cluster import free_ports
+    down = free_ports(1)[0]
+    seeds = ",".join(f"127.0.0.1:{p}" for _, p in redis_cluster.seeds[1:3])
+    red = RedisEngine(f"redis://127.0.0.1:{down},{seeds}")
+    try:
+        assert red.is_cluster and red.incr("seeds", "k", {"n": 1}) == {"n": 1}
+    finally:
+        red.close()
 
 
 def test_functions_are_versioned(redis_single):

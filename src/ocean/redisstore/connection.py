@@ -1,7 +1,7 @@
 """Connecting to Redis (a cluster or one server), loading ocean's functions, and mapping Redis errors.
 
 A store URL is ``redis://host:port``: a seed node of a cluster, or a single server (which
-one is asked, not configured: ``INFO cluster``). Every failure to reach Redis, or a cluster
+one is asked, not configured: ``INFO cluster``); more seeds may follow, comma-separated. Every failure to reach Redis, or a cluster
 that is down, becomes ``ocean.errors.StorageError`` (503 ``storage_unavailable``) with the
 address and what happened: the web layer never shows a Redis traceback as a 500.
 
@@ -31,45 +31,62 @@ def library() -> tuple[str, int]:
     return code, int(_VERSION.search(code).group(1))
 
 
-def parse_url(url: str) -> tuple[str, int]:
-    """``redis://host:port`` -> ``(host, port)``; anything else is a StorageError saying the form."""
-    parts = urlsplit(url or "")
+def parse_url(url: str) -> list[tuple[str, int]]:
+    """``redis://host:port[,host:port...]`` (seed nodes of one cluster) -> ``[(host, port), ...]``;
+    anything else is a StorageError saying the form."""
+    head, _, more = (url or "").partition(",")
+    parts = urlsplit(head)
     if parts.scheme != "redis" or not parts.hostname:
-        raise StorageError(f"the store must be redis://host:port, got {url!r}")
-    return parts.hostname, parts.port or 6379
+        raise StorageError(f"the store must be redis://host:port[,host:port...], got {url!r}")
+    try:
+        seeds = [(parts.hostname, parts.port or 6379)]
+        for extra in filter(None, more.split(",")):
+            host, _, port = extra.strip().rpartition(":")
+            seeds.append((host or extra.strip(), int(port) if host else 6379))
+    except ValueError:
+        raise StorageError(f"the store must be redis://host:port[,host:port...], got {url!r}") from None
+    return seeds
 
 
 def connect(url: str, retries: int = 3):
-    """A redis-py client for ``url``: ``RedisCluster`` for a cluster seed, ``Redis`` for one server.
+    """A redis-py client for ``url``: ``RedisCluster`` for cluster seeds, ``Redis`` for one server.
 
-    Returns ``(client, is_cluster)``; raises StorageError when Redis cannot be reached.
+    The first seed that answers says which it is (``INFO cluster``); a cluster client is given
+    every seed, so it starts while some are down. Returns ``(client, is_cluster)``; raises
+    StorageError when no seed can be reached.
     ``retries`` bounds how long a call waits for Redis to come back (backoff 50 ms doubling, at
     most 0.5 s each: about 1 s for 3) before it answers 503: redis-py's default waits seconds.
     """
     import redis
-    from redis.backoff import ExponentialBackoff
-    from redis.cluster import RedisCluster
+    from redis.backoff import ExponentialBackoff, NoBackoff
+    from redis.cluster import ClusterNode, RedisCluster
     from redis.retry import Retry
 
-    host, port = parse_url(url)
-    where = f"{host}:{port}"
-    probe = redis.Redis(host=host, port=port, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S)
-    try:
-        enabled = probe.info("cluster").get("cluster_enabled") == 1
-    except redis.RedisError as exc:
-        raise StorageError(f"Redis at {where} cannot be reached: {exc}") from None
-    finally:
-        probe.close()
+    seeds = parse_url(url)
+    problems, enabled, host, port = [], None, None, None
+    for host, port in seeds:
+        probe = redis.Redis(host=host, port=port, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S,
+                            retry=Retry(NoBackoff(), 0))  # one try per seed: the next seed is the retry
+        try:
+            enabled = probe.info("cluster").get("cluster_enabled") == 1
+            break
+        except redis.RedisError as exc:
+            problems.append(f"{host}:{port}: {exc}")
+        finally:
+            probe.close()
+    if enabled is None:
+        raise StorageError(f"Redis cannot be reached at {'; '.join(problems)}")
     retry = Retry(ExponentialBackoff(cap=0.5, base=0.05), retries)
     try:
         if enabled:
-            client = RedisCluster(host=host, port=port, decode_responses=True, socket_timeout=TIMEOUT_S,
-                                  socket_connect_timeout=TIMEOUT_S, retry=retry)
+            first = [(host, port)] + [s for s in seeds if s != (host, port)]  # the one that answered first
+            client = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in first], decode_responses=True,
+                                  socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S, retry=retry)
         else:
             client = redis.Redis(host=host, port=port, decode_responses=True, socket_timeout=TIMEOUT_S,
                                  socket_connect_timeout=TIMEOUT_S, health_check_interval=30, retry=retry)
     except redis.RedisError as exc:
-        raise StorageError(f"the Redis cluster at {where} is not usable: {exc}") from None
+        raise StorageError(f"the Redis cluster at {url} is not usable: {exc}") from None
     return client, enabled
 
 
