@@ -413,6 +413,27 @@ def test_processes_incrementing_one_counter_lose_nothing(redis_cluster):
         red.close()
 
 
+GEVENT_WORKER = """
+from gevent import monkey; monkey.patch_all()
+import sys, gevent
+from ocean.redisstore import RedisEngine
+eng = RedisEngine(sys.argv[1])
+gevent.joinall([gevent.spawn(lambda: [eng.incr("conc", "g", {"n": 1}) for _ in range(100)]) for _ in range(20)],
+               timeout=60, raise_error=True)
+print(eng.get("conc", "g")["payload"]["n"])
+eng.close()
+"""
+
+
+def test_greenlets_share_one_engine_under_gevent(redis_cluster):
+    """How ``ocean serve`` will use it: one engine per worker, many greenlets (monkey-patched sockets)."""
+    src = os.path.dirname(os.path.dirname(os.path.abspath(errors.__file__)))
+    out = subprocess.run([sys.executable, "-c", GEVENT_WORKER, redis_cluster.url], capture_output=True, text=True,
+                         timeout=120, env=dict(os.environ, PYTHONPATH=src))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "2000"
+
+
 def test_overflow_is_refused_with_nothing_changed(redis_cluster):
     red = RedisEngine(redis_cluster.url)
     try:
