@@ -19,7 +19,8 @@ import time
 from .. import timekeys
 from ..engine import ops
 from ..engine.engine import _check_object, _keep_ms, _prepare_drop
-from ..errors import EngineClosed, InvalidAmount, InvalidPayload, NotFound, OceanError, PayloadTooLarge
+from ..errors import (EngineClosed, InvalidAmount, InvalidParameter, InvalidPayload, NotFound, OceanError,
+                      PayloadTooLarge)
 from ..model import check_increments, check_key, check_route, iso_ms, now_ms, split_increments
 from ..settings import Settings
 from . import layout, replies
@@ -355,30 +356,35 @@ class RedisEngine:
 
     # -- live: the route's change stream ------------------------------------
     def changes(self, route: str, after: str | None = None, limit: int = 1000) -> tuple[bool, list[dict]]:
-        """The messages of ``route`` after the stream id ``after`` (what a resuming client missed).
+        """The messages of ``route`` after the live id ``after`` (what a resuming client missed).
 
-        Returns ``(gap, messages)``, oldest first. ``gap`` is False when ``after`` is still in the
-        stream: the messages are exactly the ones after it. It is True when ``after`` is not there:
-        trimmed (older than the capped stream), or lost in a failover (its seq was handed out again,
-        with a later time). Then the messages are every one the client cannot have seen -- seq above
-        its seq, or time after its time -- so a resume never skips a drop silently. ``after=None``:
-        the newest ``limit`` messages, no gap.
+        Returns ``(gap, messages)``, oldest first. ``gap`` is False when the entry ``after`` names is
+        still in the stream, written in the same epoch: the messages are exactly the ones after it.
+        Otherwise it is True -- the entry was trimmed (the client was away too long), or lost in a
+        failover (its seq was handed out again, in a new epoch) -- and the messages are every one
+        the client cannot have seen: walking back from the newest, all up to the last entry of the
+        client's epoch at or below its seq (which it did see). With none of its epoch left, that is
+        the whole stream: a few repeats, never a skip. ``after=None``: the newest ``limit``, no gap.
         """
         check_route(route)
         name, limit = layout.changes(route), max(0, int(limit))
         if after is None:
-            return False, [replies.message(route, i, f) for i, f in reversed(self._redis(self.client.xrevrange, name,
-                                                                                     count=limit))]
-        seq, ms = layout.split_id(after)
-        if self._redis(self.client.xrange, name, after, after, count=1):
-            page = self._redis(self.client.xrange, name, f"({after}", "+", count=limit)
+            newest = self._redis(self.client.xrevrange, name, count=limit)
+            return False, [replies.message(route, i, f) for i, f in reversed(newest)]
+        try:
+            seq, ms, epoch = layout.split_live_id(after)
+        except ValueError:
+            raise InvalidParameter(f"{after[:80]!r} is not a live message id of this store") from None
+        stream_id = f"{seq}-{ms}"
+        found = self._redis(self.client.xrange, name, stream_id, stream_id, count=1)
+        if found and found[0][1].get("e") == epoch:
+            page = self._redis(self.client.xrange, name, f"({stream_id}", "+", count=limit)
             return False, [replies.message(route, i, f) for i, f in page]
         out, end = [], "+"
-        for _ in range(100000):  # bounded: walk back from the newest while the client cannot have seen them
+        for _ in range(100000):  # bounded: each page moves ``end`` back
             page = self._redis(self.client.xrevrange, name, end, "-", count=PAGE)
             for sid, fields in page:
-                s, m = layout.split_id(sid)
-                if s <= seq and m <= ms:
+                if fields.get("e") == epoch and layout.split_id(sid)[0] <= seq:
                     return True, out[::-1][:limit]
                 out.append(replies.message(route, sid, fields))
             if len(page) < PAGE:

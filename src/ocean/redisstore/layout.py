@@ -3,9 +3,11 @@
 Everything of a route carries the hash tag ``{route}`` (routes cannot hold braces), so a
 route is one slot and every write to it is one function call there.
 
-A drop's ``seq`` is per route; its stream id ``<seq>-<ms>`` (the same in the route's change
-stream and its events stream) names it across failovers, where a seq may be handed out
-again but never with the same time. ``drop_id`` is derived from the route and that id.
+A drop's ``seq`` is per route; its stream id ``<seq>-<ms>`` is the same in the route's change
+stream and its events stream. A live message's id (the SSE id) is ``<seq>-<ms>.<epoch>``: the
+epoch names the Redis process life that wrote it (``ocean.lua``), so a resume point lost in a
+failover, whose seq was handed out again, is told apart. ``drop_id`` is derived from the route
+and the stream id.
 """
 from __future__ import annotations
 
@@ -44,6 +46,20 @@ def split_id(stream_id: str) -> tuple[int, int]:
     """``"<seq>-<ms>"`` -> ``(seq, ms)``."""
     seq, _, ms = stream_id.partition("-")
     return int(seq), int(ms)
+
+
+def live_id(stream_id: str, epoch: str) -> str:
+    """The id a client holds (SSE ``id:``) for a change stream entry."""
+    return f"{stream_id}.{epoch}"
+
+
+def split_live_id(text: str) -> tuple[int, int, str]:
+    """``"<seq>-<ms>.<epoch>"`` -> ``(seq, ms, epoch)``; ValueError when it is not one."""
+    stream_id, _, epoch = text.partition(".")
+    seq, ms = split_id(stream_id)
+    if not epoch:
+        raise ValueError(f"not a live message id: {text!r}")
+    return seq, ms, epoch
 
 
 def drop_id(route: str, stream_id: str) -> str:

@@ -13,20 +13,21 @@ to the route's change stream and SPUBLISHes it, all in the same atomic step:
   o:{R}:c:<key>    hash  counter field -> "123" (int64) or "1.5"/"1e+20" (float: always a '.' or 'e')
   o:{R}:h:<key>    list  history, newest first: JSON [version, seq, ms, op, payload]
   o:{R}:ev         stream events; entry id <seq>-<ms>; p payload JSON, x expires, s source, t own time
-  o:{R}:x          stream change stream (capped); entry id <seq>-<ms>; o kind, k key, d published JSON
+  o:{R}:x          stream change stream (capped); entry id <seq>-<ms>; o kind, e epoch, k key, d published JSON
   o:{R}:tmp        hash  scratch, inside one call only (exact int64 sums of plain fields becoming counters)
-  o:{R}            shard channel: the same message as the change stream entry
+  o:{R}            shard channel: the same message as the change stream entry, [id, epoch, kind, key, data]
 
-A seq is per route (HINCRBY o:{R}:m seq); the stream id <seq>-<ms> names one write: after a
-failover that lost writes a seq can be handed out again, but never with the same ms, so a
-resuming client's id that is no longer in the stream shows up as a gap, never a silent skip.
+A seq is per route (HINCRBY o:{R}:m seq); the stream id <seq>-<ms> names one write. Each change
+stream entry also carries the epoch of the process life that wrote it (see epoch()): after a
+failover that lost writes a seq is handed out again, under another epoch, so a resuming client
+whose last message was lost is told (a gap), never silently skipped past the new ones.
 
 Errors are replies "OCEAN <code> TAB <detail> TAB" (see fail); the Python side turns
 them into the same ocean.errors types and messages as the embedded engine.
 Integers are never added in Lua (doubles lose int64 precision): HINCRBY does it in C.
 --]]
 
-local VERSION = 6
+local VERSION = 7
 
 local function fail(code, detail)  -- "OCEAN code TAB detail TAB": detail is a field name, or name TAB old TAB amount
   return error({err = 'OCEAN ' .. code .. '\t' .. (detail or '') .. '\t'})
@@ -54,6 +55,20 @@ local function names(route, key)
   local b = 'o:{' .. route .. '}:'
   return {m = b .. 'm', k = b .. 'k', e = b .. 'e:' .. key, f = b .. 'f:' .. key, c = b .. 'c:' .. key,
           h = b .. 'h:' .. key, x = b .. 'x', tmp = b .. 'tmp', ev = b .. 'ev', ch = 'o:{' .. route .. '}'}
+end
+
+-- The epoch: a token of this Redis process's life as a master, taken at its first write. A
+-- library-level local lives as long as the Lua state: a restart, a FUNCTION LOAD, and the full
+-- resync a demoted master with lost writes goes through all start a new one. (Unlike the
+-- replication id, an RDB restored after a crash does not bring it back, and unlike INFO it costs
+-- nothing per call.)
+local boot = nil
+local function epoch()
+  if not boot then
+    local t = redis.call('TIME')
+    boot = string.format('%x%05x', tonumber(t[1]), tonumber(t[2]))
+  end
+  return boot
 end
 
 local function clock(m)
@@ -102,13 +117,13 @@ end
 local function publish(n, route, ms, kind, key, data, cap)
   local seq = redis.call('HINCRBY', n.m, 'seq', 1)
   redis.call('HSET', n.m, 'ms', num(ms))
-  local id = num(seq) .. '-' .. num(ms)
+  local id, e = num(seq) .. '-' .. num(ms), epoch()
   if key then
-    redis.call('XADD', n.x, 'MAXLEN', '~', cap, id, 'o', kind, 'k', key, 'd', data)
+    redis.call('XADD', n.x, 'MAXLEN', '~', cap, id, 'o', kind, 'e', e, 'k', key, 'd', data)
   else
-    redis.call('XADD', n.x, 'MAXLEN', '~', cap, id, 'o', kind, 'd', data)
+    redis.call('XADD', n.x, 'MAXLEN', '~', cap, id, 'o', kind, 'e', e, 'd', data)
   end
-  redis.call('SPUBLISH', n.ch, '[' .. cjson.encode(id) .. ',' .. cjson.encode(kind) .. ','
+  redis.call('SPUBLISH', n.ch, '[' .. cjson.encode(id) .. ',' .. cjson.encode(e) .. ',' .. cjson.encode(kind) .. ','
     .. (key and cjson.encode(key) or 'null') .. ',' .. data .. ']')
   return seq, id
 end

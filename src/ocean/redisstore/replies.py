@@ -76,8 +76,9 @@ def record(route: str, reply) -> dict:
 def message(route: str, sid: str, fields: dict) -> dict:
     """A change stream entry as a live message: ``id`` (the SSE id), per-route ``seq``, ``op``, ``data``."""
     seq, ms = layout.split_id(sid)
-    return {"id": sid, "seq": seq, "route": route, "key": fields.get("k"), "op": fields["o"],
-            "data": json.loads(fields["d"]), "at": ms, "drop_id": layout.drop_id(route, sid)}
+    return {"id": layout.live_id(sid, fields["e"]), "seq": seq, "route": route, "key": fields.get("k"),
+            "op": fields["o"], "data": json.loads(fields["d"]), "at": ms, "epoch": fields["e"],
+            "drop_id": layout.drop_id(route, sid)}
 
 
 def event(route: str, sid: str, fields: dict, now: int) -> dict | None:
