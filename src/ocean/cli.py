@@ -59,8 +59,8 @@ def cmd_serve(args) -> int:
         settings = Settings.load(**given)
     except InvalidSetting as exc:
         raise Refusal(exc.message, EXIT_USAGE) from None
-    if settings.workers != 1:
-        raise Refusal("--workers must be 1. The embedded engine lives in the one worker process that owns "
+    if settings.workers != 1 and not settings.store:
+        raise Refusal("--workers must be 1 (more only with --store redis://...). The embedded engine lives in the one worker process that owns "
                       "the data directory (a second process is refused its lock), and a gevent worker already "
                       "serves thousands of connections. Run more servers on more data directories to scale out.",
                       EXIT_USAGE)
@@ -68,8 +68,13 @@ def cmd_serve(args) -> int:
     if settings.port == 0:  # the declaration bounds it above; 0 would be a random port
         raise Refusal(f"--port must be 1 to 65535, not {settings.port}", EXIT_USAGE)
     check_port_free(settings.host, settings.port)
-    data = check_data_dir(settings.data)
-    check_unlocked(data)
+    if settings.workers == 0:
+        raise Refusal("--workers must be at least 1", EXIT_USAGE)
+    if settings.store:
+        check_store(settings)
+    else:
+        data = check_data_dir(settings.data)
+        check_unlocked(data)
     for name, value in given.items():
         os.environ[BY_NAME[name].env] = str(value)
     conf = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web", "gunicorn_conf.py")
@@ -77,6 +82,18 @@ def cmd_serve(args) -> int:
     sys.stdout.flush()
     os.execv(sys.executable, argv)
     return 0  # pragma: no cover - execv does not return
+
+
+def check_store(settings) -> None:
+    """Redis answers and holds compatible functions (loading them if needed), or one line says why."""
+    from .errors import OceanError
+    try:
+        from .redisstore import RedisEngine
+        RedisEngine(settings.store, settings=settings, retries=0).close()
+    except ImportError:
+        raise Refusal("--store redis://... needs redis-py: pip install 'redis[hiredis]'") from None
+    except OceanError as exc:
+        raise Refusal(f"cannot use the store {settings.store}: {exc.message}") from None
 
 
 def check_host(host: str) -> None:
@@ -426,6 +443,16 @@ def _scopes(rec: dict) -> str:
     return f"read {', '.join(rec['read']) or '-'}  write {', '.join(rec['write']) or '-'}"
 
 
+def _redis_keys(url: str):
+    """The key store of a Redis-mode server (``--store``): the keys every node reads."""
+    try:
+        from .redisstore import RedisEngine
+        from .redisstore.keystore import RedisKeyStore
+    except ImportError:
+        raise Refusal("--store redis://... needs redis-py: pip install 'redis[hiredis]'") from None
+    return RedisKeyStore(RedisEngine(url, retries=0), environ={})
+
+
 def cmd_key(args) -> int:
     from .errors import OceanError, ValidationError
     from .keys import FILENAME, KeyStore
@@ -440,10 +467,14 @@ def cmd_key(args) -> int:
         except ValidationError as exc:
             raise Refusal(f"{exc.message}; a scope is a route (analytics/daily), a subtree (analytics/*) or *",
                           EXIT_USAGE) from None
-    data = key_data_dir(args.data, getattr(args, "init", None))
-    print(f"ocean: key file {os.path.join(data, FILENAME)}", file=sys.stderr)
+    if args.store:
+        data = args.store
+        print(f"ocean: keys in {args.store}", file=sys.stderr)
+    else:
+        data = key_data_dir(args.data, getattr(args, "init", None))
+        print(f"ocean: key file {os.path.join(data, FILENAME)}", file=sys.stderr)
     try:
-        store = KeyStore(data, environ={})
+        store = _redis_keys(args.store) if args.store else KeyStore(data, environ={})
         if args.key_cmd == "create":
             namesakes = [r["id"] for r in store.list() if args.name and r.get("name") == args.name
                          and not r.get("revoked_at")]
@@ -578,6 +609,10 @@ def build_parser() -> argparse.ArgumentParser:
     data = BY_NAME["data"]
     common.add_argument("--data", default=os.environ.get(data.env, data.default),
                         help=f"the data directory `ocean serve` uses (env {data.env}; default {data.default})")
+    store = BY_NAME["store"]
+    common.add_argument("--store", default=os.environ.get(store.env, store.default),
+                        help=f"the Redis store `ocean serve --store` uses, redis://host:port (env {store.env}); "
+                             f"the keys live there instead of in --data")
     common.add_argument("--json", action="store_true", help="print JSON")
     ks = key.add_subparsers(dest="key_cmd", metavar="KEYCOMMAND", title="key commands")
     create = ks.add_parser("create", parents=[common], help="make a key; its token is printed once")

@@ -68,7 +68,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", str, "127.0.0.1", "Address `ocean serve` listens on."),
     Setting("port", int, 8080, "Port `ocean serve` listens on.", most=65535),
     Setting("data", str, "./ocean-data", "Data directory (one server owns it)."),
-    Setting("workers", int, 1, "Worker processes; the embedded engine allows exactly 1."),
+    Setting("store", str, "", "Where the data lives: empty for the embedded store in `data`, or "
+            "`redis://host:port[,host2:port2]` for Redis (a cluster's seed nodes, or one server; see docs/scale-out.md)."),
+    Setting("workers", int, 1, "Worker processes; the embedded engine allows exactly 1 (more only with `store`)."),
     Setting("worker_connections", int, 10000, "Concurrent connections (SSE streams included) per worker."),
     Setting("graceful_timeout", int, 10, "Seconds SIGTERM waits for requests to finish."),
     Setting("worker_class", str, "ocean", "HTTP worker: ocean (httptools, the fast one) or gevent (gunicorn's stock worker).",

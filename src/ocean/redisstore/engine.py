@@ -19,8 +19,8 @@ import time
 from .. import timekeys
 from ..engine import ops
 from ..engine.engine import _check_object, _keep_ms, _prepare_drop
-from ..errors import (EngineClosed, InvalidAmount, InvalidParameter, InvalidPayload, NotFound, OceanError,
-                      PayloadTooLarge)
+from ..errors import (BadRequest, EngineClosed, InvalidAmount, InvalidParameter, InvalidPayload, NotFound,
+                      OceanError, PayloadTooLarge)
 from ..model import check_increments, check_key, check_route, iso_ms, now_ms, split_increments
 from ..settings import Settings
 from . import layout, replies
@@ -51,6 +51,8 @@ class RedisEngine:
         self._registered: set[str] = set()
         self._sized = None  # (when, sizes) of _sizes
         self._closed = False
+        self._hub = None  # the live reader (``live.Hub``), started by the first subscribe or listener
+        self._local: list = []  # local-only subscriptions of system routes (``publish``)
 
     # -- writes ------------------------------------------------------------
     def save(self, route: str, payload, key: str | None = None, keep=None, source: str | None = None) -> dict:
@@ -181,7 +183,8 @@ class RedisEngine:
         return args
 
     def _register(self, route: str) -> None:
-        """Add the route to the registry once per process, before its first write (see ``routes``)."""
+        """Add the route to the registry once per process, before its first write (see ``routes``);
+        every node's live reader finds it there (``live.Hub``)."""
         if route not in self._registered:
             self._redis(self.client.sadd, layout.ROUTES, route)
             self._registered.add(route)
@@ -392,6 +395,79 @@ class RedisEngine:
             end = f"({page[-1][0]}"
         return True, out[::-1][:limit]
 
+    def changes_from_start(self, route: str, limit: int = 1000) -> tuple[bool, list[dict]]:
+        """The oldest ``limit`` messages of a route; a gap when its first writes were trimmed away."""
+        page = self._redis(self.client.xrange, layout.changes(route), "-", "+", count=max(1, int(limit)))
+        msgs = [replies.message(route, i, f) for i, f in page]
+        return bool(msgs) and msgs[0]["seq"] != 1, msgs
+
+    def tail(self, route: str) -> str:
+        """The live id of the route's newest change ("" when none)."""
+        newest = self._redis(self.client.xrevrange, layout.changes(route), count=1)
+        return replies.message(route, *newest[0])["id"] if newest else ""
+
+    def all_routes(self) -> list[str]:
+        """Every route in the registry (empty ones included): what the live reader watches."""
+        return sorted(self._redis(self.client.smembers, layout.ROUTES))
+
+    def _live(self):
+        if self._hub is None:
+            from .live import Hub
+            self._hub = Hub(self)
+        return self._hub
+
+    def subscribe(self, prefix: str, after_seq=None, last: int | None = None, maxsize: int | None = None):
+        """Watch ``prefix`` across every node (``live.Hub``). ``after_seq`` is an SSE id of this mode
+        (opaque: a position per route); the subscription has the interface ``web/sse.py`` reads."""
+        from ..model import check_prefix
+        check_prefix(prefix)
+        if self._closed:
+            raise EngineClosed("the engine is closed")
+        after = None if after_seq is None else str(after_seq)
+        return self._live().subscribe(prefix, after, last, maxsize or self.settings.subscriber_queue)
+
+    def recent(self, prefix: str, n: int) -> list:
+        """The last ``n`` drops under ``prefix`` from the change streams, oldest first."""
+        from ..model import check_prefix
+        check_prefix(prefix)
+        return self._live().recent(prefix, max(0, int(n)))
+
+    def publish(self, route: str, data: dict):
+        """A message for this worker's subscribers only, not stored (``_admin/events`` per request):
+        shipping every request's event through Redis would cost a write per request."""
+        from .live import LiveMessage
+        hub = self._hub
+        if hub is None or not hub.subs:
+            return None
+        msg = LiveMessage(route, {"seq": 0, "key": None, "op": "event", "data": data, "at": self.now_ms(),
+                                  "epoch": "local", "id": f"0-{self.now_ms()}.local"})
+        from ..model import prefix_matches
+        for sub in list(hub.subs):
+            if prefix_matches(sub.prefix, route):
+                sub.push(msg)
+        return msg
+
+    def add_listener(self, listener) -> None:
+        """Be told of every change on any node (the SQL columns), fed by the live reader."""
+        self._live().add_listener(listener)
+
+    def catch_up(self) -> None:
+        """Hand on what every node wrote up to now (before a SQL query: it reads its own writes)."""
+        hub = self._hub
+        if hub is not None and hub.listeners:
+            hub.catch_up(list(hub.pos))
+
+    # -- what only the embedded store has --------------------------------------
+    per_route_seq = True  # /health shows no server-wide seq; SSE ids are opaque strings
+    store = None  # no local store: /health's snapshot figures are empty
+    last_backup = None
+    backup_dir = None
+    seq = (1 << 63) - 1  # no server-wide seq: an export's "up to now" is everything (per route seq)
+
+    def backup(self, dest=None):
+        raise BadRequest("backups of a Redis store are Redis's own: use its persistence (AOF/RDB, "
+                         "BGSAVE on each master) and its replicas; ocean backup is for the embedded store")
+
     # -- bookkeeping ---------------------------------------------------------
     def expand_key(self, key):
         """``key`` with its placeholders expanded, as ``Engine.expand_key``."""
@@ -406,6 +482,10 @@ class RedisEngine:
         """Close the connections (the data stays in Redis)."""
         if not self._closed:
             self._closed = True
+            if self._hub is not None:
+                self._hub.stop()
+                for sub in list(self._hub.subs):
+                    sub.close()
             self.client.close()
 
     def __enter__(self):

@@ -1,7 +1,7 @@
 """gunicorn settings for ocean: ``gunicorn -c path/to/gunicorn_conf.py`` (``ocean serve`` runs this).
 
 One gevent worker owns the data directory (the engine is embedded), so
-``workers`` is always 1; ``worker_connections`` bounds open connections,
+``workers`` is 1 there; with ``store`` (Redis holds the data) it is ``--workers``; ``worker_connections`` bounds open connections,
 SSE streams included. Values come from ``ocean.settings`` (``OCEAN_*`` env).
 No ``preload_app``: the engine opens in the worker, after fork. SIGTERM
 drains: gunicorn stops accepting and lets requests finish, our hook ends
@@ -23,14 +23,14 @@ import gevent  # noqa: E402
 from ocean.settings import Settings  # noqa: E402
 
 _settings = Settings.load()
-if _settings.workers != 1:
+if _settings.workers != 1 and not _settings.store:
     sys.exit("ocean: --workers must be 1: the embedded engine lives in one process that owns "
              "the data directory (a second process would be refused the lock); one gevent worker "
              "serves thousands of connections")
 
 _host = f"[{_settings.host}]" if ":" in _settings.host else _settings.host  # an IPv6 literal needs brackets
 bind = f"{_host}:{_settings.port}"
-workers = 1
+workers = _settings.workers if _settings.store else 1  # Redis holds the data: any number of workers share it
 # ocean's own worker (httptools, one send per answer) unless OCEAN_WORKER_CLASS=gevent asks for the stock one.
 worker_class = "ocean.web.worker.OceanWorker" if _settings.worker_class == "ocean" else "gevent"
 worker_connections = _settings.worker_connections
@@ -52,7 +52,16 @@ def on_starting(server):
     """Master, before anything: create the admin key on the first start and print it once; Ctrl-C drains."""
     from ocean.keys import KeyStore
 
-    token = KeyStore(_settings.data).ensure_admin()
+    if _settings.store:  # the keys live in Redis (the master opens it once, to make the first admin key)
+        from ocean.redisstore import RedisEngine
+        from ocean.redisstore.keystore import RedisKeyStore
+        engine = RedisEngine(_settings.store, settings=_settings)
+        try:
+            token = RedisKeyStore(engine).ensure_admin()
+        finally:
+            engine.close()
+    else:
+        token = KeyStore(_settings.data).ensure_admin()
     if token:
         print(f"admin key: {token}", flush=True)
         print("  (shown once; only its hash is stored. Create scoped keys with `ocean key create`.)", flush=True)
@@ -68,7 +77,8 @@ def post_worker_init(worker):
     a server refused its directory must never have said ``serving``.
     """
     host = _host if _settings.host not in ("0.0.0.0", "::") else "127.0.0.1"
-    print(f"ocean {_version()} serving http://{host}:{_settings.port} (data: {_settings.data}, "
+    where = f"store: {_settings.store}, worker {worker.pid}" if _settings.store else f"data: {_settings.data}"
+    print(f"ocean {_version()} serving http://{host}:{_settings.port} ({where}, "
           f"fsync: {_settings.fsync})", flush=True)
 
 

@@ -25,16 +25,13 @@ def app():
     """The worker's app, opening the engine on first use."""
     global _app
     if _app is None:
-        from ..engine import Engine
-        from ..keys import KeyStore
         from .app import create_app
 
         settings = Settings.load()
         try:
-            engine = Engine(settings.data, settings=settings, offload=offload, fork_snapshots=True)
-            keys = KeyStore(settings.data)
+            engine, keys = open_store(settings)
         except OceanError as exc:
-            print(f"ocean: cannot open {settings.data}: {exc.message}", file=sys.stderr, flush=True)
+            print(f"ocean: cannot open {settings.store or settings.data}: {exc.message}", file=sys.stderr, flush=True)
             sys.exit(BOOT_ERROR)
         _app = create_app(engine, settings, keys)
         if turn is not None:
@@ -50,6 +47,19 @@ def app():
         # Collecting every 20,000 allocations keeps cyclic garbage bounded for a fraction.
         gc.set_threshold(20000, 10, 10)
     return _app
+
+
+def open_store(settings):
+    """``(engine, key store)``: the embedded ones on the data directory, or Redis's (``store`` set)."""
+    if settings.store:
+        from ..redisstore import RedisEngine
+        from ..redisstore.keystore import RedisKeyStore
+        engine = RedisEngine(settings.store, settings=settings)
+        return engine, RedisKeyStore(engine)
+    from ..engine import Engine
+    from ..keys import KeyStore
+    engine = Engine(settings.data, settings=settings, offload=offload, fork_snapshots=True)
+    return engine, KeyStore(settings.data)
 
 
 def freeze_settings(cfg) -> None:

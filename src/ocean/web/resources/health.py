@@ -26,12 +26,22 @@ class Health:
         resp.media = {
             "ok": True, "version": __version__, "uptime_s": round(time.monotonic() - svc.started, 3),
             "heartbeat_s": svc.settings.heartbeat_s, "implementation": implementation(),
-            "fsync": svc.settings.fsync, "seq": svc.engine.seq, "sse_clients": len(svc.streams),
+            "fsync": svc.settings.fsync, "sse_clients": len(svc.streams),
+            "seq": None if getattr(svc.engine, "per_route_seq", False) else svc.engine.seq,
             "last_backup": _public(svc.engine.last_backup),
             "timezone": svc.settings.timezone,
             "snapshot": _snapshot(svc.engine),
+            **_redis(svc.engine),
             "largest_routes": [{"route": r, "events": ev, "entities": en} for r, ev, en in svc.engine.largest_routes(5)],
         }
+
+
+def _redis(engine) -> dict:
+    """Redis mode: each master's answer, and ``ok`` false while one is down (writes to its routes wait)."""
+    if not getattr(engine, "per_route_seq", False):
+        return {}
+    masters = engine.health()
+    return {"ok": masters["ok"], "store": "redis-cluster" if engine.is_cluster else "redis", "redis": masters}
 
 
 def _public(last: dict | None) -> dict | None:

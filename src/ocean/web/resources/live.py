@@ -14,10 +14,12 @@ from .. import auth, sse
 STREAM_LAST = 100
 
 
-def _resume_point(req):
+def _resume_point(req, engine=None):
     raw = req.get_header("Last-Event-ID") or req.get_param("last_event_id")
     if raw in (None, ""):
         return None
+    if getattr(engine, "per_route_seq", False):
+        return raw  # Redis mode: an opaque id (a position per route), checked by the engine
     try:
         seq = int(raw)
     except ValueError:
@@ -31,7 +33,7 @@ def _start(svc, req, resp, prefix: str, last) -> None:
     check_prefix(prefix)
     access = auth.require(req, svc.keys)
     access.check_read(prefix)
-    after = _resume_point(req)
+    after = _resume_point(req, svc.engine)
     resp.stream = sse.open_stream(svc.engine, svc.streams, access, prefix,
                                   after_seq=after, last=None if after is not None else last,
                                   ip=req.remote_addr)  # the peer: X-Forwarded-For is not trusted
@@ -67,7 +69,9 @@ class Stream:
         if "application/json" in accept and "text/event-stream" not in accept:
             check_prefix(prefix)
             auth.require(req, self.svc.keys).check_read(prefix)
-            after = _resume_point(req)
+            after = _resume_point(req, self.svc.engine)
+            if isinstance(after, str):
+                after = None  # Redis mode: the JSON answer's _seq is per route; no resume filter
             msgs = self.svc.engine.recent(prefix, last)
             resp.media = [{**m.data, "_seq": m.seq} for m in msgs if after is None or m.seq > after]
             return

@@ -15,6 +15,7 @@ class Exec:
     def on_post(self, req, resp):
         access = auth.require(req, self.svc.keys)
         text = body.read_query(req, self.svc.settings.max_body_bytes)
+        _catch_up(self.svc.engine)
         resp.data = body.dumps(run_drops(self.svc.engine, text, access=access, settings=self.svc.settings))
 
 
@@ -27,8 +28,16 @@ class Sql:
     def on_post(self, req, resp):
         access = auth.require(req, self.svc.keys)
         text = body.read_query(req, self.svc.settings.max_body_bytes)
+        _catch_up(self.svc.engine)
         result = run_sql(self.svc.engine, text, access=access, settings=self.svc.settings)
         resp.media = as_answer(result)
+
+
+def _catch_up(engine) -> None:
+    """Redis mode: the SQL columns take in what other nodes wrote up to now (read your writes)."""
+    catch_up = getattr(engine, "catch_up", None)
+    if catch_up is not None:
+        catch_up()
 
 
 def as_answer(result) -> dict:

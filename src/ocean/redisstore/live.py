@@ -1,0 +1,335 @@
+"""Live messages across nodes: one reader per worker (``Hub``), one queue per SSE stream.
+
+Why this shape: a write on any node is appended to its route's change stream and SPUBLISHed
+on the route's shard channel in one step (``ocean.lua``). The stream is the truth, the
+channel only a doorbell: the hub SSUBSCRIBEs every route in the registry (``o:routes``,
+re-read each ``DISCOVER_S`` so routes first written on another node are found), and on a ring
+reads the route's stream after the last entry it handed on (``XRANGE (pos +``). So a message
+lost by pub/sub (a reconnect, a failover) is still delivered, in order, by the next ring or
+the periodic ``POLL_S`` look at the watched routes' tails. The hub feeds both the SSE
+subscriptions of this worker and the engine's listeners (the SQL column store).
+
+An SSE id in this mode names a position per route (``Cursor``): the stream's last seq and
+epoch of every route its prefix covers, so a resume on any node reads each route's change
+stream after exactly that point (``RedisEngine.changes``: exact, or a gap). A route the id
+does not name appeared after the stream opened: all of it is new to the client.
+"""
+from __future__ import annotations
+
+import base64
+import heapq
+import json
+import logging
+import threading
+import time
+from collections import deque
+
+from ..errors import BadRequest
+from ..model import iso_ms, prefix_matches
+from . import layout, replies
+
+log = logging.getLogger("ocean.redisstore")
+DISCOVER_S = 1.0  # how often the route registry is re-read (a new route's first messages wait at most this)
+POLL_S = 2.0  # how often watched routes' tails are compared, in case a doorbell was lost
+ID_PREFIX = "r1."
+
+
+class LiveMessage:
+    """One change stream entry as the web layer sends it (the embedded ``Message``'s ``data``/``sse``)."""
+
+    __slots__ = ("route", "seq", "key", "op", "fields", "ms", "epoch", "stream_id", "_json")
+
+    def __init__(self, route: str, m: dict):
+        self.route, self.seq, self.key, self.op = route, m["seq"], m["key"], m["op"]
+        self.fields, self.ms, self.epoch = m["data"], m["at"], m["epoch"]
+        self.stream_id = m["id"].partition(".")[0]
+        self._json = None
+
+    @property
+    def data(self) -> dict:
+        out = dict(self.fields) if isinstance(self.fields, dict) else {"_value": self.fields}
+        out["_route"] = self.route
+        if self.key:
+            out["_key"] = self.key
+        out["_id"] = layout.drop_id(self.route, self.stream_id)
+        out["_at"] = iso_ms(self.ms)
+        out["_op"] = self.op
+        return out
+
+    def json(self) -> str:
+        if self._json is None:
+            self._json = json.dumps(self.data, separators=(",", ":"), ensure_ascii=False)
+        return self._json
+
+    @property
+    def position(self) -> str:
+        return f"{self.stream_id}.{self.epoch}"
+
+
+class _Out:
+    """A message as one subscription sends it: the SSE bytes carry that stream's own cursor."""
+
+    __slots__ = ("msg", "_sse")
+
+    def __init__(self, msg: LiveMessage, cursor: str):
+        self.msg = msg
+        self._sse = f"id: {cursor}\ndata: {msg.json()}\n\n".encode("utf-8")
+
+    def sse(self) -> bytes:
+        return self._sse
+
+
+def encode_cursor(positions: dict) -> str:
+    raw = json.dumps(positions, separators=(",", ":"), sort_keys=True).encode()
+    return ID_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(text: str) -> dict:
+    """An SSE id of this mode -> ``{route: "<seq>-<ms>.<epoch>"}``; BadRequest when it is not one."""
+    try:
+        if not text.startswith(ID_PREFIX):
+            raise ValueError
+        body = text[len(ID_PREFIX):]
+        out = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        if not isinstance(out, dict):
+            raise ValueError
+        for pos in out.values():
+            layout.split_live_id(pos)
+        return out
+    except (ValueError, TypeError):
+        raise BadRequest(f"Last-Event-ID {text[:60]!r} is not an id this server gave (Redis mode ids are "
+                         f"opaque strings: echo back the last one received)") from None
+
+
+class Subscription:
+    """One SSE client's queue (the interface ``web/sse.py`` uses: get, pending, wake, close, gap, backlog)."""
+
+    GROUPS = 16
+    _made = 0
+
+    def __init__(self, hub: "Hub", prefix: str, positions: dict, maxsize: int):
+        self.hub, self.prefix, self.maxsize = hub, prefix, maxsize
+        self.positions = positions  # route -> "<seq>-<ms>.<epoch>" of the last message this client got
+        self.backlog: list = []
+        self.gap = False
+        self.overflowed = self.closed = self._woken = False
+        self._queue: deque = deque()
+        self._event = threading.Event()
+        self.group = Subscription._made % self.GROUPS
+        Subscription._made += 1
+
+    def _take(self, msg: LiveMessage):
+        """The ``_Out`` for ``msg``, or None when this client has it already (its position covers it)."""
+        pos = self.positions.get(msg.route)
+        if pos is not None:
+            seq, _, epoch = layout.split_live_id(pos)
+            if epoch == msg.epoch and msg.seq <= seq:
+                return None
+        self.positions[msg.route] = msg.position
+        return _Out(msg, encode_cursor(self.positions))
+
+    def push(self, msg: LiveMessage) -> None:
+        out = self._take(msg)
+        if out is None:
+            return
+        if len(self._queue) >= self.maxsize:
+            self.overflowed = True
+            self.hub.remove(self)
+        else:
+            self._queue.append(out)
+        self._event.set()
+
+    def get(self, timeout: float | None = None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if self.overflowed or self.closed:
+                return None
+            if self._queue:
+                return self._queue.popleft()
+            if self._woken:
+                self._woken = False
+                return None
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return None
+            self._event.clear()
+            if self._queue or self._woken or self.closed:
+                continue
+            self._event.wait(left)
+
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def wake(self) -> None:
+        self._woken = True
+        self._event.set()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.hub.remove(self)
+            self._event.set()
+
+
+class Hub:
+    """The worker's one Redis reader: doorbells in, stream entries out to subscriptions and listeners."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.subs: list[Subscription] = []
+        self.listeners: list = []
+        self.pos: dict[str, str] = {}  # route -> position handed on (for every route subscribed)
+        self.lock = threading.RLock()
+        self._thread = None
+        self._stop = threading.Event()
+        self.errors = 0
+
+    # -- subscriptions -------------------------------------------------------
+    def subscribe(self, prefix: str, after: str | None, last: int | None, maxsize: int) -> Subscription:
+        """The backlog is read holding the hub's lock, so no live message of these routes is handed
+        on meanwhile; what the reader hands on afterwards is deduplicated by the client's positions."""
+        self.start()
+        sub = Subscription(self, prefix, {}, maxsize)
+        backlog, cap = [], self.engine.settings.replay_history
+        with self.lock:
+            routes = [r for r in self.engine.all_routes() if prefix_matches(prefix, r)]
+            if after is not None:
+                given = decode_cursor(after)
+                for route in routes:
+                    if route in given:
+                        gap, msgs = self.engine.changes(route, given[route], limit=cap)
+                        sub.positions[route] = given[route]
+                    else:  # written first after the client's stream opened: all of it is new to it
+                        gap, msgs = self.engine.changes_from_start(route, cap)
+                    sub.gap = sub.gap or gap
+                    backlog.append([LiveMessage(route, m) for m in msgs])
+                merged = list(heapq.merge(*backlog, key=lambda m: (m.ms, m.route, m.seq)))
+            else:
+                tails = {}
+                for route in routes:
+                    _, msgs = self.engine.changes(route, None, limit=max(1, last or 0))
+                    if msgs:
+                        tails[route] = msgs[-1]["id"]
+                        if last:
+                            backlog.append([LiveMessage(route, m) for m in msgs])
+                merged = list(heapq.merge(*backlog, key=lambda m: (m.ms, m.route, m.seq)))[-last:] if last else []
+                replayed = {m.route for m in merged}
+                sub.positions.update({r: p for r, p in tails.items() if r not in replayed})
+            sub.backlog = [o for o in (sub._take(m) for m in merged) if o is not None]
+            self.subs.append(sub)
+        return sub
+
+    def recent(self, prefix: str, n: int) -> list:
+        """The last ``n`` messages under ``prefix``, oldest first (``GET /stream`` as JSON)."""
+        lists = []
+        for route in self.engine.all_routes():
+            if prefix_matches(prefix, route):
+                lists.append([LiveMessage(route, m) for m in self.engine.changes(route, None, limit=n)[1]])
+        return list(heapq.merge(*lists, key=lambda m: (m.ms, m.route, m.seq)))[-n:] if n else []
+
+    def remove(self, sub: Subscription) -> None:
+        with self.lock:
+            if sub in self.subs:
+                self.subs.remove(sub)
+
+    def add_listener(self, listener) -> None:
+        self.start()
+        with self.lock:
+            self.listeners.append(listener)
+
+    # -- the reader ------------------------------------------------------------
+    def start(self) -> None:
+        with self.lock:
+            if self._thread is None:
+                self._seed()
+                self._thread = threading.Thread(target=self._run, name="ocean-redis-live", daemon=True)
+                self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _seed(self) -> None:
+        """Every known route starts at its tail: this worker hands on what is written from now."""
+        for route in self.engine.all_routes():
+            self.pos.setdefault(route, self.engine.tail(route))
+
+    def _run(self) -> None:
+        pubsub, subscribed, discover, poll = None, set(), 0.0, time.monotonic() + POLL_S
+        while not self._stop.is_set():  # bounded by stop(): the worker's life
+            try:
+                if pubsub is None:
+                    pubsub, subscribed = self.engine.client.pubsub(), set()
+                now = time.monotonic()
+                if now >= discover:
+                    discover = now + DISCOVER_S
+                    new = [r for r in self.engine.all_routes() if r not in subscribed]
+                    if new:
+                        pubsub.ssubscribe(*[layout.channel(r) for r in new])
+                        subscribed.update(new)
+                        for route in new:
+                            if route not in self.pos:
+                                self.pos[route] = ""  # new since start: all of it is news
+                                self.catch_up([route])
+                msg = pubsub.get_sharded_message(ignore_subscribe_messages=True, timeout=0.2) if subscribed \
+                    else self._stop.wait(0.2)
+                if isinstance(msg, dict) and msg.get("type") in ("smessage", "message"):
+                    channel = msg["channel"]
+                    self.catch_up([channel[3:-1]])
+                if time.monotonic() >= poll:
+                    poll = time.monotonic() + POLL_S
+                    self.catch_up(list(self.pos))
+            except Exception as exc:  # Redis away: keep trying, bounded by stop()
+                self.errors += 1
+                log.warning("ocean: live reader: %s: %s", type(exc).__name__, exc)
+                try:
+                    if pubsub is not None:
+                        pubsub.close()
+                except Exception:
+                    pass
+                pubsub = None
+                discover = 0.0
+                self._stop.wait(0.5)
+
+    def catch_up(self, routes) -> None:
+        """Hand on every entry of ``routes`` after the position handed on (the stream is the truth)."""
+        with self.lock:
+            for route in routes:
+                pos = self.pos.get(route, "")
+                if pos:
+                    gap, msgs = self.engine.changes(route, pos, limit=100000)
+                else:
+                    gap, msgs = self.engine.changes_from_start(route, 100000)
+                    gap = False  # new to this worker, not to its clients: subscriptions check their own
+                if gap:
+                    self._reset_tables(route)
+                for m in msgs:
+                    self._deliver(LiveMessage(route, m), m)
+                if msgs:
+                    self.pos[route] = msgs[-1]["id"]
+
+    def _deliver(self, msg: LiveMessage, m: dict) -> None:
+        for sub in list(self.subs):
+            if prefix_matches(sub.prefix, msg.route):
+                sub.push(msg)
+        for listener in self.listeners:
+            try:
+                if msg.op == "event":
+                    listener.event_added(msg.route, {
+                        "drop_id": layout.drop_id(msg.route, msg.stream_id), "seq": msg.seq, "route": msg.route,
+                        "payload": msg.fields, "created_at": iso_ms(msg.ms), "source": None})
+                elif msg.op == "remove":
+                    listener.entity_removed(msg.route, msg.key)
+                else:
+                    listener.entity_changed(msg.route, msg.key)
+            except Exception:
+                log.exception("ocean: listener %r failed", listener)
+
+    def _reset_tables(self, route: str) -> None:
+        """A gap for this worker: a column table of the route may miss changes, so it is built afresh."""
+        for listener in self.listeners:
+            tables = getattr(listener, "tables", None)
+            if isinstance(tables, dict):
+                tables.pop(route, None)
+
+
+__all__ = ["Hub", "Subscription", "LiveMessage", "encode_cursor", "decode_cursor", "replies"]

