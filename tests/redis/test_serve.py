@@ -173,7 +173,6 @@ def test_a_key_made_on_one_node_works_on_the_other_and_its_revocation_ends_strea
         listed = subprocess.run([sys.executable, "-m", "ocean", "key", "list", "--store", redis_cluster.url, "--json"],
                                 capture_output=True, text=True, env=env, timeout=60)
         assert made["id"] in listed.stdout
-        status, rec = call(a, "POST", "/exec", text=f"key revoke {made['id']}") if False else (None, None)
         out = subprocess.run([sys.executable, "-m", "ocean", "key", "revoke", "--store", redis_cluster.url,
                               made["id"]], capture_output=True, text=True, env=env, timeout=60)
         assert out.returncode == 0, out.stderr
@@ -196,10 +195,11 @@ def test_sql_is_equal_on_both_nodes(nodes):
     query = "select kind, count(*) as n, sum(ms) as total from \"q/ev\" group by kind order by kind"
     sa, ra = call(a, "POST", "/sql", text=query)
     sb, rb = call(b, "POST", "/sql", text=query)
-    assert sa == sb == 200 and ra == rb and ra["rows"] == [["k0", 20, 570], ["k1", 20, 590], ["k2", 20, 610]]
+    assert sa == sb == 200 and ra == rb and [list(r.values()) for r in ra["rows"]] == [
+        ["k0", 20, 570], ["k1", 20, 590], ["k2", 20, 610]]
     call(b, "POST", "/drop", {"route": "q/ev", "payload": {"kind": "k0", "ms": 1000}})
     sa, ra = call(a, "POST", "/sql", text=query)  # a write on B, read on A right after
-    assert ra["rows"][0] == ["k0", 21, 1570]
+    assert list(ra["rows"][0].values()) == ["k0", 21, 1570]
     q2 = "select key, n from \"q/c\" order by key"
     assert call(a, "POST", "/sql", text=q2)[1] == call(b, "POST", "/sql", text=q2)[1]
 
@@ -209,7 +209,8 @@ def test_every_endpoint_answers_and_backup_is_a_typed_refusal(nodes):
     status, health = call(a, "GET", "/health")
     assert status == 200 and health["ok"] and health["store"] == "redis-cluster" and health["seq"] is None
     call(a, "POST", "/drop", {"route": "e/x", "key": "k", "payload": {"v": 1}})
-    assert call(a, "GET", "/entities/e/x")[1]["entities"][0]["key"] == "k" or True
+    status, listed = call(a, "GET", "/entities/e/x")
+    assert status == 200 and "k" in json.dumps(listed)
     req = urllib.request.Request(a.url + "/metrics")
     with urllib.request.urlopen(req, timeout=10) as resp:
         assert b"ocean_route_entities" in resp.read()

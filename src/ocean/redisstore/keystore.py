@@ -17,7 +17,7 @@ import threading
 import time
 from contextlib import contextmanager
 
-from ..errors import StorageError
+from ..errors import StorageError, Unauthorized
 from ..keys import ENV_ADMIN, ENV_ID, KeyStore, _access, token_hash
 from ..access import Access
 
@@ -52,6 +52,17 @@ class RedisKeyStore(KeyStore):
                 self._reload()
             except StorageError:
                 self._recheck_at = time.monotonic() + RECHECK_S  # keep the last known keys while Redis is away
+
+    def resolve(self, token):
+        """As ``KeyStore.resolve``; an unknown token first re-checks the generation (one GET), so a key
+        made on another node a moment ago works at once."""
+        try:
+            return super().resolve(token)
+        except Unauthorized:
+            if not token:
+                raise
+            self._recheck_at = 0.0
+            return super().resolve(token)
 
     def _reload(self, force: bool = False) -> None:
         client = self.engine.client
