@@ -238,3 +238,22 @@ def test_workers_stay_refused_without_a_store(tmp_path):
     out = subprocess.run([sys.executable, "-m", "ocean", "serve", "--data", str(tmp_path / "d"), "--workers", "2",
                           "--port", str(free_ports(1)[0])], capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 2 and "--workers must be 1" in out.stderr
+
+
+def test_a_redis_gone_while_serving_is_503_storage_unavailable(redis_tools, tmp_path):
+    from cluster import SingleServer
+    redis_server = SingleServer()
+    srv = Server(str(tmp_path / "d"), store=redis_server.url)
+    try:
+        srv.start(timeout=40)
+        assert call(srv, "POST", "/drop", {"route": "g/x", "key": "k", "payload": {"v": 1}})[0] == 200
+        redis_server.stop()
+        for method, path, doc in (("GET", "/entity/g/x/k", None), ("POST", "/drop", {"route": "g/x", "payload": {}}),
+                                  ("GET", "/health", None)):
+            status, out = call(srv, method, path, doc)
+            assert status == 503 and out["code"] == "storage_unavailable" and "Redis" in out["error"], out
+        status, out = call(srv, "POST", "/exec", text="incr g/x @k .n")
+        assert status in (200, 503) and "storage_unavailable" in json.dumps(out), out
+    finally:
+        srv.stop(timeout=15)
+        redis_server.stop()

@@ -52,7 +52,7 @@ class RedisEngine:
         self._sized = None  # (when, sizes) of _sizes
         self._closed = False
         self._hub = None  # the live reader (``live.Hub``), started by the first subscribe or listener
-        self._local: list = []  # local-only subscriptions of system routes (``publish``)
+        self._published = 0  # messages ``publish`` handed to this worker's subscribers
 
     # -- writes ------------------------------------------------------------
     def save(self, route: str, payload, key: str | None = None, keep=None, source: str | None = None) -> dict:
@@ -439,8 +439,10 @@ class RedisEngine:
         hub = self._hub
         if hub is None or not hub.subs:
             return None
-        msg = LiveMessage(route, {"seq": 0, "key": None, "op": "event", "data": data, "at": self.now_ms(),
-                                  "epoch": "local", "id": f"0-{self.now_ms()}.local"})
+        self._published += 1  # a seq of this worker's own: its subscribers' positions keep moving
+        n, ms = self._published, self.now_ms()
+        msg = LiveMessage(route, {"seq": n, "key": None, "op": "event", "data": data, "at": ms,
+                                  "epoch": "local", "id": f"{n}-{ms}.local"})
         from ..model import prefix_matches
         for sub in list(hub.subs):
             if prefix_matches(sub.prefix, route):

@@ -71,9 +71,9 @@ class _Out:
 
     __slots__ = ("msg", "_sse")
 
-    def __init__(self, msg: LiveMessage, cursor: str):
+    def __init__(self, msg: LiveMessage | None, cursor: str, raw: bytes | None = None):
         self.msg = msg
-        self._sse = f"id: {cursor}\ndata: {msg.json()}\n\n".encode("utf-8")
+        self._sse = raw if msg is None else f"id: {cursor}\ndata: {msg.json()}\n\n".encode("utf-8")
 
     def sse(self) -> bytes:
         return self._sse
@@ -137,6 +137,13 @@ class Subscription:
             self.hub.remove(self)
         else:
             self._queue.append(out)
+        self._event.set()
+
+    def push_gap(self, route: str) -> None:
+        """This worker's reader missed entries of ``route`` (trimmed, or a failover's new epoch): say so."""
+        reason = f"some drops of {route} were lost or trimmed before this node read them"
+        raw = f"event: gap\ndata: {json.dumps({'reason': reason, 'route': route})}\n\n".encode()
+        self._queue.append(_Out(None, "", raw))
         self._event.set()
 
     def get(self, timeout: float | None = None):
@@ -302,6 +309,9 @@ class Hub:
                     gap = False  # new to this worker, not to its clients: subscriptions check their own
                 if gap:
                     self._reset_tables(route)
+                    for sub in list(self.subs):
+                        if prefix_matches(sub.prefix, route):
+                            sub.push_gap(route)
                 for m in msgs:
                     self._deliver(LiveMessage(route, m), m)
                 if msgs:
