@@ -284,3 +284,44 @@ def test_replay_stream_json_and_export_on_the_other_node(nodes):
     with urllib.request.urlopen(req, timeout=10) as resp:
         assert json.loads(resp.read())["ok"]
     assert call(a, "GET", "/entity/r/imp/z")[1]["payload"] == {"v": 2}
+
+
+def test_a_node_killed_its_client_resumes_on_the_other(nodes):
+    """kill -9 node A (master and workers): node B keeps serving; A's SSE client reconnects to B
+    with its last id and gets exactly what was written meanwhile."""
+    a, b = nodes
+    live = Reader(a, "/live/k9/ev")
+    try:
+        call(b, "POST", "/drop", {"route": "k9/ev", "payload": {"i": 0}})
+        assert live.wait(lambda r: r.data())
+        last_id = live.events[-1][0]
+        a.kill()
+        assert live.wait(lambda r: r.ended, timeout=10)
+    finally:
+        live.close()
+    for i in (1, 2):
+        assert call(b, "POST", "/drop", {"route": "k9/ev", "payload": {"i": i}})[0] == 200
+    again = Reader(b, "/live/k9/ev", last_id=last_id)
+    try:
+        assert again.wait(lambda r: len(r.data()) >= 2)
+        time.sleep(0.3)
+        assert [d["i"] for d in again.data()] == [1, 2] and [e for _, e, _ in again.events] == ["message"] * 2
+    finally:
+        again.close()
+
+
+def test_one_redis_server_serves_live_too(redis_single, tmp_path):
+    srv = Server(str(tmp_path / "d"), store=redis_single.url, workers=2)
+    srv.start(timeout=40)
+    try:
+        live = Reader(srv, "/live/one/*")
+        try:
+            for i in range(4):  # two workers: the writes and the stream may be on different ones
+                assert call(srv, "POST", "/exec", text=f"incr one/c @k .n\nwrite one/ev {{ i: {i} }}")[0] == 200
+            assert live.wait(lambda r: len(r.data()) >= 8), live.events
+        finally:
+            live.close()
+        assert call(srv, "GET", "/entity/one/c/k")[1]["payload"] == {"n": 4}
+        assert call(srv, "GET", "/health")[1]["store"] == "redis"
+    finally:
+        srv.stop(timeout=15)
