@@ -6,9 +6,10 @@ node re-reads the hash when that generation moved, looked at most every ``RECHEC
 revocation is refused on every node within that, and the SSE ticker (which asks
 ``is_active`` each second) ends the revoked key's streams on every node.
 
-Why poll a generation and not only a pub/sub broadcast: a broadcast missed during a
-reconnect would leave a revoked key working on that node until restart; one GET a
-second per worker cannot miss.
+Each edit is also broadcast (``PUBLISH o:keys``): every worker's live reader hears it and
+ends the revoked key's streams at once. The generation stays the ground truth because a
+broadcast missed during a reconnect would otherwise leave a revoked key working on that
+node; one GET per ``RECHECK_S`` per worker cannot miss.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from ..access import Access
 KEYS = "o:keys"
 GEN = "o:keys:gen"
 ADMIN_MARK = "o:keys:admin"  # SET NX: two nodes starting together make one admin key
+CHANNEL = "o:keys"  # PUBLISH (not sharded): a cluster delivers it to subscribers on every node
 RECHECK_S = 0.5
 
 
@@ -52,6 +54,10 @@ class RedisKeyStore(KeyStore):
                 self._reload()
             except StorageError:
                 self._recheck_at = time.monotonic() + RECHECK_S  # keep the last known keys while Redis is away
+
+    def changed(self) -> None:
+        """Told by the live reader that the keys changed (the broadcast): re-read on the next look."""
+        self._recheck_at = 0.0
 
     def resolve(self, token):
         """As ``KeyStore.resolve``; an unknown token first re-checks the generation (one GET), so a key
@@ -89,7 +95,11 @@ class RedisKeyStore(KeyStore):
         if changed:
             client = self.engine.client
             self.engine._redis(client.hset, KEYS, mapping=changed)
-            self.engine._redis(client.incr, GEN)
+            gen = self.engine._redis(client.incr, GEN)
+            try:  # the broadcast: every node's reader re-reads the keys and ends revoked streams now
+                client.publish(CHANNEL, gen)
+            except Exception:  # the generation alone is enough: each node finds it within RECHECK_S
+                pass
         self._reload(force=True)
 
     def ensure_admin(self) -> str | None:

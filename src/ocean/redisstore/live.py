@@ -33,6 +33,7 @@ DISCOVER_S = 1.0  # how often the route registry is re-read (a new route's first
 POLL_S = 2.0  # how often watched routes' tails are compared, in case a doorbell was lost
 ID_PREFIX = "r1."
 PAGE = 1000  # entries read per route per look
+KEYS_CHANNEL = "o:keys"  # keystore.CHANNEL: an edit of the keys, broadcast to every node
 
 
 class LiveMessage:
@@ -191,6 +192,7 @@ class Hub:
         self._thread = None
         self._stop = threading.Event()
         self.errors = 0
+        self.on_keys: list = []  # callables run when the keys broadcast (``keystore.CHANNEL``) arrives
 
     # -- subscriptions -------------------------------------------------------
     def subscribe(self, prefix: str, after: str | None, last: int | None, maxsize: int) -> Subscription:
@@ -267,6 +269,7 @@ class Hub:
             try:
                 if pubsub is None:
                     pubsub, subscribed = self.engine.client.pubsub(), set()
+                    pubsub.subscribe(KEYS_CHANNEL)
                 now = time.monotonic()
                 if now >= discover:
                     discover = now + DISCOVER_S
@@ -278,11 +281,9 @@ class Hub:
                             if route not in self.pos:
                                 self.pos[route] = ""  # new since start: all of it is news
                                 self.catch_up([route])
-                msg = pubsub.get_sharded_message(ignore_subscribe_messages=True, timeout=0.2) if subscribed \
-                    else self._stop.wait(0.2)
-                if isinstance(msg, dict) and msg.get("type") in ("smessage", "message"):
-                    channel = msg["channel"]
-                    self.catch_up([channel[3:-1]])
+                self._dispatch(pubsub.get_message(ignore_subscribe_messages=True, timeout=0 if subscribed else 0.2))
+                if subscribed:
+                    self._dispatch(pubsub.get_sharded_message(ignore_subscribe_messages=True, timeout=0.2))
                 if time.monotonic() >= poll:
                     poll = time.monotonic() + POLL_S
                     self.catch_up(list(self.pos))
@@ -297,6 +298,20 @@ class Hub:
                 pubsub = None
                 discover = 0.0
                 self._stop.wait(0.5)
+
+    def _dispatch(self, msg) -> None:
+        """A doorbell (a route's shard channel) or the keys broadcast."""
+        if not isinstance(msg, dict) or msg.get("type") not in ("smessage", "message"):
+            return
+        channel = msg["channel"]
+        if channel == KEYS_CHANNEL:
+            for hook in list(self.on_keys):
+                try:
+                    hook()
+                except Exception:
+                    log.exception("ocean: keys hook failed")
+        elif channel.startswith("o:{"):
+            self.catch_up([channel[3:-1]])
 
     def catch_up(self, routes) -> None:
         """Hand on every entry of ``routes`` after the position handed on (the stream is the truth).

@@ -34,6 +34,7 @@ def app():
             print(f"ocean: cannot open {settings.store or settings.data}: {exc.message}", file=sys.stderr, flush=True)
             sys.exit(BOOT_ERROR)
         _app = create_app(engine, settings, keys)
+        _on_key_changes(engine, keys, _app.service.streams)
         if turn is not None:
             _app.service.turn = turn
         # PERF: what the worker built to start (modules, the replayed state, the app) lives as
@@ -60,6 +61,21 @@ def open_store(settings):
     from ..keys import KeyStore
     engine = Engine(settings.data, settings=settings, offload=offload, fork_snapshots=True)
     return engine, KeyStore(settings.data)
+
+
+def _on_key_changes(engine, keys, streams) -> None:
+    """Redis mode: a key revoked on any node ends this worker's streams of it at once (the broadcast),
+    not at the ticker's next look."""
+    hub = getattr(engine, "_live", None)
+    if hub is None or not hasattr(keys, "changed"):
+        return
+
+    def changed():
+        keys.changed()
+        streams._revoke()
+
+    hub().on_keys.append(changed)
+    hub().start()
 
 
 def freeze_settings(cfg) -> None:
