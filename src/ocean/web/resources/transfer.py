@@ -47,12 +47,13 @@ class Export:
         if fmt not in transfer.FORMATS:
             raise InvalidParameter(f"format must be one of {', '.join(transfer.FORMATS)}, got {fmt[:20]!r}")
         since = export.parse_since(req.get_param("since"))
-        if getattr(self.svc.engine, "per_route_seq", False):
-            # NOTE: ocean.engine.export reads the embedded state directly; the Redis store has
-            # route_entities/route_events for it to page through instead (docs/scale-out.md).
-            raise BadRequest("GET /export is not served by the Redis store yet: read the data with "
-                             "/entities, /sql or /stream, or back it up with Redis's own persistence")
-        chunks = (transfer.csv_chunks if fmt == "csv" else transfer.ndjson_chunks)(self.svc.engine, target, since)
+        if getattr(self.svc.engine, "per_route_seq", False):  # the Redis store pages through Redis itself
+            if fmt == "csv":
+                raise BadRequest("CSV export is not served by the Redis store yet: use format=ndjson")
+            from ...redisstore.export import ndjson_chunks
+            chunks = ndjson_chunks(self.svc.engine, target, since)
+        else:
+            chunks = (transfer.csv_chunks if fmt == "csv" else transfer.ndjson_chunks)(self.svc.engine, target, since)
         resp.content_type = _MEDIA[fmt]
         name = target[:-2] if target.endswith("/*") else target
         resp.set_header("Content-Disposition",
