@@ -60,9 +60,10 @@ def cmd_serve(args) -> int:
     except InvalidSetting as exc:
         raise Refusal(exc.message, EXIT_USAGE) from None
     if settings.workers != 1 and not settings.store:
-        raise Refusal("--workers must be 1 (more only with --store redis://...). The embedded engine lives in the one worker process that owns "
+        raise Refusal("--workers must be 1. The embedded engine lives in the one worker process that owns "
                       "the data directory (a second process is refused its lock), and a gevent worker already "
-                      "serves thousands of connections. Run more servers on more data directories to scale out.",
+                      "serves thousands of connections. To scale out, keep the data in Redis: "
+                      "--store redis://host:port allows --workers N (docs/scale-out.md).",
                       EXIT_USAGE)
     check_host(settings.host)
     if settings.port == 0:  # the declaration bounds it above; 0 would be a random port

@@ -376,4 +376,4 @@ class Hub:
                 tables.pop(route, None)
 
 
-__all__ = ["Hub", "Subscription", "LiveMessage", "encode_cursor", "decode_cursor", "replies"]
+__all__ = ["Hub", "Subscription", "LiveMessage", "encode_cursor", "decode_cursor"]
