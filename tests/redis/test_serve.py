@@ -202,6 +202,12 @@ def test_sql_is_equal_on_both_nodes(nodes):
     call(b, "POST", "/drop", {"route": "q/ev", "payload": {"kind": "k0", "ms": 1000}})
     sa, ra = call(a, "POST", "/sql", text=query)  # a write on B, read on A right after
     assert list(ra["rows"][0].values()) == ["k0", 21, 1570]
+    for i in range(6):  # a route new to node A, queried there at once, then written again on B
+        q = f"select count(*) as n from \"q/new{i}\""
+        call(b, "POST", "/drop", {"route": f"q/new{i}", "payload": {"i": 0}})
+        assert call(a, "POST", "/sql", text=q)[1]["rows"] == [{"n": 1}]
+        call(b, "POST", "/drop", {"route": f"q/new{i}", "payload": {"i": 1}})
+        assert [call(a, "POST", "/sql", text=q)[1]["rows"] for _ in range(2)] == [[{"n": 2}]] * 2
     q2 = "select key, n from \"q/c\" order by key"
     assert call(a, "POST", "/sql", text=q2)[1] == call(b, "POST", "/sql", text=q2)[1]
 

@@ -401,6 +401,17 @@ class RedisEngine:
         msgs = [replies.message(route, i, f) for i, f in page]
         return bool(msgs) and msgs[0]["seq"] != 1, msgs
 
+    def newest(self, routes: list, n: int) -> list[list[dict]]:
+        """The newest ``n`` messages of each route, oldest first: one pipelined round trip per master
+        (an SSE connect to ``site/*`` reads every route under it)."""
+        if not routes or n <= 0:
+            return [[] for _ in routes]
+        pipe = self.client.pipeline(transaction=False)
+        for route in routes:
+            pipe.xrevrange(layout.changes(route), count=n)
+        pages = self._redis(pipe.execute)
+        return [[replies.message(r, i, f) for i, f in reversed(page)] for r, page in zip(routes, pages)]
+
     def tail(self, route: str) -> str:
         """The live id of the route's newest change ("" when none)."""
         newest = self._redis(self.client.xrevrange, layout.changes(route), count=1)
@@ -457,7 +468,7 @@ class RedisEngine:
         """Hand on what every node wrote up to now (before a SQL query: it reads its own writes)."""
         hub = self._hub
         if hub is not None and hub.listeners:
-            hub.catch_up(list(hub.pos))
+            hub.catch_up_all()
 
     # -- what only the embedded store has --------------------------------------
     per_route_seq = True  # /health shows no server-wide seq; SSE ids are opaque strings

@@ -216,8 +216,7 @@ class Hub:
                 merged = list(heapq.merge(*backlog, key=lambda m: (m.ms, m.route, m.seq)))
             else:
                 tails = {}
-                for route in routes:
-                    _, msgs = self.engine.changes(route, None, limit=max(1, last or 0))
+                for route, msgs in zip(routes, self.engine.newest(routes, max(1, last or 0))):
                     if msgs:
                         tails[route] = msgs[-1]["id"]
                         if last:
@@ -231,10 +230,8 @@ class Hub:
 
     def recent(self, prefix: str, n: int) -> list:
         """The last ``n`` messages under ``prefix``, oldest first (``GET /stream`` as JSON)."""
-        lists = []
-        for route in self.engine.all_routes():
-            if prefix_matches(prefix, route):
-                lists.append([LiveMessage(route, m) for m in self.engine.changes(route, None, limit=n)[1]])
+        routes = [r for r in self.engine.all_routes() if prefix_matches(prefix, r)]
+        lists = [[LiveMessage(r, m) for m in msgs] for r, msgs in zip(routes, self.engine.newest(routes, n))]
         return list(heapq.merge(*lists, key=lambda m: (m.ms, m.route, m.seq)))[-n:] if n else []
 
     def remove(self, sub: Subscription) -> None:
@@ -312,6 +309,15 @@ class Hub:
                     log.exception("ocean: keys hook failed")
         elif channel.startswith("o:{"):
             self.catch_up([channel[3:-1]])
+
+    def catch_up_all(self) -> None:
+        """Every route this worker follows, and every route a listener holds a table of: a route
+        created after the last discovery may have a table already (its first query built it)."""
+        with self.lock:
+            routes = set(self.pos)
+            for listener in self.listeners:
+                routes.update(getattr(listener, "tables", ()))
+            self.catch_up(sorted(routes))
 
     def catch_up(self, routes) -> None:
         """Hand on every entry of ``routes`` after the position handed on (the stream is the truth).
