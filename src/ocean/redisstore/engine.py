@@ -308,7 +308,10 @@ class RedisEngine:
 
     # -- figures (/health, /metrics, the SQL column cache's size hint) -------------
     def route_size(self, route: str) -> int:
-        """Entities + events a route holds now: a size hint, as ``Engine.route_size``."""
+        """Entities + events a route holds now: a size hint, as ``Engine.route_size``. A SQL table's
+        build asks this first, so the live reader takes the route's position here (``Hub.note_table``)."""
+        if self._hub is not None and self._hub.listeners:
+            self._hub.note_table(route)
         pipe = self.client.pipeline(transaction=False)
         pipe.zcard(layout.keys(route))
         pipe.xlen(layout.events(route))
