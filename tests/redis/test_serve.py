@@ -355,3 +355,17 @@ def test_export_equals_the_embedded_servers(redis_cluster, tmp_path):
     finally:
         plain.stop(timeout=15)
         red.stop(timeout=15)
+
+
+def test_the_first_node_prints_the_one_admin_key_and_it_works_on_every_node(redis_cluster, tmp_path):
+    a = Server(str(tmp_path / "a"), store=redis_cluster.url, admin_key=None)
+    b = Server(str(tmp_path / "b"), store=redis_cluster.url, admin_key=None)
+    try:
+        a.start(timeout=40)
+        b.start(timeout=40)
+        tokens = [line.split(": ", 1)[1] for line in a.log().splitlines() if line.startswith("admin key: ")]
+        assert len(tokens) == 1 and "admin key" not in b.log()
+        assert call(b, "POST", "/drop", {"route": "adm/x", "payload": {}}, key=tokens[0])[0] == 200
+    finally:
+        a.stop(timeout=15)
+        b.stop(timeout=15)
