@@ -64,13 +64,18 @@ class PayloadTooLarge(OceanError):
 
 
 class InvalidAmount(ValidationError):
-    """An increment amount is not a finite number."""
+    """An increment amount is not a finite number, or a sketch value is not one its field takes."""
     code = "invalid_amount"
 
 
 class NotACounter(ValidationError):
     """A counter field would be set to, or incremented from, a non-number."""
     code = "not_a_counter"
+
+
+class NotASketch(ValidationError):
+    """A field is written as another type than it holds: a sketch add on a counter, plain field or other sketch, or a plain value on a sketch."""
+    code = "not_a_sketch"
 
 
 class CounterOverflow(ValidationError):

@@ -142,15 +142,59 @@ def _jsonable(value) -> bool:
 
 
 def split_increments(payload: dict) -> tuple[dict, dict]:
-    """Split ``{"+views": 1, "name": "x"}`` into plain fields and increments."""
+    """Split ``{"+views": 1, "~visitors": "u-1", "name": "x"}`` into plain fields and increments.
+
+    Increments are ``{"views": 1}``; sketch adds ride beside them as ``{"~visitors": ["u-1"]}``
+    (the op layout, ``engine/ops.py``), their values checked and always a list.
+    """
     plain, incs = {}, {}
     for name, value in payload.items():
-        if isinstance(name, str) and name.startswith("+") and len(name) > 1:
+        if isinstance(name, str) and len(name) > 1 and name[0] in _ADD_PREFIXES:
             field = check_field(name[1:])
-            incs[field] = check_amount(value, field)
+            if name[0] == "+":
+                incs[field] = check_amount(value, field)
+            else:
+                incs[name[0] + field] = check_sketch_values(name[0], value, field)
         else:
             plain[check_field(name)] = value
     return plain, incs
+
+
+SKETCH_PREFIXES = {"~": "uniq", "%": "dist"}  # payload prefix -> sketch kind (engine/sketches.py)
+_ADD_PREFIXES = frozenset("+~%")
+MAX_UNIQ_VALUE_CHARS = 1024
+
+
+def check_sketch_values(prefix: str, value, field: str = "") -> list:
+    """The values of one sketch add (``"~f"``: strings or integers; ``"%f"``: finite numbers) as a list.
+
+    One value or a list of them; integers added to a uniq field count as their decimal text
+    (``123`` and ``"123"`` are one visitor, as in Redis). Raises InvalidAmount naming the field.
+    """
+    values = value if type(value) is list else [value]
+    if prefix == "~":
+        for v in values:
+            t = type(v)
+            if t is str:
+                if len(v) > MAX_UNIQ_VALUE_CHARS:
+                    raise InvalidAmount(f"a value added to the uniq field {field!r} is {len(v)} characters; "
+                                        f"at most {MAX_UNIQ_VALUE_CHARS} are allowed")
+                if not v.isascii():
+                    try:
+                        v.encode("utf-8")  # a lone surrogate cannot be hashed (nor logged)
+                    except UnicodeEncodeError:
+                        raise InvalidAmount(f"a value added to the uniq field {field!r} is not valid "
+                                            f"text (a lone surrogate)") from None
+            elif t is not int:
+                raise InvalidAmount(f"uniq field {field!r} takes strings or integers, got "
+                                    f"{json.dumps(v) if _jsonable(v) else t.__name__}")
+    else:
+        for v in values:
+            t = type(v)
+            if not ((t is int and MIN_INT64 <= v <= MAX_INT64) or (t is float and math.isfinite(v))):
+                raise InvalidAmount(f"dist field {field!r} takes finite numbers, got "
+                                    f"{json.dumps(v) if _jsonable(v) else t.__name__}")
+    return list(values)
 
 
 def drop_id(instance: str, seq: int) -> str:

@@ -1,7 +1,8 @@
 """Snapshots: the whole state at one seq, written in the background, loaded at open.
 
 A snapshot is ``snapshot-<seq>.snap``: JSON lines -- a header, then one line per
-entity, counter, event and history entry, then a trailer with the line count
+entity, counter, sketch (``["K", route, key, field, kind, base64]``; absent in older
+snapshots), event and history entry, then a trailer with the line count
 and a CRC-32 of everything before it. It is written to a temporary name,
 fsynced and renamed, so a crash never leaves a half snapshot under the real name.
 """
@@ -14,6 +15,7 @@ import zlib
 from ..errors import CorruptLog
 from .entities import Entity
 from .events import EventLog
+from . import sketches
 from .files import fsync_dir, list_numbered, numbered_name
 
 FORMAT = 1
@@ -39,6 +41,7 @@ def capture(state, seq: int, meta: dict) -> dict:
         "meta": meta,
         "entities": {route: dict(table) for route, table in state.entities.routes.items()},
         "counters": state.counters.export(),
+        "sketches": state.sketches.capture(),
         "events": {route: (log.items, len(log.items)) for route, log in state.events.items()},
         "history": {k: tuple(h) for k, h in state.entities.history.items()},
     }
@@ -63,6 +66,7 @@ def write(path: str, view: dict) -> str:
                     emit(["E", route, key, ent.to_row()])
             for route, key, field, value in view["counters"]:
                 emit(["C", route, key, field, value])
+            write_sketches(emit, view.get("sketches", ()))
             for route, (items, n) in view["events"].items():
                 for i in range(n):
                     emit(["V", route, *items[i]])
@@ -77,6 +81,12 @@ def write(path: str, view: dict) -> str:
     os.replace(tmp, os.path.join(path, name))
     fsync_dir(path)
     return name
+
+
+def write_sketches(emit, captured) -> None:
+    """One ``K`` line per sketch field: its kind and its exact bytes (``to_bytes``), base64."""
+    for route, key, field, kind, sketch in captured:
+        emit(["K", route, key, field, kind, sketches.encode(sketch)])
 
 
 def remove_debris(path: str) -> list[str]:
@@ -176,6 +186,8 @@ class _Loading:
             state.entities.put(obj[1], obj[2], Entity.from_row(obj[3]))
         elif tag == "C":
             state.counters.set(obj[1], obj[2], obj[3], obj[4])
+        elif tag == "K":
+            state.sketches.load(obj[1], obj[2], obj[3], obj[4], obj[5])
         elif tag == "H":
             for entry in obj[3]:
                 state.entities.record(obj[1], obj[2], *entry)

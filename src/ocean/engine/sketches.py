@@ -1,0 +1,124 @@
+"""Sketch fields: distinct counts (``uniq``, HyperLogLog) and value distributions (``dist``, DDSketch).
+
+An entity field may hold a sketch instead of a plain value or a counter. Writes add values
+to it (``"~field"`` / ``"%field"`` in a payload, the ``uniq`` / ``observe`` commands); reads
+show what it summarises (``shown``): a uniq field its estimate as an integer, a dist field
+``{count, sum, min, max, p50, p90, p95, p99}``. SQL merges the sketches themselves
+(``uniq_merge``, ``quantile_merge``), so weekly uniques from daily entities are a union.
+
+The sketches live here, beside the counter table, keyed by (route, key). The entity's plain
+``fields`` hold the field's kind (``"uniq"`` / ``"dist"``) under its name as a marker: every path
+that looks for a plain field before it increments -- the compiled fast path, replay of binary
+incr records -- then sees the name is taken and hands the op to ``State.apply``, which refuses
+``+field`` on a sketch. Reads replace the marker with the summary.
+
+NOTE: copy on write. A snapshot or backup captures the sketch objects by reference under the
+write lock and serialises them while writes go on; a sketch a capture may hold is copied before
+its next add (``_fresh`` holds the ids of those no capture holds, which are changed in place).
+"""
+from __future__ import annotations
+
+import base64
+import math
+
+from ..kernels import core
+
+UNIQ, DIST = "uniq", "dist"
+KINDS = (UNIQ, DIST)
+QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99))
+
+
+def new_sketch(kind: str, data: bytes | None = None):
+    """An empty sketch of ``kind`` (or one read back from ``to_bytes()``), from the kernels in use."""
+    cls = core().Hll if kind == UNIQ else core().Dist
+    return cls(data) if data is not None else cls()
+
+
+def kind_of(sketch) -> str:
+    """``"uniq"`` or ``"dist"``: which kind of field ``sketch`` is."""
+    return UNIQ if type(sketch) is core().Hll else DIST
+
+
+def shown(sketch):
+    """What reads show for a sketch: a uniq field's estimate, a dist field's summary."""
+    if type(sketch) is core().Hll:
+        return int(sketch.count())
+    total = sketch.sum
+    out = {"count": sketch.count, "sum": total if math.isfinite(total) else None,  # a sum past float range
+           "min": sketch.min, "max": sketch.max}
+    for name, q in QUANTILES:
+        out[name] = sketch.quantile(q)
+    return out
+
+
+def add_values(sketch, kind: str, values: list) -> None:
+    """Add a write's values (validated by ``model.check_sketch_values``) to ``sketch``."""
+    if kind == UNIQ:
+        sketch.add(values)  # an integer hashes as its JSON text: 5 and "5" are one value
+    else:
+        for v in values:
+            sketch.add(float(v))
+
+
+class SketchTable:
+    """(route, key) -> {field: sketch}: every entity's sketch fields."""
+
+    def __init__(self):
+        self.entities: dict[tuple[str, str], dict] = {}
+        self._fresh: set[int] = set()
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self.entities.values())
+
+    def of(self, route: str, key: str) -> dict:
+        """The entity's sketches by field (empty when none); read it, do not change it."""
+        return self.entities.get((route, key)) or {}
+
+    def shown(self, route: str, key: str) -> dict:
+        """``{field: summary}`` of the entity's sketches (empty when none)."""
+        held = self.entities.get((route, key))
+        return {name: shown(s) for name, s in held.items()} if held else {}
+
+    def add(self, route: str, key: str, adds: dict) -> dict:
+        """Add ``{field: (kind, values)}`` (checked by ``State``: kinds match); returns ``{field: summary}``."""
+        held = self.entities.get((route, key))
+        if held is None:
+            held = self.entities[(route, key)] = {}
+        out = {}
+        for name, (kind, values) in adds.items():
+            sketch = held.get(name)
+            if sketch is None:
+                sketch = held[name] = new_sketch(kind)
+                self._fresh.add(id(sketch))
+            elif id(sketch) not in self._fresh:  # a capture may hold it: change a copy
+                sketch = held[name] = sketch.copy()
+                self._fresh.add(id(sketch))
+            add_values(sketch, kind, values)
+            out[name] = shown(sketch)
+        return out
+
+    def delete_entity(self, route: str, key: str) -> None:
+        held = self.entities.pop((route, key), None)
+        if held:
+            for sketch in held.values():
+                self._fresh.discard(id(sketch))
+
+    def capture(self) -> list:
+        """``[(route, key, field, kind, sketch)]`` as they are now (under the write lock); from now
+        on each is copied before it changes."""
+        self._fresh.clear()
+        return [(route, key, name, kind_of(s), s)
+                for (route, key), held in self.entities.items() for name, s in held.items()]
+
+    def load(self, route: str, key: str, name: str, kind: str, data: str) -> None:
+        """Put back one sketch a snapshot holds (``data``: base64 of its ``to_bytes()``)."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown sketch kind {kind!r}")
+        sketch = new_sketch(kind, base64.b64decode(data))
+        self.entities.setdefault((route, key), {})[name] = sketch
+        self._fresh.add(id(sketch))
+
+
+def encode(sketch) -> str:
+    """A sketch as snapshot text: base64 of its ``to_bytes()``."""
+    return base64.b64encode(sketch.to_bytes()).decode("ascii")
