@@ -1,0 +1,258 @@
+"""uniq (HyperLogLog) and dist (DDSketch) fields: atomic adds, type refusals, lifecycle, replay, snapshots."""
+import json
+import os
+
+import pytest
+
+from ocean import Engine
+from ocean.engine import ops
+from ocean.engine.engine import _looks_like_increment
+from ocean.errors import InvalidAmount, InvalidPayload, NotACounter, NotASketch, OceanError
+from ocean.kernels import core
+
+pytestmark = pytest.mark.skipif(not hasattr(core(), "Hll"), reason="the compiled sketches are not built yet")
+
+
+@pytest.fixture
+def eng(tmp_path):
+    e = Engine(str(tmp_path / "d"), maintenance=False)
+    yield e
+    e.close()
+
+
+def _payload(e, route="a/daily", key="d1"):
+    return e.get(route, key)["payload"]
+
+
+def test_uniq_answers_the_estimate_and_reads_show_it(eng):
+    assert eng.uniq("a/daily", "d1", {"visitors": ["u-123", "u-456", "u-123"]}) == {"visitors": 2}
+    assert eng.uniq("a/daily", "d1", {"visitors": "u-789"}) == {"visitors": 3}
+    assert eng.uniq("a/daily", "d1", {"visitors": [5, "5"]}) == {"visitors": 4}  # 5 and "5": one value
+    assert _payload(eng) == {"visitors": 4}
+    assert eng.list("a/daily")[0]["payload"] == {"visitors": 4}
+
+
+def test_observe_answers_the_summary(eng):
+    out = eng.observe("a/lat", "d1", {"ms": [10, 20, 30.5]})["ms"]
+    assert out["count"] == 3 and out["sum"] == 60.5 and out["min"] == 10 and out["max"] == 30.5
+    assert set(out) == {"count", "sum", "min", "max", "p50", "p90", "p95", "p99"}
+    assert abs(out["p50"] - 20) <= 0.2
+    assert _payload(eng, "a/lat") == {"ms": out}
+
+
+def test_one_drop_increments_adds_and_merges_atomically(eng):
+    eng.drop("a/daily", {"+page_views": 1, "~visitors": ["u1", "u2"], "%ms": 12.5, "title": "x"}, key="d1")
+    p = _payload(eng)
+    assert p["page_views"] == 1 and p["visitors"] == 2 and p["ms"]["count"] == 1 and p["title"] == "x"
+    seq = eng.seq
+    for bad in ({"+page_views": 1, "~visitors": 1.5}, {"+page_views": 1, "%ms": "slow"},
+                {"+page_views": 1, "%ms": [1, float("inf")]}, {"~visitors": [["nested"]]},
+                {"+page_views": 1, "~visitors": "\ud800"}):
+        with pytest.raises(InvalidAmount):
+            eng.drop("a/daily", bad, key="d1")
+    assert eng.seq == seq and _payload(eng) == p  # refused before the log: nothing changed
+    out = eng.drop_many([{"route": "a/daily", "key": "d1", "payload": {"+page_views": 1}},
+                         {"route": "a/daily", "key": "d1", "payload": {"~visitors": "u3", "%ms": [1, 2]}},
+                         {"route": "a/daily", "key": "d1", "payload": {"+page_views": 1, "~visitors": True}},
+                         {"route": "a/daily", "key": "d1", "payload": {"+page_views": 1}}])
+    assert isinstance(out[2], InvalidAmount) and all(type(r) is dict for r in out[:2] + out[3:])
+    p = _payload(eng)
+    assert p["page_views"] == 3 and p["visitors"] == 3 and p["ms"]["count"] == 3
+
+
+def test_sketch_adds_take_the_python_path():
+    assert _looks_like_increment({"route": "a", "key": "k", "payload": {"+n": 1}})
+    assert not _looks_like_increment({"route": "a", "key": "k", "payload": {"~v": "x"}})
+    assert not _looks_like_increment({"route": "a", "key": "k", "payload": {"+n": 1, "%ms": 2}})
+    op = ["i", 1, 2, "a", "k", None, {"n": 1, "~v": ["x"], "%ms": [2.5]}, 0, None]
+    assert ops.encode(op)[:1] == b"["  # logged as JSON: the binary record holds numbers only
+    assert ops.decode(ops.encode(op)) == op
+    assert ops.encode(["i", 1, 2, "a", "k", None, {"n": 1}, 0, None])[:1] == b"I"
+
+
+def _refused(eng, call, code_cls):
+    before, seq = _payload(eng), eng.seq
+    with pytest.raises(code_cls):
+        call()
+    assert _payload(eng) == before
+    return seq
+
+
+def test_mixing_types_on_one_field_is_refused_with_nothing_changed(eng):
+    eng.drop("a/daily", {"+page_views": 1, "~visitors": "u1", "%ms": 3, "title": "t"}, key="d1")
+    _refused(eng, lambda: eng.uniq("a/daily", "d1", {"page_views": "u"}), NotASketch)  # a counter
+    _refused(eng, lambda: eng.observe("a/daily", "d1", {"title": 1}), NotASketch)  # a plain field
+    _refused(eng, lambda: eng.observe("a/daily", "d1", {"visitors": 1}), NotASketch)  # the other sketch
+    _refused(eng, lambda: eng.uniq("a/daily", "d1", {"ms": "x"}), NotASketch)
+    _refused(eng, lambda: eng.incr("a/daily", "d1", {"visitors": 1}), NotACounter)  # the compiled path hands it over
+    _refused(eng, lambda: eng.drop("a/daily", {"+visitors": 1}, key="d1"), NotACounter)
+    _refused(eng, lambda: eng.drop("a/daily", {"+page_views": 1, "%visitors": 1}, key="d1"), NotASketch)
+    _refused(eng, lambda: eng.update("a/daily", "d1", {"visitors": 3}), NotASketch)
+    _refused(eng, lambda: eng.save("a/daily", {"ms": {"count": 1}}, key="d1"), NotASketch)
+    _refused(eng, lambda: eng.drop("a/daily", {"page_views": 1, "~page_views": "x"}, key="d1"), InvalidPayload)
+    _refused(eng, lambda: eng.drop("a/daily", {"+n": 1, "~n": "x"}, key="d1"), InvalidPayload)
+    assert eng.drop_many([{"route": "a/daily", "key": "d1", "payload": {"+visitors": 1}}])[0].code == "not_a_counter"
+    eng.save("a/plain", 5, key="d1")
+    with pytest.raises(NotACounter):
+        eng.uniq("a/plain", "d1", {"v": "x"})
+
+
+def test_save_keeps_sketches_like_counters_and_a_value_remove_or_expiry_drops_them(eng):
+    eng.drop("a/daily", {"+page_views": 2, "~visitors": ["a", "b"]}, key="d1")
+    eng.save("a/daily", {"title": "new"}, key="d1")
+    assert _payload(eng) == {"title": "new", "visitors": 2, "page_views": 2}
+    eng.save("a/daily", "plain", key="d1")
+    assert _payload(eng) == "plain"
+    eng.save("a/daily", {"title": "again"}, key="d1")
+    assert eng.uniq("a/daily", "d1", {"visitors": "c"}) == {"visitors": 1}  # a fresh sketch
+    eng.remove("a/daily", "d1")
+    assert eng.uniq("a/daily", "d1", {"visitors": ["c", "d"]}) == {"visitors": 2}
+    eng.save("a/keep", {"title": "t"}, key="k", keep=0.001)
+    eng.uniq("a/keep", "k", {"visitors": ["x", "y"]})
+    import time
+    time.sleep(0.01)
+    assert eng.entity("a/keep", "k") is None
+    assert eng.uniq("a/keep", "k", {"visitors": "z"}) == {"visitors": 1}
+    with pytest.raises(InvalidPayload, match="keep"):
+        eng.drop("a/keep", {"~visitors": "x"}, key="k2", keep=10)
+
+
+def test_events_keep_prefixed_keys_as_plain_data(eng):
+    eng.drop("a/events", {"~x": 1, "%cpu": 12})
+    assert eng.events("a/events")[0]["payload"] == {"~x": 1, "%cpu": 12}
+
+
+def test_published_message_carries_the_new_estimate_and_summary(eng):
+    sub = eng.subscribe("a/*")
+    eng.drop("a/daily", {"+page_views": 1, "~visitors": ["u1", "u2"]}, key="d1")
+    eng.observe("a/daily", "d1", {"ms": [4, 8]})
+    eng.drop("a/daily", {"title": "t", "~visitors": "u3"}, key="d1")
+    msgs = [sub.get(timeout=1) for _ in range(3)]
+    assert msgs[0].fields == {"page_views": 1, "visitors": 2}
+    assert msgs[1].fields["ms"]["count"] == 2
+    assert msgs[2].fields == {"title": "t", "visitors": 3}
+    json.loads(msgs[1].json())
+
+
+def _state(e):
+    return {(r, k): e.get(r, k)["payload"] for r in e.routes() for k, _ in e.route_entities(r)}
+
+
+def _bytes(e):
+    return {(r, k, f): s.to_bytes() for (r, k), held in e.state.sketches.entities.items() for f, s in held.items()}
+
+
+def _fill(e, n=60):
+    for i in range(n):
+        e.drop("a/daily", {"+pv": 1, "~visitors": [f"u{i}", f"u{i * 7 % 13}"], "%ms": [i * 1.5, 100 - i]},
+               key=f"d{i % 5}")
+        if i % 10 == 0:
+            e.uniq("a/big", "k", {"v": [f"x{j}" for j in range(i * 100, i * 100 + 1000)]})  # dense after a few
+    try:
+        e.drop("a/daily", {"+visitors": 1}, key="d0")  # logged, refused: replay refuses it too
+    except NotACounter:
+        pass
+
+
+def test_replay_and_snapshots_keep_sketches_exactly(tmp_path):
+    path = str(tmp_path / "d")
+    e = Engine(path, maintenance=False)
+    _fill(e, 30)
+    e.snapshot()
+    _fill(e, 30)  # after the snapshot: copy on write keeps the snapshot's sketches as they were
+    state, raw = _state(e), _bytes(e)
+    e.close()
+    e = Engine(path, maintenance=False)
+    assert _state(e) == state and _bytes(e) == raw
+    e.snapshot()
+    e.close()
+    e = Engine(path, maintenance=False)
+    assert _state(e) == state and _bytes(e) == raw
+    e.close()
+
+
+def test_a_snapshot_taken_mid_writes_holds_the_sketches_of_its_seq(tmp_path):
+    from ocean.engine import snapshot
+    e = Engine(str(tmp_path / "d"), maintenance=False)
+    e.uniq("a/daily", "d1", {"visitors": ["a", "b"]})
+    view = snapshot.capture(e.state, e.seq, {})
+    e.uniq("a/daily", "d1", {"visitors": ["c", "d"]})  # after the capture, before the write
+    out = tmp_path / "snap"
+    out.mkdir()
+    name = snapshot.write(str(out), view)
+    lines = [json.loads(line) for line in (out / name).read_text().splitlines()]
+    [k] = [line for line in lines if isinstance(line, list) and line[0] == "K"]
+    from ocean.engine.sketches import new_sketch
+    import base64
+    assert k[:5] == ["K", "a/daily", "d1", "visitors", "uniq"] and new_sketch("uniq", base64.b64decode(k[5])).count() == 2
+    assert e.get("a/daily", "d1")["payload"] == {"visitors": 4}
+    e.close()
+
+
+def test_snapshots_without_sketch_lines_still_load(tmp_path):
+    path = str(tmp_path / "d")
+    e = Engine(path, maintenance=False)
+    e.incr("a/daily", "d1", {"pv": 2})
+    e.snapshot()
+    e.close()
+    snap = [n for n in os.listdir(path) if n.endswith(".snap")][0]
+    assert b'"K"' not in open(os.path.join(path, snap), "rb").read()
+    e = Engine(path, maintenance=False)
+    assert e.get("a/daily", "d1")["payload"] == {"pv": 2}
+    e.close()
+
+
+def test_a_failed_add_is_refused_the_same_on_replay(tmp_path):
+    path = str(tmp_path / "d")
+    e = Engine(path, maintenance=False)
+    e.incr("a/daily", "d1", {"pv": 1})
+    with pytest.raises(OceanError):
+        e.drop("a/daily", {"~pv": "x"}, key="d1")  # logged (it passed validation), refused by apply
+    e.uniq("a/daily", "d1", {"v": "x"})
+    state = _state(e)
+    e.close()
+    e = Engine(path, maintenance=False)
+    assert _state(e) == state
+    e.close()
+
+
+CHILD = """
+import sys
+from ocean import Engine
+eng = Engine(sys.argv[1], fsync="everysec")
+i = 0
+while True:
+    i += 1
+    print(f"try {i}", flush=True)
+    eng.drop("crash/daily", {"+n": 1, "~visitors": f"u{i}", "%ms": i}, key="k")
+    print(f"ack {i}", flush=True)
+"""
+
+
+def test_sigkill_keeps_every_acknowledged_add(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    data = str(tmp_path / "d")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    child = subprocess.Popen([sys.executable, "-c", CHILD, data], stdout=subprocess.PIPE, env=env, text=True)
+    acked = tried = 0
+    try:
+        for line in child.stdout:
+            word, n = line.split()
+            if word == "try":
+                tried = int(n)
+            else:
+                acked = int(n)
+            if acked >= 150:
+                os.kill(child.pid, signal.SIGKILL)
+                break
+    finally:
+        child.kill()
+        child.wait()
+    e = Engine(data, maintenance=False)
+    p = e.get("crash/daily", "k")["payload"]
+    e.close()
+    assert acked <= p["n"] <= tried
+    assert p["ms"]["count"] == p["n"] and p["ms"]["max"] == p["n"]
+    assert abs(p["visitors"] - p["n"]) <= 1  # 150 values in 16,384 registers: linear counting is ~exact
