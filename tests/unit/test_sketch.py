@@ -23,10 +23,8 @@ import ocean._core as compiled
 import ocean._reference as pure
 from ocean._reference import sketch as ref
 
-# TODO(sketch): the compiled kernels land next; until then only the twin runs.
-IMPLS = [compiled, pure] if hasattr(compiled, "Hll") else [pure]
-IDS = ["compiled", "pure"][-len(IMPLS):]
-needs_compiled = pytest.mark.skipif(not hasattr(compiled, "Hll"), reason="compiled sketches not built yet")
+IMPLS = [compiled, pure]
+IDS = ["compiled", "pure"]
 STDERR = 1.04 / math.sqrt(ref.HLL_REGISTERS)  # 0.81%
 
 
@@ -245,7 +243,6 @@ values = st.one_of(
 )
 
 
-@needs_compiled
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batches=st.lists(st.lists(values, max_size=60), max_size=4), extra=st.integers(0, 1500))
 def test_hll_twins_agree(batches, extra):
@@ -261,7 +258,6 @@ def test_hll_twins_agree(batches, extra):
     assert pure.Hll(c.to_bytes()).count() == c.count()
 
 
-@needs_compiled
 @settings(max_examples=60, deadline=None)
 @given(a=st.lists(st.text(max_size=8), max_size=900), b=st.lists(st.text(max_size=8), max_size=900))
 def test_hll_twins_merge_agree(a, b):
@@ -272,7 +268,6 @@ def test_hll_twins_merge_agree(a, b):
     assert ca.to_bytes() == pa.to_bytes() and ca.count() == pa.count()
 
 
-@needs_compiled
 def test_hll_twins_agree_large():
     c, p = compiled.Hll(), pure.Hll()
     for vals in (distinct(20_000), list(range(5000)), ["é" * i for i in range(50)]):
@@ -523,7 +518,6 @@ def test_dist_rejects_bad_bytes(impl):
 finite = st.floats(allow_nan=False, allow_infinity=False)
 
 
-@needs_compiled
 @settings(max_examples=200, deadline=None)
 @given(adds=st.lists(st.tuples(st.one_of(finite, st.integers(-1000, 1000),
                                           st.floats(min_value=1e-6, max_value=1e6)),
