@@ -2,9 +2,6 @@
 import pytest
 
 from ocean.drops import run
-from ocean.kernels import core
-
-pytestmark = pytest.mark.skipif(not hasattr(core(), "Hll"), reason="the compiled sketches are not built yet")
 
 
 def test_uniq_and_observe_answer_the_estimate_and_the_summary(engine):

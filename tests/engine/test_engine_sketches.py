@@ -8,9 +8,6 @@ from ocean import Engine
 from ocean.engine import ops
 from ocean.engine.engine import _looks_like_increment
 from ocean.errors import InvalidAmount, InvalidPayload, NotACounter, NotASketch, OceanError
-from ocean.kernels import core
-
-pytestmark = pytest.mark.skipif(not hasattr(core(), "Hll"), reason="the compiled sketches are not built yet")
 
 
 @pytest.fixture

@@ -3,10 +3,7 @@ import numpy as np
 import pytest
 
 from ocean.errors import SqlError
-from ocean.kernels import core
 from ocean.sql import query
-
-pytestmark = pytest.mark.skipif(not hasattr(core(), "Hll"), reason="the compiled sketches are not built yet")
 
 
 @pytest.fixture

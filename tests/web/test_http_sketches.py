@@ -1,10 +1,6 @@
 """Sketch fields over HTTP: "~f"/"%f" in POST /drop, their summaries in GET /entity and on SSE."""
-import pytest
 
-from ocean.kernels import core
 from webapp import Reader
-
-pytestmark = pytest.mark.skipif(not hasattr(core(), "Hll"), reason="the compiled sketches are not built yet")
 
 
 def _drop(web, payload, key="2026-02-10", route="analytics/daily"):
