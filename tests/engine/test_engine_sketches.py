@@ -136,7 +136,7 @@ def _state(e):
 
 
 def _bytes(e):
-    return {(r, k, f): s.to_bytes() for (r, k), held in e.state.sketches.entities.items() for f, s in held.items()}
+    return {(r, k, f): s.to_bytes() for r, k, f, _, s in e.state.sketches.capture()}
 
 
 def _fill(e, n=60):
@@ -234,16 +234,17 @@ def test_sigkill_keeps_every_acknowledged_add(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     child = subprocess.Popen([sys.executable, "-c", CHILD, data], stdout=subprocess.PIPE, env=env, text=True)
     acked = tried = 0
+    killed = False
     try:
-        for line in child.stdout:
+        for line in child.stdout:  # read to the end: after the kill, what the child wrote before it died
             word, n = line.split()
             if word == "try":
                 tried = int(n)
             else:
                 acked = int(n)
-            if acked >= 150:
+            if acked >= 150 and not killed:
                 os.kill(child.pid, signal.SIGKILL)
-                break
+                killed = True
     finally:
         child.kill()
         child.wait()

@@ -355,8 +355,12 @@ class Engine:
         """``{field: sketch}`` of an entity's uniq and dist fields (empty when none), for merging
         over rows (SQL ``uniq_merge``/``quantile_merge``, Drops ``uniq F``). The sketches are the live
         ones: read them (``merge`` them into a copy), never change them."""
-        held = self.state.sketches.entities.get((route, key))
+        held = self.state.sketches.get(route, key)
         return dict(held) if held else {}
+
+    def route_has_sketches(self, route: str) -> bool:
+        """True when some entity of ``route`` holds a uniq or dist field (a cheap test before a scan)."""
+        return route in self.state.sketches.routes
 
     def history(self, route: str, key: str, limit: int = 100) -> list[dict]:
         """Past versions of an entity, newest first (saves, updates and removal)."""

@@ -139,7 +139,7 @@ def entity_pages(engine, route: str, since_ms: int | None = None, page: int = PA
                 rec["payload"] = ent.value
             else:
                 payload = dict(ent.fields)
-                if state.sketches.entities:  # uniq/dist fields as reads show them (their summaries)
+                if state.sketches.routes:  # uniq/dist fields as reads show them (their summaries)
                     payload.update(state.sketches.shown(route, key))
                 counts = counters.entity(route, key)
                 if counts:

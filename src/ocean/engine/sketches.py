@@ -6,7 +6,7 @@ show what it summarises (``shown``): a uniq field its estimate as an integer, a 
 ``{count, sum, min, max, p50, p90, p95, p99}``. SQL merges the sketches themselves
 (``uniq_merge``, ``quantile_merge``), so weekly uniques from daily entities are a union.
 
-The sketches live here, beside the counter table, keyed by (route, key). The entity's plain
+The sketches live here, beside the counter table, by route and key. The entity's plain
 ``fields`` hold the field's kind (``"uniq"`` / ``"dist"``) under its name as a marker: every path
 that looks for a plain field before it increments -- the compiled fast path, replay of binary
 incr records -- then sees the name is taken and hands the op to ``State.apply``, which refuses
@@ -61,29 +61,32 @@ def add_values(sketch, kind: str, values: list) -> None:
 
 
 class SketchTable:
-    """(route, key) -> {field: sketch}: every entity's sketch fields."""
+    """route -> key -> {field: sketch}: every entity's sketch fields."""
 
     def __init__(self):
-        self.entities: dict[tuple[str, str], dict] = {}
+        self.routes: dict[str, dict[str, dict]] = {}
         self._fresh: set[int] = set()
 
     def __len__(self) -> int:
-        return sum(len(s) for s in self.entities.values())
+        return sum(len(held) for table in self.routes.values() for held in table.values())
+
+    def get(self, route: str, key: str) -> dict | None:
+        """The entity's sketches by field, or None; read it, do not change it."""
+        table = self.routes.get(route)
+        return None if table is None else table.get(key)
 
     def of(self, route: str, key: str) -> dict:
         """The entity's sketches by field (empty when none); read it, do not change it."""
-        return self.entities.get((route, key)) or {}
+        return self.get(route, key) or {}
 
     def shown(self, route: str, key: str) -> dict:
         """``{field: summary}`` of the entity's sketches (empty when none)."""
-        held = self.entities.get((route, key))
+        held = self.get(route, key)
         return {name: shown(s) for name, s in held.items()} if held else {}
 
     def add(self, route: str, key: str, adds: dict) -> dict:
         """Add ``{field: (kind, values)}`` (checked by ``State``: kinds match); returns ``{field: summary}``."""
-        held = self.entities.get((route, key))
-        if held is None:
-            held = self.entities[(route, key)] = {}
+        held = self.routes.setdefault(route, {}).setdefault(key, {})
         out = {}
         for name, (kind, values) in adds.items():
             sketch = held.get(name)
@@ -98,24 +101,28 @@ class SketchTable:
         return out
 
     def delete_entity(self, route: str, key: str) -> None:
-        held = self.entities.pop((route, key), None)
-        if held:
-            for sketch in held.values():
-                self._fresh.discard(id(sketch))
+        table = self.routes.get(route)
+        held = table.pop(key, None) if table else None
+        if held is None:
+            return
+        if not table:
+            del self.routes[route]
+        for sketch in held.values():
+            self._fresh.discard(id(sketch))
 
     def capture(self) -> list:
         """``[(route, key, field, kind, sketch)]`` as they are now (under the write lock); from now
         on each is copied before it changes."""
         self._fresh.clear()
-        return [(route, key, name, kind_of(s), s)
-                for (route, key), held in self.entities.items() for name, s in held.items()]
+        return [(route, key, name, kind_of(s), s) for route, table in self.routes.items()
+                for key, held in table.items() for name, s in held.items()]
 
     def load(self, route: str, key: str, name: str, kind: str, data: str) -> None:
         """Put back one sketch a snapshot holds (``data``: base64 of its ``to_bytes()``)."""
         if kind not in KINDS:
             raise ValueError(f"unknown sketch kind {kind!r}")
         sketch = new_sketch(kind, base64.b64decode(data))
-        self.entities.setdefault((route, key), {})[name] = sketch
+        self.routes.setdefault(route, {}).setdefault(key, {})[name] = sketch
         self._fresh.add(id(sketch))
 
 

@@ -45,7 +45,7 @@ class State:
         if ent.fields is None:
             return ent.value
         counts = self.counters.entity(route, key)
-        held = self.sketches.entities.get((route, key)) if self.sketches.entities else None
+        held = self.sketches.get(route, key) if self.sketches.routes else None
         if not counts and not held:
             return dict(ent.fields)
         out = dict(ent.fields)
