@@ -263,6 +263,16 @@ def test_the_tutorial_dashboard_works_from_another_origin(server, open_page, oth
                                   f"incr analytics/daily @{day} .page_views")
     w.page.wait_for_selector("#feed li >> text=/drop", timeout=2000)
     w.page.wait_for_function(f"document.querySelector('#views').textContent === '{views + 1}'", timeout=2000)
+    # unique visitors and p95 latency: a uniq and a dist field beside the counter, live too
+    for visitor, ms in (("u-1", 10), ("u-2", 20), ("u-1", 400)):
+        server.post_json("/drop", {"route": "analytics/daily", "key": day,
+                                   "payload": {"+page_views": 1, "~visitors": visitor, "%ms": ms}})
+    w.page.wait_for_function("document.querySelector('#visitors').textContent === '2'", timeout=2000)
+    w.page.wait_for_function("document.querySelector('#p95').textContent.endsWith(' ms')", timeout=2000)
+    p95 = float(w.page.text_content("#p95").split()[0])
+    assert abs(p95 - 20) <= 0.2  # rank 0.95 * (3 - 1) rounded down of 10, 20, 400: the 20, within 1%
+    w.page.reload()
+    w.page.wait_for_function("document.querySelector('#visitors').textContent === '2'", timeout=5000)
     w.page.screenshot(path=str(artifacts / "example-dashboard.png"))
     assert w.page_errors == [] and w.console_errors == [], (w.page_errors, w.console_errors)
 
