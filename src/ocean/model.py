@@ -163,13 +163,16 @@ def split_increments(payload: dict) -> tuple[dict, dict]:
 SKETCH_PREFIXES = {"~": "uniq", "%": "dist"}  # payload prefix -> sketch kind (engine/sketches.py)
 _ADD_PREFIXES = frozenset("+~%")
 MAX_UNIQ_VALUE_CHARS = 1024
+MAX_DIST_COUNT = 1 << 40  # the count of one [value, count] pair (a sketch counts to 2**63 - 1)
 
 
 def check_sketch_values(prefix: str, value, field: str = "") -> list:
     """The values of one sketch add (``"~f"``: strings or integers; ``"%f"``: finite numbers) as a list.
 
     One value or a list of them; integers added to a uniq field count as their decimal text
-    (``123`` and ``"123"`` are one visitor, as in Redis). Raises InvalidAmount naming the field.
+    (``123`` and ``"123"`` are one visitor, as in Redis). A dist value may also be a pair
+    ``[value, count]``: the value added ``count`` times (a pre-aggregated histogram, as the
+    request accounting writes). Raises InvalidAmount naming the field.
     """
     values = value if type(value) is list else [value]
     if prefix == "~":
@@ -190,9 +193,11 @@ def check_sketch_values(prefix: str, value, field: str = "") -> list:
                                     f"{json.dumps(v) if _jsonable(v) else t.__name__}")
     else:
         for v in values:
+            if type(v) is list and len(v) == 2 and type(v[1]) is int and 1 <= v[1] <= MAX_DIST_COUNT:
+                v = v[0]  # [value, count]
             t = type(v)
             if not ((t is int and MIN_INT64 <= v <= MAX_INT64) or (t is float and math.isfinite(v))):
-                raise InvalidAmount(f"dist field {field!r} takes finite numbers, got "
+                raise InvalidAmount(f"dist field {field!r} takes finite numbers (or [number, count] pairs), got "
                                     f"{json.dumps(v) if _jsonable(v) else t.__name__}")
     return list(values)
 

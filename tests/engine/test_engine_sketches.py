@@ -254,3 +254,13 @@ def test_sigkill_keeps_every_acknowledged_add(tmp_path):
     assert acked <= p["n"] <= tried
     assert p["ms"]["count"] == p["n"] and p["ms"]["max"] == p["n"]
     assert abs(p["visitors"] - p["n"]) <= 1  # 150 values in 16,384 registers: linear counting is ~exact
+
+
+def test_a_dist_value_may_come_with_its_count(eng):
+    out = eng.observe("a/lat", "d1", {"ms": [[10, 99], 1000]})["ms"]
+    assert out["count"] == 100 and out["sum"] == 1990 and abs(out["p95"] - 10) <= 0.1 and out["max"] == 1000
+    for bad in ([[10, 0]], [[10, 1.5]], [[10, True]], [[10, 2, 3]], [["x", 2]], [[10, 1 << 41]]):
+        with pytest.raises(InvalidAmount):
+            eng.observe("a/lat", "d1", {"ms": bad})
+    with pytest.raises(InvalidAmount):
+        eng.uniq("a/lat", "d2", {"v": [["x", 2]]})  # pairs are a dist thing

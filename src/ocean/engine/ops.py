@@ -20,8 +20,8 @@ kind    body                                    incs
 
 Sketch adds ride in ``incs`` beside the increments, under the field's name with its payload
 prefix and with the list of values added (never the sketch: replay adds the same values again):
-``{"page_views": 1, "~visitors": ["u-123"], "%ms": [12.5, 40]}`` (``~``: a uniq field, ``%``: a
-dist field; see ``engine/sketches.py``). A list is what tells an add from an increment, whose
+``{"page_views": 1, "~visitors": ["u-123"], "%ms": [12.5, 40, [3.2, 17]]}`` (``~``: a uniq field,
+``%``: a dist field, where ``[value, count]`` adds a value ``count`` times; see ``engine/sketches.py``). A list is what tells an add from an increment, whose
 amount is always a number, so a counter that happens to be named ``~x`` stays a counter. An
 ``i`` op holding adds is logged as JSON (the binary record holds numbers only).
 

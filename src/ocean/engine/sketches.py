@@ -57,7 +57,10 @@ def add_values(sketch, kind: str, values: list) -> None:
         sketch.add(values)  # an integer hashes as its JSON text: 5 and "5" are one value
     else:
         for v in values:
-            sketch.add(float(v))
+            if type(v) is list:  # [value, count]
+                sketch.add(float(v[0]), v[1])
+            else:
+                sketch.add(float(v))
 
 
 class SketchTable:
