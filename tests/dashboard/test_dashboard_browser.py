@@ -79,6 +79,9 @@ def test_counts_show_rise_live_and_the_feed_is_prompt(server, open_page, artifac
     assert row.locator(".status").text_content() == "404"
 
     page.wait_for_function("document.querySelector('#stat-p95').textContent.includes('ms')")
+    # p50/p95 of the whole day, from the dist field ms of _admin/daily (flushed each second)
+    page.wait_for_function("document.querySelector('#stat-p95-note').textContent === 'today'", timeout=4000)
+    assert "today" in page.text_content("#stat-pwindow")
     assert number(page, "#stat-errors") >= 0
     page.wait_for_selector("#endpoints-body tr >> text=/exec")
     page.wait_for_selector("#status-list .status-row.s4xx")
