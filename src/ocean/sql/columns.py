@@ -439,7 +439,7 @@ class Table:
     def _note_sketches(self, engine, keys: list) -> None:
         """Put the sketch objects of entities ``keys`` (rows already written) in ``sketches``."""
         get, has = getattr(engine, "entity_sketches", None), getattr(engine, "route_has_sketches", None)
-        if get is None or (not self.sketches and not has(self.route)):  # PERF: most routes hold none
+        if get is None or (not self.sketches and has is not None and not has(self.route)):  # PERF: most hold none
             return
         self._pad_sketches()
         for key in keys:
