@@ -264,3 +264,21 @@ def test_a_dist_value_may_come_with_its_count(eng):
             eng.observe("a/lat", "d1", {"ms": bad})
     with pytest.raises(InvalidAmount):
         eng.uniq("a/lat", "d2", {"v": [["x", 2]]})  # pairs are a dist thing
+
+
+def test_a_forked_snapshot_and_a_backup_keep_sketches_exactly(tmp_path):
+    from ocean.engine.backup import restore
+    path = str(tmp_path / "d")
+    e = Engine(path, maintenance=False, fork_snapshots=True)
+    _fill(e, 40)
+    e.snapshot()  # written by a forked child (bgsave.py)
+    info = e.backup(str(tmp_path / "b"))
+    state, raw = _state(e), _bytes(e)
+    e.close()
+    e = Engine(path, maintenance=False)
+    assert _state(e) == state and _bytes(e) == raw
+    e.close()
+    restore(info["path"], str(tmp_path / "r"))
+    e = Engine(str(tmp_path / "r"), maintenance=False)
+    assert _state(e) == state and _bytes(e) == raw
+    e.close()
