@@ -178,10 +178,10 @@ def test_a_snapshot_taken_mid_writes_holds_the_sketches_of_its_seq(tmp_path):
     out.mkdir()
     name = snapshot.write(str(out), view)
     lines = [json.loads(line) for line in (out / name).read_text().splitlines()]
-    [k] = [line for line in lines if isinstance(line, list) and line[0] == "K"]
+    [k] = [line for line in lines if isinstance(line, list) and line[0] == "S"]
     from ocean.engine.sketches import new_sketch
     import base64
-    assert k[:5] == ["K", "a/daily", "d1", "visitors", "uniq"] and new_sketch("uniq", base64.b64decode(k[5])).count() == 2
+    assert k[:5] == ["S", "a/daily", "d1", "visitors", "uniq"] and new_sketch("uniq", base64.b64decode(k[5])).count() == 2
     assert e.get("a/daily", "d1")["payload"] == {"visitors": 4}
     e.close()
 
@@ -193,7 +193,7 @@ def test_snapshots_without_sketch_lines_still_load(tmp_path):
     e.snapshot()
     e.close()
     snap = [n for n in os.listdir(path) if n.endswith(".snap")][0]
-    assert b'"K"' not in open(os.path.join(path, snap), "rb").read()
+    assert b'["S",' not in open(os.path.join(path, snap), "rb").read()
     e = Engine(path, maintenance=False)
     assert e.get("a/daily", "d1")["payload"] == {"pv": 2}
     e.close()

@@ -1,8 +1,7 @@
 """Snapshots: the whole state at one seq, written in the background, loaded at open.
 
 A snapshot is ``snapshot-<seq>.snap``: JSON lines -- a header, then one line per
-entity, counter, sketch (``["K", route, key, field, kind, base64]``; absent in older
-snapshots), event and history entry, then a trailer with the line count
+entity, counter, event and history entry, then a trailer with the line count
 and a CRC-32 of everything before it. It is written to a temporary name,
 fsynced and renamed, so a crash never leaves a half snapshot under the real name.
 """
@@ -41,9 +40,9 @@ def capture(state, seq: int, meta: dict) -> dict:
         "meta": meta,
         "entities": {route: dict(table) for route, table in state.entities.routes.items()},
         "counters": state.counters.export(),
-        "sketches": state.sketches.capture(),
         "events": {route: (log.items, len(log.items)) for route, log in state.events.items()},
         "history": {k: tuple(h) for k, h in state.entities.history.items()},
+        "sketches": state.sketches.capture(),
     }
 
 
@@ -66,12 +65,12 @@ def write(path: str, view: dict) -> str:
                     emit(["E", route, key, ent.to_row()])
             for route, key, field, value in view["counters"]:
                 emit(["C", route, key, field, value])
-            write_sketches(emit, view.get("sketches", ()))
             for route, (items, n) in view["events"].items():
                 for i in range(n):
                     emit(["V", route, *items[i]])
             for (route, key), entries in view["history"].items():
                 emit(["H", route, key, [list(e) for e in entries]])
+            write_sketches(emit, view.get("sketches", ()))
             f.write(_dumps({"end": True, "lines": count, "crc": crc}).encode("utf-8") + b"\n")
             f.flush()
             os.fsync(f.fileno())
@@ -84,9 +83,11 @@ def write(path: str, view: dict) -> str:
 
 
 def write_sketches(emit, captured) -> None:
-    """One ``K`` line per sketch field: its kind and its exact bytes (``to_bytes``), base64."""
+    """The sketch fields (uniq, dist), after the history: one line ``["S", route, key, field, kind,
+    base64]`` each, holding the sketch's exact bytes (``to_bytes``). Snapshots written before
+    sketches have no such line and load as they did."""
     for route, key, field, kind, sketch in captured:
-        emit(["K", route, key, field, kind, sketches.encode(sketch)])
+        emit(["S", route, key, field, kind, sketches.encode(sketch)])
 
 
 def remove_debris(path: str) -> list[str]:
@@ -186,11 +187,11 @@ class _Loading:
             state.entities.put(obj[1], obj[2], Entity.from_row(obj[3]))
         elif tag == "C":
             state.counters.set(obj[1], obj[2], obj[3], obj[4])
-        elif tag == "K":
-            state.sketches.load(obj[1], obj[2], obj[3], obj[4], obj[5])
         elif tag == "H":
             for entry in obj[3]:
                 state.entities.record(obj[1], obj[2], *entry)
+        elif tag == "S":
+            state.sketches.load(obj[1], obj[2], obj[3], obj[4], obj[5])
 
 
 def _damaged(full: str, what: str) -> CorruptLog:
