@@ -16,8 +16,10 @@ Hll byte layout (version 1), all integers little-endian::
 Dist byte layout (version 1)::
 
     u8 version = 1, u64 count, u64 zero count, f64 sum, f64 min, f64 max (0.0 when empty),
-    then the positive store and the negative store, each: i32 lowest key, u32 n, n x u64 counts
-    (the bins from the lowest to the highest non-empty key, empty ones included)
+    then the positive store and the negative store, each: i32 lowest key, u32 n, n counts as
+    LEB128 varints (the bins from the lowest to the highest non-empty key, empty ones
+    included; most counts are small, so a bin is 1-2 bytes: a 600-bin latency sketch is
+    ~1 KB instead of 4.8 KB of u64s). A varint is minimal and at most 9 bytes (< 2**63).
 """
 from __future__ import annotations
 
@@ -358,7 +360,7 @@ class _Store:
 
     def pack(self) -> bytes:
         lo, n = self.span()
-        return _DIST_STORE.pack(lo, n) + struct.pack(f"<{n}Q", *(self.bins.get(lo + i, 0) for i in range(n)))
+        return _DIST_STORE.pack(lo, n) + b"".join(_uvarint(self.bins.get(lo + i, 0)) for i in range(n))
 
     def unpack(self, data: bytes, at: int) -> tuple[int, int]:
         """Load the store at ``at``; returns (offset after it, total count)."""
@@ -370,14 +372,47 @@ class _Store:
             if lo != 0:
                 raise ValueError("bad Dist store")
             return at, 0
-        if n > DIST_BIN_LIMIT or lo < DIST_KEY_MIN or lo + n - 1 > DIST_KEY_MAX or len(data) < at + 8 * n:
+        if n > DIST_BIN_LIMIT or lo < DIST_KEY_MIN or lo + n - 1 > DIST_KEY_MAX:
             raise ValueError("bad Dist store span")
-        counts = struct.unpack_from(f"<{n}Q", data, at)
+        counts = []
+        for _ in range(n):
+            c, at = _read_uvarint(data, at)
+            counts.append(c)
         if counts[0] == 0 or counts[-1] == 0:
             raise ValueError("bad Dist store: an empty end bin")
+        if sum(counts) > _U63:
+            raise ValueError("bad Dist: the bins do not add up to the count")
         self.bins = {lo + i: c for i, c in enumerate(counts) if c}
         self.hi = lo + n - 1
-        return at + 8 * n, sum(counts)
+        return at, sum(counts)
+
+
+def _uvarint(n: int) -> bytes:
+    """LEB128: 7 bits a byte, low first, the high bit set on every byte but the last."""
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _read_uvarint(data: bytes, at: int) -> tuple[int, int]:
+    """(value, offset after it); ValueError unless minimal, whole and below 2**63."""
+    value = shift = 0
+    while True:
+        if at >= len(data):
+            raise ValueError("Dist bytes cut short")
+        b = data[at]
+        at += 1
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            if b == 0 and shift:
+                raise ValueError("bad Dist count: a varint that is not minimal")
+            return value, at
+        shift += 7
+        if shift >= 63:
+            raise ValueError("bad Dist count: a varint too long")
 
 
 def _as_float(value) -> float:

@@ -1,0 +1,246 @@
+"""Sketch kernels beside their baselines: the pure twin and a real ``redis-server``.
+
+* ``hll-add``: 10,000 distinct values per round as 10 ``Hll.add`` calls of 1000 (and as
+  10,000 calls of one value, a ``uniq`` per write), beside Redis taking the same values as
+  10 ``PFADD`` of 1000 (one pipeline) and as 10,000 one-value ``PFADD`` (one pipeline),
+  both pre-encoded RESP on one raw loopback socket, so no client library is timed. Every Redis run is checked against ocean's count: the
+  kernels copy Redis's hash and estimator, so ``PFCOUNT`` equals ``Hll.count()`` exactly.
+* ``hll-memory``: bytes per sketch of 10 and 100k values: ocean's (tracemalloc, object
+  and registers) beside Redis's ``MEMORY USAGE`` of a PFADD key.
+* ``dist-add``: 1000 ``Dist.add`` calls per round, compiled beside the twin.
+
+Run: ``PYTHONPATH=src python -m pytest bench/bench_sketch.py --benchmark-only -s``
+"""
+from __future__ import annotations
+
+import gc
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import tracemalloc
+
+import pytest
+from benchutil import Counted, rate
+
+import ocean._core as compiled
+import ocean._reference as pure
+
+if not hasattr(compiled, "Hll"):  # an installed ocean older than this tree, run without PYTHONPATH=src
+    pytest.skip(f"the ocean imported ({compiled.__file__}) predates the sketches: run with PYTHONPATH=src "
+                "or after `pip install .`", allow_module_level=True)
+
+CALLS = 10          # Hll.add calls of BATCH values per round
+BATCH = 1000
+ROUNDS = 20
+BATCHES = [[f"visitor:{c}:{i}" for i in range(BATCH)] for c in range(CALLS)]
+ALL = [v for b in BATCHES for v in b]
+
+
+def _expected_count() -> int:
+    h = compiled.Hll()
+    h.add(ALL)
+    return h.count()
+
+
+# ---- a real redis-server -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def redis_port():
+    """A redis-server on a free loopback port, persistence off (sketches live in memory here)."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        if os.environ.get("OCEAN_REQUIRE_SYSTEM_TOOLS") == "1":
+            pytest.fail("redis-server is not installed")
+        pytest.skip("redis-server is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tmp = tempfile.mkdtemp(prefix="ocean-bench-redis-")
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp, "--save", "",
+                             "--appendonly", "no", "--protected-mode", "no"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with Resp(port) as r:
+                assert r.call(b"PING") == b"+PONG"
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+    yield port
+    proc.terminate()
+    proc.wait(10)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def resp(*args: str | bytes) -> bytes:
+    """One command as a RESP array of bulk strings (as bench/load/respload.py)."""
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        a = a.encode() if isinstance(a, str) else a
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+class Resp:
+    """One raw connection: send a pre-encoded pipeline, read its one-line replies."""
+
+    def __init__(self, port: int):
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = bytearray()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.sock.close()
+
+    def pipeline(self, data: bytes, replies: int) -> list[bytes]:
+        """Send ``data`` and return its ``replies`` one-line replies (integers, status)."""
+        self.sock.sendall(data)
+        buf = self.buf
+        while buf.count(b"\r\n") < replies:
+            chunk = self.sock.recv(1 << 16)
+            if not chunk:
+                raise OSError("redis closed the connection")
+            buf += chunk
+        lines = bytes(buf).split(b"\r\n")
+        del buf[:]
+        return lines[:replies]
+
+    def call(self, *args) -> bytes:
+        return self.pipeline(resp(*args), 1)[0]
+
+
+# ---- Hll.add -----------------------------------------------------------------------
+
+
+@pytest.mark.benchmark(group="hll-add")
+@pytest.mark.parametrize("name", ["compiled", "pure"])
+def test_hll_add(benchmark, name):
+    impl = compiled if name == "compiled" else pure
+    h = impl.Hll()
+
+    @Counted
+    def run():
+        for batch in BATCHES:
+            h.add(batch)
+
+    benchmark.pedantic(run, rounds=ROUNDS if name == "compiled" else 5, iterations=1, warmup_rounds=1)
+    assert h.count() == _expected_count()
+    benchmark.extra_info["values_per_s"] = rate(benchmark, CALLS * BATCH)
+
+
+ONES = [[v] for v in ALL]
+
+
+@pytest.mark.benchmark(group="hll-add")
+def test_hll_add_one_value_per_call(benchmark):
+    """The same 10,000 values, one ``Hll.add`` call each: the per-call cost a write pays."""
+    h = compiled.Hll()
+    add = h.add
+
+    @Counted
+    def run():
+        for one in ONES:
+            add(one)
+
+    benchmark.pedantic(run, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    assert h.count() == _expected_count()
+    benchmark.extra_info["values_per_s"] = rate(benchmark, CALLS * BATCH)
+
+
+@pytest.mark.benchmark(group="hll-add")
+@pytest.mark.parametrize("per_command", [BATCH, 1], ids=["redis-pfadd-1000-values", "redis-pfadd-1-value"])
+def test_hll_add_redis(benchmark, redis_port, per_command):
+    """The same values as PFADD commands of ``per_command`` values each, one pipeline a round."""
+    key = f"bench:hll:{per_command}"
+    commands = [resp("PFADD", key, *ALL[i:i + per_command]) for i in range(0, len(ALL), per_command)]
+    data = b"".join(commands)
+    with Resp(redis_port) as r:
+        r.call("DEL", key)
+
+        @Counted
+        def run():
+            return r.pipeline(data, len(commands))
+
+        replies = benchmark.pedantic(run, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+        assert len(replies) == len(commands) and all(line in (b":0", b":1") for line in replies)
+        assert r.call("PFCOUNT", key) == b":%d" % _expected_count()  # Redis's estimate is ocean's
+    benchmark.extra_info["values_per_s"] = rate(benchmark, CALLS * BATCH)
+
+
+# ---- memory per sketch -------------------------------------------------------------
+
+
+def _traced_bytes_per_sketch(impl, values: list[str], sketches: int) -> float:
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = []
+        for _ in range(sketches):
+            h = impl.Hll()
+            h.add(values)
+            kept.append(h)
+        gc.collect()
+        used = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    return (used - 8 * sketches) / sketches  # the list's pointer to each sketch is not the sketch's
+
+
+@pytest.mark.benchmark(group="hll-memory")
+def test_hll_memory_per_sketch(benchmark, redis_port):
+    """Bytes per sketch of 10 and of 100k distinct values: ocean (traced) beside Redis's MEMORY USAGE."""
+    sizes = {}
+    for n, sketches in ((10, 1000), (100_000, 20)):
+        values = [f"user-{i}" for i in range(n)]
+        sizes[f"compiled {n}"] = _traced_bytes_per_sketch(compiled, values, sketches)
+        sizes[f"pure {n}"] = _traced_bytes_per_sketch(pure, values, sketches if n == 10 else 2)
+        with Resp(redis_port) as r:
+            key = f"bench:mem:{n}"
+            r.call("DEL", key)
+            for i in range(0, n, BATCH):
+                r.call("PFADD", key, *values[i:i + BATCH])
+            sizes[f"redis {n}"] = int(r.call("MEMORY", "USAGE", key)[1:])
+        h = compiled.Hll()
+        h.add(values)
+        sizes[f"compiled nbytes {n}"] = h.nbytes
+        sizes[f"to_bytes {n}"] = len(h.to_bytes())
+    print("\nbytes per Hll: " + ", ".join(f"{k} {v:,.0f}" for k, v in sizes.items()))
+    benchmark.extra_info.update({k.replace(" ", "_"): round(v) for k, v in sizes.items()})
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    assert sizes["compiled 10"] < sizes["redis 10"], sizes           # sparse: smaller than Redis's
+    assert sizes["compiled 100000"] < 1.05 * sizes["redis 100000"], sizes   # dense: 12 KB as Redis
+    assert sizes["compiled nbytes 100000"] == 12288 and sizes["compiled nbytes 10"] == 40
+
+
+# ---- Dist.add ----------------------------------------------------------------------
+
+LATENCIES = [0.5 + (i * 7919 % 1000) * 0.37 for i in range(1000)]
+
+
+@pytest.mark.benchmark(group="dist-add")
+@pytest.mark.parametrize("name", ["compiled", "pure"])
+def test_dist_add(benchmark, name):
+    impl = compiled if name == "compiled" else pure
+    d = impl.Dist()
+    add = d.add
+
+    @Counted
+    def run():
+        for v in LATENCIES:
+            add(v)
+
+    benchmark.pedantic(run, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    assert d.count == run.calls * len(LATENCIES)
+    assert d.min == min(LATENCIES) and d.max == max(LATENCIES)
+    assert abs(d.quantile(0.5) - sorted(LATENCIES)[499]) <= 0.01 * sorted(LATENCIES)[499]
+    benchmark.extra_info["adds_per_s"] = rate(benchmark, len(LATENCIES))
