@@ -1,6 +1,8 @@
 """Routes, keys, fields and drops: validation and the record shapes (SPEC section 1)."""
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 import re
@@ -172,13 +174,17 @@ def check_sketch_values(prefix: str, value, field: str = "") -> list:
     One value or a list of them; integers added to a uniq field count as their decimal text
     (``123`` and ``"123"`` are one visitor, as in Redis). A dist value may also be a pair
     ``[value, count]``: the value added ``count`` times (a pre-aggregated histogram, as the
-    request accounting writes). Raises InvalidAmount naming the field.
+    request accounting writes). Either may also be a whole sketch to merge, ``{"sketch": base64
+    of its bytes}`` (what ``GET /export`` writes, so an import restores sketches exactly).
+    Raises InvalidAmount naming the field.
     """
     values = value if type(value) is list else [value]
     if prefix == "~":
         for v in values:
             t = type(v)
-            if t is str:
+            if t is dict:
+                check_serialized_sketch(prefix, v, field)
+            elif t is str:
                 if len(v) > MAX_UNIQ_VALUE_CHARS:
                     raise InvalidAmount(f"a value added to the uniq field {field!r} is {len(v)} characters; "
                                         f"at most {MAX_UNIQ_VALUE_CHARS} are allowed")
@@ -193,6 +199,9 @@ def check_sketch_values(prefix: str, value, field: str = "") -> list:
                                     f"{json.dumps(v) if _jsonable(v) else t.__name__}")
     else:
         for v in values:
+            if type(v) is dict:
+                check_serialized_sketch(prefix, v, field)
+                continue
             if type(v) is list and len(v) == 2 and type(v[1]) is int and 1 <= v[1] <= MAX_DIST_COUNT:
                 v = v[0]  # [value, count]
             t = type(v)
@@ -200,6 +209,20 @@ def check_sketch_values(prefix: str, value, field: str = "") -> list:
                 raise InvalidAmount(f"dist field {field!r} takes finite numbers (or [number, count] pairs), got "
                                     f"{json.dumps(v) if _jsonable(v) else t.__name__}")
     return list(values)
+
+
+def check_serialized_sketch(prefix: str, doc: dict, field: str = ""):
+    """The sketch ``{"sketch": base64}`` holds (uniq for ``~``, dist for ``%``); InvalidAmount if it is not one."""
+    from .kernels import kernel  # NOTE: here, not at the top: the compiled core imports this module
+    kind = SKETCH_PREFIXES[prefix]
+    data = doc.get("sketch") if len(doc) == 1 else None
+    try:
+        if type(data) is not str:
+            raise ValueError("no sketch")
+        return kernel("Hll" if kind == "uniq" else "Dist")(base64.b64decode(data, validate=True))
+    except (ValueError, TypeError, binascii.Error):
+        raise InvalidAmount(f"{{\"sketch\": ...}} for the {kind} field {field!r} must hold the base64 of a {kind} "
+                            f"sketch's bytes, as GET /export writes them") from None
 
 
 def drop_id(instance: str, seq: int) -> str:

@@ -54,11 +54,19 @@ def shown(sketch):
 def add_values(sketch, kind: str, values: list) -> None:
     """Add a write's values (validated by ``model.check_sketch_values``) to ``sketch``."""
     if kind == UNIQ:
-        sketch.add(values)  # an integer hashes as its JSON text: 5 and "5" are one value
+        plain = [v for v in values if type(v) is not dict]
+        if plain:
+            sketch.add(plain)  # an integer hashes as its JSON text: 5 and "5" are one value
+        if len(plain) < len(values):
+            for v in values:
+                if type(v) is dict:  # {"sketch": base64}: a whole sketch merged in
+                    sketch.merge(new_sketch(kind, base64.b64decode(v["sketch"])))
     else:
         for v in values:
             if type(v) is list:  # [value, count]
                 sketch.add(float(v[0]), v[1])
+            elif type(v) is dict:
+                sketch.merge(new_sketch(kind, base64.b64decode(v["sketch"])))
             else:
                 sketch.add(float(v))
 
@@ -132,3 +140,8 @@ class SketchTable:
 def encode(sketch) -> str:
     """A sketch as snapshot text: base64 of its ``to_bytes()``."""
     return base64.b64encode(sketch.to_bytes()).decode("ascii")
+
+
+def sketch_bytes(held: dict) -> dict:
+    """An entity's sketches as an export writes them: ``{"~field" or "%field": base64 of the bytes}``."""
+    return {("~" if kind_of(s) == UNIQ else "%") + name: encode(s) for name, s in held.items()}
