@@ -9,7 +9,7 @@ import re
 import time
 from datetime import datetime, timezone
 
-from .errors import InvalidAmount, InvalidField, InvalidKey, InvalidRoute
+from .errors import InvalidAmount, InvalidField, InvalidKey, InvalidPayload, InvalidRoute
 
 MAX_ROUTE_CHARS = 512
 MAX_SEGMENTS = 10
@@ -156,6 +156,9 @@ def split_increments(payload: dict) -> tuple[dict, dict]:
             if name[0] == "+":
                 incs[field] = check_amount(value, field)
             else:
+                other = ("%" if name[0] == "~" else "~") + field
+                if other in incs:
+                    raise InvalidPayload(f"field {field!r} is added to as both a uniq (~) and a dist (%) field")
                 incs[name[0] + field] = check_sketch_values(name[0], value, field)
         else:
             plain[check_field(name)] = value

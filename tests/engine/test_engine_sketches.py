@@ -88,6 +88,7 @@ def test_mixing_types_on_one_field_is_refused_with_nothing_changed(eng):
     _refused(eng, lambda: eng.save("a/daily", {"ms": {"count": 1}}, key="d1"), NotASketch)
     _refused(eng, lambda: eng.drop("a/daily", {"page_views": 1, "~page_views": "x"}, key="d1"), InvalidPayload)
     _refused(eng, lambda: eng.drop("a/daily", {"+n": 1, "~n": "x"}, key="d1"), InvalidPayload)
+    _refused(eng, lambda: eng.drop("a/daily", {"~n": "x", "%n": 1}, key="d1"), InvalidPayload)
     assert eng.drop_many([{"route": "a/daily", "key": "d1", "payload": {"+visitors": 1}}])[0].code == "not_a_counter"
     eng.save("a/plain", 5, key="d1")
     with pytest.raises(NotACounter):

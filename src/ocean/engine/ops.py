@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 
+from ..errors import InvalidPayload
 from ..kernels import kernel
 from ..model import SKETCH_PREFIXES
 
@@ -68,6 +69,8 @@ def split_adds(incs: dict) -> tuple[dict, dict]:
     numbers, adds = {}, {}
     for name, amount in incs.items():
         if type(amount) is list:
+            if name[1:] in adds:  # "~f" and "%f" together (refused before logging; an old log may hold it)
+                raise InvalidPayload(f"field {name[1:]!r} is added to as both a uniq and a dist field")
             adds[name[1:]] = (SKETCH_PREFIXES[name[0]], amount)
         else:
             numbers[name] = amount
