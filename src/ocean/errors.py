@@ -79,7 +79,7 @@ class NotASketch(ValidationError):
 
 
 class CounterOverflow(ValidationError):
-    """An int64 counter would overflow; the value is left unchanged."""
+    """An int64 counter (or a dist field's count or sum) would overflow; the value is left unchanged."""
     code = "overflow"
 
 

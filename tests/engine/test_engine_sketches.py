@@ -306,3 +306,22 @@ def test_export_then_import_restores_sketches_exactly(tmp_path):
     assert isinstance(b.drop_many(bad)[0], InvalidAmount)
     a.close()
     b.close()
+
+
+def test_a_dist_sum_or_count_overflow_is_refused_with_nothing_changed(tmp_path):
+    from ocean.errors import CounterOverflow
+    path = str(tmp_path / "d")
+    e = Engine(path, maintenance=False)
+    e.drop("a/lat", {"+n": 1, "%ms": [[1e308, 2]]}, key="k")  # the sum is +inf: shown as null
+    assert e.get("a/lat", "k")["payload"]["ms"]["sum"] is None
+    before = e.get("a/lat", "k")["payload"]
+    with pytest.raises(CounterOverflow):
+        e.drop("a/lat", {"+n": 1, "%ms": [[-1e308, 4]]}, key="k")  # +inf + -inf: NaN, which no snapshot holds
+    with pytest.raises(CounterOverflow):  # a count past 2**63 - 1 (pairs of 2**40 would take 2**23 drops)
+        e.state.apply(["i", e.seq + 1, e.now_ms(), "a/lat", "k", None, {"%ms": [[1.0, (1 << 63) - 1]]}, 0, None])
+    assert e.get("a/lat", "k")["payload"] == before
+    e.snapshot()
+    e.close()
+    e = Engine(path, maintenance=False)  # the snapshot loads: no NaN in it
+    assert e.get("a/lat", "k")["payload"] == before
+    e.close()

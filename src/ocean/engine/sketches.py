@@ -71,6 +71,33 @@ def add_values(sketch, kind: str, values: list) -> None:
                 sketch.add(float(v))
 
 
+MAX_COUNT = (1 << 63) - 1
+
+
+def dist_overflow(sketch, values: list) -> str | None:
+    """Why adding ``values`` to the dist ``sketch`` (None: a new one) must be refused, or None.
+
+    A count past 2**63 - 1 (the sketch raises) or a sum that turns NaN (+inf and -inf met: a
+    snapshot could not hold it) is refused before anything changes, as a counter's overflow is;
+    the sums are taken in the kernel's order, so live and replay decide alike.
+    """
+    count = sketch.count if sketch is not None else 0
+    total = sketch.sum if sketch is not None else 0.0
+    for v in values:
+        if type(v) is list:
+            count, total = count + v[1], total + float(v[0]) * v[1]
+        elif type(v) is dict:
+            other = new_sketch(DIST, base64.b64decode(v["sketch"]))
+            count, total = count + other.count, total + other.sum
+        else:
+            count, total = count + 1, total + float(v)
+    if count > MAX_COUNT:
+        return "its count would pass 2**63 - 1"
+    if math.isnan(total):
+        return "its sum would leave the float range both ways (+inf and -inf)"
+    return None
+
+
 class SketchTable:
     """route -> key -> {field: sketch}: every entity's sketch fields."""
 

@@ -18,7 +18,7 @@ from . import ops
 from .counters import is_number, new_table
 from .entities import Entity, EntityTable
 from .events import EventLog
-from .sketches import SketchTable, kind_of
+from .sketches import DIST, SketchTable, dist_overflow, kind_of
 
 
 class State:
@@ -223,6 +223,10 @@ def _check_adds(adds: dict, plain, incs, counts: dict, fields: dict, held: dict)
             raise InvalidPayload(f"field {name!r} is both {'set' if plain and name in plain else 'incremented'} "
                                  f"and added to as a {kind} field in one write")
         sketch = held.get(name)
+        if kind == DIST:
+            why = dist_overflow(sketch if sketch is not None and kind_of(sketch) == DIST else None, adds[name][1])
+            if why:
+                raise CounterOverflow(f"dist field {name!r}: {why}; it is unchanged")
         if sketch is not None:
             if kind_of(sketch) != kind:
                 raise NotASketch(f"field {name!r} is a {kind_of(sketch)} field, not a {kind} field; add to it with "
