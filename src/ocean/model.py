@@ -197,8 +197,8 @@ def check_sketch_values(prefix: str, value, field: str = "") -> list:
                     except UnicodeEncodeError:
                         raise InvalidAmount(f"a value added to the uniq field {field!r} is not valid "
                                             f"text (a lone surrogate)") from None
-            elif t is not int:
-                raise InvalidAmount(f"uniq field {field!r} takes strings or integers, got "
+            elif t is not int or not MIN_INT64 <= v <= MAX_INT64:
+                raise InvalidAmount(f"uniq field {field!r} takes strings or integers (int64), got "
                                     f"{json.dumps(v) if _jsonable(v) else t.__name__}")
     else:
         for v in values:

@@ -44,7 +44,7 @@ def test_one_drop_increments_adds_and_merges_atomically(eng):
     seq = eng.seq
     for bad in ({"+page_views": 1, "~visitors": 1.5}, {"+page_views": 1, "%ms": "slow"},
                 {"+page_views": 1, "%ms": [1, float("inf")]}, {"~visitors": [["nested"]]},
-                {"+page_views": 1, "~visitors": "\ud800"}):
+                {"+page_views": 1, "~visitors": "\ud800"}, {"~visitors": [10 ** 5000]}):
         with pytest.raises(InvalidAmount):
             eng.drop("a/daily", bad, key="d1")
     assert eng.seq == seq and _payload(eng) == p  # refused before the log: nothing changed
