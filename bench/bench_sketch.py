@@ -5,6 +5,8 @@
   10 ``PFADD`` of 1000 (one pipeline) and as 10,000 one-value ``PFADD`` (one pipeline),
   both pre-encoded RESP on one raw loopback socket, so no client library is timed. Every Redis run is checked against ocean's count: the
   kernels copy Redis's hash and estimator, so ``PFCOUNT`` equals ``Hll.count()`` exactly.
+* ``hll-merge``: the union of 100 dense sketches (3000 values each, a uniq_merge over 100
+  daily rows), beside the twin and Redis's ``PFMERGE`` of 100 keys; the counts are equal.
 * ``hll-memory``: bytes per sketch of 10 and 100k values: ocean's (tracemalloc, object
   and registers) beside Redis's ``MEMORY USAGE`` of a PFADD key.
 * ``dist-add``: 1000 ``Dist.add`` calls per round, compiled beside the twin.
@@ -174,6 +176,55 @@ def test_hll_add_redis(benchmark, redis_port, per_command):
         assert len(replies) == len(commands) and all(line in (b":0", b":1") for line in replies)
         assert r.call("PFCOUNT", key) == b":%d" % _expected_count()  # Redis's estimate is ocean's
     benchmark.extra_info["values_per_s"] = rate(benchmark, CALLS * BATCH)
+
+
+# ---- Hll.merge ---------------------------------------------------------------------
+
+PARTS = [[f"day{d}:user{i}" for i in range(3000)] for d in range(100)]
+
+
+def _union_count() -> int:
+    h = compiled.Hll()
+    h.add([v for part in PARTS for v in part])
+    return h.count()
+
+
+@pytest.mark.benchmark(group="hll-merge")
+@pytest.mark.parametrize("name", ["compiled", "pure"])
+def test_hll_merge(benchmark, name):
+    impl = compiled if name == "compiled" else pure
+    parts = []
+    for part in PARTS:
+        h = impl.Hll()
+        h.add(part)
+        parts.append(h)
+
+    def run():
+        union = impl.Hll()
+        for h in parts:
+            union.merge(h)
+        return union
+
+    union = benchmark.pedantic(run, rounds=ROUNDS if name == "compiled" else 3, iterations=1, warmup_rounds=1)
+    assert union.count() == _union_count()
+    benchmark.extra_info["merges_per_s"] = rate(benchmark, len(PARTS))
+
+
+@pytest.mark.benchmark(group="hll-merge")
+def test_hll_merge_redis(benchmark, redis_port):
+    keys = [f"bench:day:{d}" for d in range(len(PARTS))]
+    with Resp(redis_port) as r:
+        r.pipeline(b"".join(resp("DEL", k) for k in keys) + resp("DEL", "bench:union"), len(keys) + 1)
+        r.pipeline(b"".join(resp("PFADD", k, *part) for k, part in zip(keys, PARTS)), len(keys))
+        merge = resp("PFMERGE", "bench:union", *keys)
+
+        def run():
+            return r.pipeline(resp("DEL", "bench:union") + merge, 2)
+
+        replies = benchmark.pedantic(run, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+        assert replies[1] == b"+OK"
+        assert r.call("PFCOUNT", "bench:union") == b":%d" % _union_count()
+    benchmark.extra_info["merges_per_s"] = rate(benchmark, len(PARTS))
 
 
 # ---- memory per sketch -------------------------------------------------------------

@@ -48,6 +48,33 @@ def test_resume_after_restart_signals_gap(make_engine):
     assert not eng2.subscribe("r", after_seq=1).gap
 
 
+def test_system_writes_do_not_make_a_gap_after_a_restart(make_engine):
+    """Request accounting writes ``_admin/...`` counters between a user's drops: a client that
+    saw the last user drop before the restart resumes without a false gap, whether the restart
+    replays the log or loads a snapshot."""
+    eng = make_engine()
+    last = eng.save("r", {"i": 1})["seq"]
+    for i in range(20):
+        eng.incr("_admin/requests", "d", {"n": 1})
+    eng.save("_admin/x", {"i": 1})
+    eng.close()
+    eng2 = make_engine()
+    assert eng2.seq > last
+    assert not eng2.subscribe("r", after_seq=last).gap
+    assert eng2.subscribe("r", after_seq=last - 1).gap  # that drop is gone from replay
+    assert eng2.subscribe("*", after_seq=last).gap  # the system writes after it are not replayable
+    eng2.incr("_admin/requests", "d", {"n": 1})
+    eng2.snapshot()
+    eng2.close()
+    eng3 = make_engine()
+    assert not eng3.subscribe("r", after_seq=last).gap
+    new = eng3.incr("r", "k", {"n": 1})
+    eng3.close()
+    eng4 = make_engine()
+    assert eng4.subscribe("r", after_seq=last).gap  # a user write since: the point is behind it now
+    assert not eng4.subscribe("r", after_seq=eng4.bus.user.last).gap
+
+
 def test_slow_subscriber_overflows_and_is_dropped(make_engine):
     eng = make_engine(settings=Settings.load(subscriber_queue=10))
     slow, fine = eng.subscribe("r"), eng.subscribe("r", maxsize=1000)

@@ -66,6 +66,17 @@ def test_overflow_raises_and_leaves_value(engine):
     assert engine.incr("c", "k", {"n": 1}) == {"n": 2 ** 63 - 1}
 
 
+@pytest.mark.parametrize("base, amount", [(1e308, 1e308), (2 ** 63 - 1, 1)])
+def test_a_plain_number_that_would_overflow_as_a_counter_changes_nothing(engine, base, amount):
+    """The field is a plain number until the increment promotes it; the overflow is found before
+    the write's other increment is applied (the float case once left ``y`` incremented)."""
+    engine.save("c", {"x": base}, key="k")
+    with pytest.raises(errors.CounterOverflow):
+        engine.update("c", "k", {"+y": 1, "+x": amount})
+    assert engine.get("c", "k")["payload"] == {"x": base}
+    assert engine.get("c", "k")["version"] == 1
+
+
 def test_float_amount_makes_float(engine):
     engine.incr("c", "k", {"n": 1})
     assert engine.incr("c", "k", {"n": 0.5}) == {"n": 1.5}

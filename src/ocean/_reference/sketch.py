@@ -155,8 +155,8 @@ class Hll:
     """HyperLogLog, p=14: 16384 6-bit registers (12 KB dense, as Redis), ~0.81% standard error.
 
     Hash: MurmurHash64A (seed 0xadc83b19, as Redis) of each value's UTF-8 bytes; a non-str value
-    is hashed as its canonical JSON text. Sparse (a sorted list of (index, rank)) while at most
-    ``HLL_SPARSE_MAX`` registers are set, dense above: most daily sketches see a handful of
+    is hashed as its canonical JSON text. Sparse (index -> rank; sorted entries in its bytes) while
+    at most ``HLL_SPARSE_MAX`` registers are set, dense above: most daily sketches see a handful of
     visitors, and a dense 12 KB for each of them would dwarf the entity.
     """
 
@@ -220,12 +220,16 @@ class Hll:
             self._dense, self._sparse = regs, None
 
     def _set(self, index: int, rank: int) -> bool:
-        regs = self._dense if self._dense is not None else self._sparse
-        if rank <= (regs[index] if self._dense is not None else regs.get(index, 0)):
+        """Register ``index`` = max(itself, rank); True if it changed."""
+        if self._dense is not None:
+            if rank <= self._dense[index]:
+                return False
+            self._dense[index] = rank
+            return True
+        if rank <= self._sparse.get(index, 0):
             return False
-        regs[index] = rank
-        if self._dense is None:
-            self._promote()
+        self._sparse[index] = rank
+        self._promote()
         return True
 
     def add(self, values) -> bool:

@@ -88,11 +88,12 @@ class Message:
 class Ring:
     """The most recent messages of one kind of route, bounded by count and bytes."""
 
-    __slots__ = ("_messages", "forgotten", "bytes", "max_bytes", "appended", "_cap")
+    __slots__ = ("_messages", "forgotten", "last", "bytes", "max_bytes", "appended", "_cap")
 
     def __init__(self, size: int, start_seq: int, max_bytes: int = 0):
         self._messages: deque = deque()
         self.forgotten = start_seq
+        self.last = start_seq
         self.bytes = 0
         self.max_bytes = max_bytes
         self.appended = 0
@@ -110,6 +111,7 @@ class Ring:
         messages.append(msg)
         self.bytes += msg.size
         self.appended += 1
+        self.last = msg.seq
         while len(messages) > self._cap or (self.max_bytes and self.bytes > self.max_bytes and len(messages) > 1):
             old = messages.popleft()
             self.bytes -= old.size
@@ -180,8 +182,8 @@ class Writer:
 
 
 def replay(bodies, counters, routes, after_seq, apply_json, apply_op):
-    """Apply record bodies in log order after ``after_seq``; returns ``(last seq, count)``."""
-    last = count = 0
+    """Apply record bodies in log order after ``after_seq``; returns ``(last seq, count, last user seq)``."""
+    last = count = last_user = 0
     run = []
     for body in bodies:
         if body[0] != 73:
@@ -191,11 +193,13 @@ def replay(bodies, counters, routes, after_seq, apply_json, apply_op):
         if op[1] <= after_seq:
             continue
         if run:
-            s, c = apply_json(run)
-            last, count, run = max(last, s), count + c, []
+            s, c, u = apply_json(run)
+            last, count, last_user, run = max(last, s), count + c, max(last_user, u), []
         last, count = max(last, op[1]), count + 1
+        if not op[3].startswith("_"):
+            last_user = max(last_user, op[1])
         apply_op(op)
     if run:
-        s, c = apply_json(run)
-        last, count = max(last, s), count + c
-    return last, count
+        s, c, u = apply_json(run)
+        last, count, last_user = max(last, s), count + c, max(last_user, u)
+    return last, count, last_user

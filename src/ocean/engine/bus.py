@@ -167,9 +167,12 @@ class Bus:
     so a busy server's request feed never pushes users' drops out of replay.
     """
 
-    def __init__(self, ring_size: int, queue_size: int, start_seq: int = 0, ring_bytes: int = 0):
+    def __init__(self, ring_size: int, queue_size: int, start_seq: int = 0, ring_bytes: int = 0,
+                 user_seq: int | None = None):
+        """``start_seq``: the newest seq before this start (the rings hold nothing up to it);
+        ``user_seq``: the newest of those on a user route, where the user ring's gap begins."""
         self.queue_size = queue_size
-        self.user = Ring(ring_size, start_seq, ring_bytes)
+        self.user = Ring(ring_size, start_seq if user_seq is None else user_seq, ring_bytes)
         self.system = Ring(ring_size, start_seq, ring_bytes)
         self._by_prefix: dict[str, list[Subscription]] = {}
         self._lock = threading.RLock()  # push() may drop a subscriber while publish holds it

@@ -61,13 +61,14 @@ class Engine:
         seq = self.store.open()
         self.instance = self.store.meta["instance"]
         self.bus = Bus(self.settings.replay_history, self.settings.subscriber_queue, start_seq=seq,
-                       ring_bytes=self.settings.replay_history_bytes)
+                       ring_bytes=self.settings.replay_history_bytes, user_seq=self.store.user_seq)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._snapshot_every = self.settings.snapshot_every or float("inf")
         # The seq, the clock and the compiled increment path (see _writer.pxi).
         self._writer = w = core().Writer(seq, self.instance)
-        self.store.follow_seq(lambda: w.seq)
+        user_ring = self.bus.user
+        self.store.follow_seq(lambda: w.seq, lambda: user_ring.last)
         w.max_bytes = self.settings.max_payload_bytes
         w.snapshot_every = self.settings.snapshot_every or 1 << 62
         w.sync_always = self.settings.fsync == "always"

@@ -241,9 +241,14 @@ def _check_adds(adds: dict, plain, incs, counts: dict, fields: dict, held: dict)
 
 
 def _add(base, amount, name):
+    """A plain number becoming a counter: checked here, before anything changes, as the counter
+    table checks its own (a float sum past the float64 range once raised only when the counter
+    was set, after the write's other increments were applied)."""
     new = base + amount
     if type(new) is int and not (MIN_INT64 <= new <= MAX_INT64):
         raise CounterOverflow(f"counter {name!r} would overflow int64 ({base} + {amount}); it is unchanged")
+    if type(new) is float and new - new != 0.0:
+        raise CounterOverflow(f"counter {name!r} would leave the float64 range ({base} + {amount}); it is unchanged")
     return new
 
 

@@ -97,6 +97,11 @@ class LocalStore(Store):
         self.meta: dict = {}
         self.snapshot_seq = 0
         self.lease = 0  # the highest seq bus-only messages may have taken (logged, so never reused)
+        # The newest seq written on a user route (not ``_admin/...``): where the user replay ring
+        # starts after a restart, so a client resuming from it is not told of a gap that system
+        # writes (request accounting) made. Snapshots store it; replay moves it on.
+        self.user_seq = 0
+        self._user_seq_source = lambda: self.user_seq
         self._since = 0  # records replayed since the snapshot, until the log is open
         self._seq_source = lambda: 0
         self.snapshot_seconds = 0.0
@@ -129,6 +134,7 @@ class LocalStore(Store):
             header = snapshot.load(self.path, name, self.state)
             self.snapshot_seq = snap_seq
             seq = self.lease = max(snap_seq, header.get("lease", 0))
+            self.user_seq = header.get("user_seq", snap_seq)  # older snapshots: assume the worst
         segments = list_segments(self.path)
         sizes: dict[str, int] = {}  # good length of each segment replayed
         for i, (first, name) in enumerate(segments):
@@ -147,13 +153,14 @@ class LocalStore(Store):
                     f.truncate(good)
                     os.fsync(f.fileno())
             try:
-                last, count = _replay(bodies, self.state.counters, self.state.entities.routes, self.snapshot_seq,
+                last, count, last_user = _replay(bodies, self.state.counters, self.state.entities.routes, self.snapshot_seq,
                                       self._replay_json, self._replay_op)
             except ValueError as exc:
                 raise CorruptLog(f"the log file {full} holds a record that passed its checksum but is "
                                  f"not an op ({exc}); it was written by something other than this "
                                  f"version of ocean. Restore the data directory from a backup.") from None
             seq = max(seq, last)
+            self.user_seq = max(self.user_seq, last_user)
             self._since += count
         self.wal = WriteAheadLog(self.path, self.settings.fsync, seq + 1, offload=self.offload)
         self.wal.log.since_snapshot = self._since
@@ -171,15 +178,18 @@ class LocalStore(Store):
         else:
             self._since = value
 
-    def _replay_json(self, bodies: list) -> tuple[int, int]:
-        """Replay a run of JSON records (one parser call); returns ``(last seq, count)`` after the snapshot."""
-        last = count = 0
+    def _replay_json(self, bodies: list) -> tuple[int, int, int]:
+        """Replay a run of JSON records (one parser call); returns ``(last seq, count, last user
+        seq)`` after the snapshot."""
+        last = count = last_user = 0
         for op in ops.decode_many(bodies):
             if op[1] <= self.snapshot_seq:
                 continue
             last, count = max(last, op[1]), count + 1
+            if op[0] != ops.LEASE and not op[3].startswith("_"):
+                last_user = max(last_user, op[1])
             self._replay_op(op)
-        return last, count
+        return last, count, last_user
 
     def _replay_op(self, op: list) -> None:
         if op[0] == ops.LEASE:
@@ -299,7 +309,7 @@ class LocalStore(Store):
             with lock:
                 seq = self.last_seq
                 old_segment = self._rotate(seq)
-                view = snapshot.capture(self.state, seq, {**self.meta, "lease": self.lease})
+                view = snapshot.capture(self.state, seq, self._snapshot_meta())
                 self.since_snapshot = 0
             self.snapshot_pause_ms = (time.perf_counter() - t0) * 1000
             run = self.offload or (lambda fn, *a: fn(*a))
@@ -321,7 +331,7 @@ class LocalStore(Store):
             seq = self.last_seq
             old_segment = self._rotate(seq)
             self._aborted = False
-            child = self._child = bgsave.fork(self.path, self.state, seq, {**self.meta, "lease": self.lease})
+            child = self._child = bgsave.fork(self.path, self.state, seq, self._snapshot_meta())
             self.since_snapshot = 0
         self.snapshot_pause_ms = (time.perf_counter() - t0) * 1000
         try:
@@ -383,10 +393,10 @@ class LocalStore(Store):
                 self._rotate(seq)
                 if self.fork:  # a child writes it from its image of this instant (bgsave.py)
                     child = self._backup_child = bgsave.spawn(
-                        lambda: self._write_backup(snapshot.capture(self.state, seq, {**self.meta, "lease": self.lease}),
+                        lambda: self._write_backup(snapshot.capture(self.state, seq, self._snapshot_meta()),
                                                    dest, home, seq))
                 else:
-                    view = snapshot.capture(self.state, seq, {**self.meta, "lease": self.lease})
+                    view = snapshot.capture(self.state, seq, self._snapshot_meta())
             pause_ms = (time.perf_counter() - t0) * 1000
             if self.fork:
                 try:
@@ -465,9 +475,16 @@ class LocalStore(Store):
                 f"copied while ocean was running. Writes would be missing from the middle, so ocean will "
                 f"not open it. Restore from a backup (`ocean restore`; see docs/operations.md). ({full})")
 
-    def follow_seq(self, source) -> None:
-        """Where the engine keeps its newest seq (``source()``); snapshots are taken at it."""
+    def follow_seq(self, source, user_source=None) -> None:
+        """Where the engine keeps its newest seq (``source()``); snapshots are taken at it.
+        ``user_source()`` gives the newest seq published on a user route (see ``user_seq``)."""
         self._seq_source = source
+        if user_source is not None:
+            self._user_seq_source = user_source
+
+    def _snapshot_meta(self) -> dict:
+        """The header fields a snapshot (or backup) carries besides the state (under the write lock)."""
+        return {**self.meta, "lease": self.lease, "user_seq": self._user_seq_source()}
 
     @property
     def last_seq(self) -> int:

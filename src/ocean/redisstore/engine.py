@@ -1,0 +1,441 @@
+"""``RedisEngine``: the data operations of ``ocean.engine.Engine``, kept in Redis.
+
+The same methods, the same answers and the same ``ocean.errors`` types, so the web layer,
+Drops and SQL can sit on either. Validation is the embedded engine's own (imported, not
+copied); each write is then ONE ``FCALL ocean_write`` on the route's slot, which checks
+what only the stored state can tell (counter or not, overflow), applies, and publishes
+the live message in the same atomic step (``ocean.lua``). Where this mode differs:
+
+- ``seq`` is per route (SPEC section 8) and ``drop_id`` is derived from route + stream id;
+- the live message's id is the stream id ``<seq>-<ms>``, an opaque string for SSE;
+- a refused write takes no seq (the embedded engine may spend one).
+"""
+from __future__ import annotations
+
+import heapq
+import json
+import time
+
+from .. import timekeys
+from ..engine import ops
+from ..engine.engine import _check_object, _keep_ms, _prepare_drop
+from ..errors import (EngineClosed, InvalidAmount, InvalidParameter, InvalidPayload, NotFound, OceanError,
+                      PayloadTooLarge)
+from ..model import check_increments, check_key, check_route, iso_ms, now_ms, split_increments
+from ..settings import Settings
+from . import layout, replies
+from .connection import connect, load_functions, translate
+
+_dumps = ops._dumps  # the embedded log's JSON encoder: the same refusals (NaN, sets) and messages
+PAGE = 1000
+
+
+class RedisEngine:
+    """The Redis store over ``url`` (``redis://host:port``: a cluster seed or a single server).
+
+    Args:
+        url: where Redis is; connecting fails with ``StorageError`` (503) when it is not there.
+        settings: an ``ocean.settings.Settings`` (history_limit, event_retention, replay_history,
+            list_limit, max_payload_bytes, timezone are used); defaults from the environment.
+        retries: how many times a call retries while Redis is unreachable (``connection.connect``).
+    """
+
+    def __init__(self, url: str, settings: Settings | None = None, *, retries: int = 3):
+        self.settings = settings or Settings.load()
+        timekeys.check_timezone(self.settings.timezone)
+        self.url = url
+        self.client, self.is_cluster = connect(url, retries)
+        self.functions_version = self._redis(load_functions, self.client, self.is_cluster)
+        self.now_ms = now_ms
+        self.started = time.time()
+        self._registered: set[str] = set()
+        self._sized = None  # (when, sizes) of _sizes
+        self._closed = False
+
+    # -- writes ------------------------------------------------------------
+    def save(self, route: str, payload, key: str | None = None, keep=None, source: str | None = None) -> dict:
+        """Write a drop: an event (no key) or an entity's new plain fields (with a key)."""
+        check_route(route)
+        expires_in = _keep_ms(keep)
+        if key is None:
+            kind, body, incs = ops.EVENT, payload, None
+            if isinstance(payload, dict):
+                _check_object(payload)
+                if any(isinstance(k, str) and k.startswith("+") for k in payload):
+                    raise InvalidPayload("\"+field\" increments need a key: events are never changed")
+        else:
+            key = check_key(self.expand_key(key))
+            if isinstance(payload, dict):
+                _check_object(payload)
+                kind = ops.SAVE
+                body, incs = split_increments(payload)
+                incs = incs or None
+            else:
+                kind, body, incs = ops.VALUE, payload, None
+        return self._receipt(route, key, self._write(kind, route, key, body, incs, expires_in, source))
+
+    def update(self, route: str, key: str, fields: dict, source: str | None = None) -> dict:
+        """Merge ``fields`` into an entity (created if missing); ``"+f": n`` entries increment."""
+        check_route(route)
+        key = check_key(self.expand_key(key))
+        if not isinstance(fields, dict) or not fields:
+            raise InvalidPayload("update needs an object of fields to merge")
+        _check_object(fields)
+        plain, incs = split_increments(fields)
+        self._write(ops.UPDATE, route, key, plain, incs or None, 0, source)
+        return self.get(route, key)
+
+    def incr(self, route: str, key: str, amounts: dict, source: str | None = None) -> dict:
+        """Increment fields of one entity atomically; returns ``{field: new value}``."""
+        key = self.expand_key(key)
+        check_route(route)
+        check_key(key)
+        if not amounts:
+            raise InvalidAmount("incr needs at least one field")
+        incs = check_increments(amounts)
+        return self._write(ops.INCR, route, key, None, incs, 0, source)[3]
+
+    def remove(self, route: str, key: str, source: str | None = None) -> dict:
+        """Delete an entity with its counters; NotFound if absent."""
+        check_route(route)
+        key = check_key(self.expand_key(key))
+        self._write(ops.REMOVE, route, key, None, None, 0, source)
+        return {"removed": True}
+
+    def drop(self, route: str, payload, key: str | None = None, keep=None, source: str | None = None) -> dict:
+        """One drop as ``POST /drop`` takes it; returns ``{drop_id, seq, route, key, created_at}``."""
+        out = self.drop_many([{"route": route, "key": key, "payload": payload, "keep": keep}], source)[0]
+        if isinstance(out, OceanError):
+            raise out
+        return out
+
+    def drop_many(self, drops: list, source: str | None = None, times: list | None = None) -> list:
+        """Many drops, in order, each atomic on its own; one receipt or ``OceanError`` per drop.
+
+        ``times`` (``POST /import``) gives an event its own time (epoch ms), as in ``Engine.drop_many``.
+        The calls go out pipelined (one round trip per master and ``PAGE`` drops, not one per drop);
+        drops to one route keep their order, as their seqs show. A Redis that fails in the middle
+        of a batch raises StorageError: which items landed is then unknown, as for a lost answer.
+        """
+        results: list = [None] * len(drops)
+        calls = []
+        for i, item in enumerate(drops):
+            try:
+                kind, route, key, body, incs, expires_in = _prepare_drop(item, self.expand_key)
+                at = times[i] if times is not None and kind == ops.EVENT and type(times[i]) is int else None
+                args = self._args(kind, route, key, body, incs, expires_in, source, at)
+                self._register(route)
+                calls.append((i, route, key, body, at, args))
+            except OceanError as exc:
+                results[i] = exc
+        for start in range(0, len(calls), PAGE):
+            page = calls[start:start + PAGE]
+            pipe = self.client.pipeline(transaction=False)
+            for _, route, _, _, _, args in page:
+                pipe.fcall("ocean_write", 1, layout.meta(route), *args)
+            answers = self._redis(pipe.execute, raise_on_error=False)
+            for (i, route, key, body, at, _), reply in zip(page, answers):
+                if isinstance(reply, Exception):
+                    results[i] = self._refused(reply, route, key, body)
+                else:
+                    results[i] = self._receipt(route, key, replies.written(reply, at))
+        return results
+
+    def _receipt(self, route, key, written) -> dict:
+        seq, ms, stream_id, _, at = written
+        return {"drop_id": layout.drop_id(route, stream_id), "seq": seq, "route": route, "key": key,
+                "created_at": iso_ms(at if at is not None else ms)}
+
+    def _write(self, kind, route, key, body, incs, expires_in, source, at=None):
+        """One ``ocean_write`` call; returns ``(seq, ms, stream id, totals, own time or None)``."""
+        args = self._args(kind, route, key, body, incs, expires_in, source, at)
+        self._register(route)
+        return replies.written(self._fcall("ocean_write", route, args, body=body, key=key), at)
+
+    def _args(self, kind, route, key, body, incs, expires_in, source, at) -> list:
+        """``ocean_write``'s arguments (layout in ``ocean.lua``); the payload's JSON and size checks."""
+        if self._closed:
+            raise EngineClosed("the engine is closed")
+        args = [kind, route, key or "", source or "", expires_in, self.settings.history_limit,
+                self.settings.event_retention, self.settings.replay_history, "" if at is None else at]
+        try:
+            text = _dumps(body)
+            if kind in (ops.SAVE, ops.UPDATE):
+                args += [text, len(body)]
+                for name, value in body.items():
+                    args += [name, _dumps(value), replies.number_text(value)]
+            else:
+                args += [text, 0]
+        except (TypeError, ValueError) as exc:
+            raise InvalidPayload(f"payload is not JSON data: {exc}") from None
+        except RecursionError:
+            raise InvalidPayload("payload is nested too deeply") from None
+        size = len(text.encode())
+        if incs:
+            for name, amount in incs.items():
+                args += [name, layout.amount_text(amount)]
+                size += len(name) + 24
+        if size > self.settings.max_payload_bytes:
+            raise PayloadTooLarge(f"payload is over the {self.settings.max_payload_bytes}-byte limit "
+                                  f"(setting max_payload_bytes)")
+        return args
+
+    def _register(self, route: str) -> None:
+        """Add the route to the registry once per process, before its first write (see ``routes``)."""
+        if route not in self._registered:
+            self._redis(self.client.sadd, layout.ROUTES, route)
+            self._registered.add(route)
+
+    # -- reads -------------------------------------------------------------
+    def get(self, route: str, key: str) -> dict:
+        """The entity record; NotFound when absent."""
+        key = self.expand_key(key)
+        rec = self.entity(route, key)
+        if rec is None:
+            raise NotFound(f"{route} @{key} not found")
+        return rec
+
+    def entity(self, route: str, key: str) -> dict | None:
+        """The entity record ``{route, key, payload, created_at, updated_at, version}``, or None."""
+        check_route(route)
+        key = check_key(self.expand_key(key))
+        reply = self._fcall("ocean_get", route, [route, key], read=True)
+        return None if not reply else replies.record(route, reply)
+
+    def list(self, route: str, limit: int | None = None, after: str | None = None) -> list[dict]:
+        """A route's entities in key order, those with keys after ``after``, at most ``limit``."""
+        check_route(route)
+        limit = self.settings.list_limit if limit is None else max(0, int(limit))
+        if limit == 0:
+            return []
+        out, cursor = [], after or ""
+        while len(out) < limit:  # bounded: each call moves the cursor past the keys it looked at
+            page, cursor = self._fcall("ocean_list", route, [route, cursor, limit - len(out)], read=True)
+            out += [replies.record(route, r) for r in page]
+            if not cursor:
+                break
+        return out
+
+    def route_entities(self, route: str):
+        """``(key, record)`` for every live entity of a route, in key order (read in pages)."""
+        check_route(route)
+        cursor = ""
+        while True:
+            page, more = self._fcall("ocean_list", route, [route, cursor, PAGE], read=True)
+            for r in page:
+                yield r[0], replies.record(route, r)
+            if len(page) < PAGE and not more:
+                return
+            cursor = more or page[-1][0]
+
+    def sweep(self) -> dict:
+        """Delete expired entities and leading expired events of every route now; returns
+        ``{route: [removed keys]}``. Reads and writes treat expired data as gone already: this frees it."""
+        out = {}
+        for route in sorted(self._redis(self.client.smembers, layout.ROUTES)):
+            cursor = ""
+            while True:
+                removed, cursor = self._fcall("ocean_sweep", route, [route, cursor])
+                if removed:
+                    out.setdefault(route, []).extend(removed)
+                if not cursor:
+                    break
+        return out
+
+    def history(self, route: str, key: str, limit: int = 100) -> list[dict]:
+        """Past versions of an entity, newest first (saves, updates and removal)."""
+        check_route(route)
+        key = check_key(self.expand_key(key))
+        if not limit:
+            return []
+        n = max(0, int(limit))
+        entries = self._redis(self.client.lrange, layout.history(route, key), 0, n - 1 if n else -1)
+        out = []
+        for text in entries:
+            version, seq, ms, op, payload = json.loads(text)
+            out.append({"version": version, "seq": seq, "op": op, "payload": payload, "updated_at": iso_ms(ms),
+                        "drop_id": layout.drop_id(route, f"{seq}-{ms}")})
+        return out
+
+    def events(self, route: str, limit: int = 100, before: int | None = None) -> list[dict]:
+        """A route's events, newest first; ``before`` is a seq (exclusive) for the next page."""
+        check_route(route)
+        limit, out, now = max(0, int(limit)), [], self._now()
+        end = "+" if before is None else f"{int(before) - 1}"
+        if limit == 0 or (before is not None and int(before) <= 1):
+            return []
+        for _ in range(10000):  # bounded: each page moves ``end`` back (expired events are skipped)
+            page = self._redis(self.client.xrevrange, layout.events(route), end, "-", count=min(PAGE, limit + 16))
+            for sid, fields in page:
+                ev = replies.event(route, sid, fields, now)
+                if ev is not None:
+                    out.append(ev)
+                    if len(out) >= limit:
+                        return out
+            if len(page) < min(PAGE, limit + 16):
+                return out
+            end = f"({page[-1][0]}"
+        return out
+
+    def route_events(self, route: str):
+        """Every live event of a route, oldest first (read in pages)."""
+        check_route(route)
+        start, now = "-", self._now()
+        while True:
+            page = self._redis(self.client.xrange, layout.events(route), start, "+", count=PAGE)
+            for sid, fields in page:
+                ev = replies.event(route, sid, fields, now)
+                if ev is not None:
+                    yield ev
+            if len(page) < PAGE:
+                return
+            start = f"({page[-1][0]}"
+
+    def routes(self) -> list[str]:
+        """Every route that holds entities or events now."""
+        names = sorted(self._redis(self.client.smembers, layout.ROUTES))
+        if not names:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for route in names:
+            pipe.zcard(layout.keys(route))
+            pipe.xlen(layout.events(route))
+        sizes = self._redis(pipe.execute)
+        return [r for i, r in enumerate(names) if sizes[2 * i] or sizes[2 * i + 1]]
+
+    # -- figures (/health, /metrics, the SQL column cache's size hint) -------------
+    def route_size(self, route: str) -> int:
+        """Entities + events a route holds now: a size hint, as ``Engine.route_size``."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zcard(layout.keys(route))
+        pipe.xlen(layout.events(route))
+        return sum(self._redis(pipe.execute))
+
+    def _sizes(self) -> list[tuple[str, int, int]]:
+        """``(route, events, entities)`` of every route, counted at most once a second (one pipeline)."""
+        now = time.monotonic()
+        if self._sized is not None and self._sized[0] > now - 1.0:
+            return self._sized[1]
+        names = sorted(self._redis(self.client.smembers, layout.ROUTES))
+        pipe = self.client.pipeline(transaction=False)
+        for route in names:
+            pipe.xlen(layout.events(route))
+            pipe.zcard(layout.keys(route))
+        counts = self._redis(pipe.execute) if names else []
+        sizes = [(r, counts[2 * i], counts[2 * i + 1]) for i, r in enumerate(names)]
+        self._sized = (now, sizes)
+        return sizes
+
+    def largest_routes(self, n: int = 10) -> list[tuple[str, int, int]]:
+        """The ``n`` routes holding the most events + entities: ``(route, events, entities)``."""
+        return heapq.nlargest(n, self._sizes(), key=lambda x: (x[1] + x[2], x[0]))
+
+    def stats(self) -> dict:
+        """Figures for /health and /metrics (the embedded engine's names where they mean the same)."""
+        sizes = self._sizes()
+        return {"entities": sum(s[2] for s in sizes), "events": sum(s[1] for s in sizes),
+                "routes": sum(1 for s in sizes if s[1] or s[2]), "uptime_s": round(time.time() - self.started, 3),
+                "store": "redis-cluster" if self.is_cluster else "redis", "functions_version": self.functions_version}
+
+    def health(self) -> dict:
+        """Whether every Redis master answers: ``{ok, masters: [{address, ok, error?}]}`` (for /health)."""
+        import redis
+        nodes = self.client.get_primaries() if self.is_cluster else [None]
+        out = []
+        for node in nodes:
+            address = f"{node.host}:{node.port}" if node is not None else self.url
+            try:
+                if node is not None:
+                    self.client.ping(target_nodes=node)
+                else:
+                    self.client.ping()
+                out.append({"address": address, "ok": True})
+            except redis.RedisError as exc:
+                out.append({"address": address, "ok": False, "error": f"{type(exc).__name__}: {exc}"[:200]})
+        return {"ok": all(m["ok"] for m in out), "masters": out}
+
+    # -- live: the route's change stream ------------------------------------
+    def changes(self, route: str, after: str | None = None, limit: int = 1000) -> tuple[bool, list[dict]]:
+        """The messages of ``route`` after the live id ``after`` (what a resuming client missed).
+
+        Returns ``(gap, messages)``, oldest first. ``gap`` is False when the entry ``after`` names is
+        still in the stream, written in the same epoch: the messages are exactly the ones after it.
+        Otherwise it is True -- the entry was trimmed (the client was away too long), or lost in a
+        failover (its seq was handed out again, in a new epoch) -- and the messages are every one
+        the client cannot have seen: walking back from the newest, all up to the last entry of the
+        client's epoch at or below its seq (which it did see). With none of its epoch left, that is
+        the whole stream: a few repeats, never a skip. ``after=None``: the newest ``limit``, no gap.
+        """
+        check_route(route)
+        name, limit = layout.changes(route), max(0, int(limit))
+        if after is None:
+            newest = self._redis(self.client.xrevrange, name, count=limit)
+            return False, [replies.message(route, i, f) for i, f in reversed(newest)]
+        try:
+            seq, ms, epoch = layout.split_live_id(after)
+        except ValueError:
+            raise InvalidParameter(f"{after[:80]!r} is not a live message id of this store") from None
+        stream_id = f"{seq}-{ms}"
+        found = self._redis(self.client.xrange, name, stream_id, stream_id, count=1)
+        if found and found[0][1].get("e") == epoch:
+            page = self._redis(self.client.xrange, name, f"({stream_id}", "+", count=limit)
+            return False, [replies.message(route, i, f) for i, f in page]
+        out, end = [], "+"
+        for _ in range(100000):  # bounded: each page moves ``end`` back
+            page = self._redis(self.client.xrevrange, name, end, "-", count=PAGE)
+            for sid, fields in page:
+                if fields.get("e") == epoch and layout.split_id(sid)[0] <= seq:
+                    return True, out[::-1][:limit]
+                out.append(replies.message(route, sid, fields))
+            if len(page) < PAGE:
+                break
+            end = f"({page[-1][0]}"
+        return True, out[::-1][:limit]
+
+    # -- bookkeeping ---------------------------------------------------------
+    def expand_key(self, key):
+        """``key`` with its placeholders expanded, as ``Engine.expand_key``."""
+        if type(key) is str and ("{" in key or "}" in key):
+            return timekeys.expand(key, self.now_ms(), self.settings.timezone)
+        return key
+
+    def _now(self) -> int:
+        return time.time_ns() // 1_000_000
+
+    def close(self) -> None:
+        """Close the connections (the data stays in Redis)."""
+        if not self._closed:
+            self._closed = True
+            self.client.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- talking to Redis ------------------------------------------------------
+    def _redis(self, call, *args, **kw):
+        """Run one redis-py call; Redis being unreachable or down becomes StorageError (503)."""
+        import redis
+        try:
+            return call(*args, **kw)
+        except redis.RedisError as exc:
+            raise translate(exc) from None
+
+    def _fcall(self, name: str, route: str, args: list, *, read=False, body=None, key=None):
+        import redis
+        try:
+            if read:
+                return self.client.fcall_ro(name, 1, layout.meta(route), *args)
+            return self.client.fcall(name, 1, layout.meta(route), *args)
+        except redis.RedisError as exc:
+            raise self._refused(exc, route, key, body) from None
+
+    @staticmethod
+    def _refused(exc, route, key, body) -> OceanError:
+        """The ocean error for a failed call: ocean's own ``OCEAN ...`` replies, or Redis's trouble."""
+        text = str(exc)
+        if text.startswith("OCEAN "):
+            return replies.ocean_error(text, route, key, body)
+        return translate(exc)

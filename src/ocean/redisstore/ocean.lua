@@ -1,0 +1,403 @@
+#!lua name=ocean
+--[[
+ocean's data layout and write steps in Redis (docs/scale-out.md says why it is so).
+
+Every key of a route carries the hash tag {ROUTE}, so one route lives in one slot and a
+write is ONE function call on ONE slot that validates, applies, appends its live message
+to the route's change stream and SPUBLISHes it, all in the same atomic step:
+
+  o:{R}:m          hash  seq (last per-route seq), ms (last write time: a route's clock never goes back)
+  o:{R}:k          zset  live entity keys, score 0 (key order for listing)
+  o:{R}:e:<key>    hash  c created ms, u updated ms, n version, x expires ms (0: none), v plain value JSON
+  o:{R}:f:<key>    hash  plain field -> its JSON text (as Python encoded it; never re-encoded here)
+  o:{R}:c:<key>    hash  counter field -> "123" (int64) or "1.5"/"1e+20" (float: always a '.' or 'e')
+  o:{R}:h:<key>    list  history, newest first: JSON [version, seq, ms, op, payload]
+  o:{R}:ev         stream events; entry id <seq>-<ms>; p payload JSON, x expires, s source, t own time
+  o:{R}:x          stream change stream (capped); entry id <seq>-<ms>; o kind, e epoch, k key, d published JSON
+  o:{R}:tmp        hash  scratch, inside one call only (exact int64 sums of plain fields becoming counters)
+  o:{R}            shard channel: the same message as the change stream entry, [id, epoch, kind, key, data]
+
+A seq is per route (HINCRBY o:{R}:m seq); the stream id <seq>-<ms> names one write. Each change
+stream entry also carries the epoch of the process life that wrote it (see epoch()): after a
+failover that lost writes a seq is handed out again, under another epoch, so a resuming client
+whose last message was lost is told (a gap), never silently skipped past the new ones.
+
+Errors are replies "OCEAN <code> TAB <detail> TAB" (see fail); the Python side turns
+them into the same ocean.errors types and messages as the embedded engine.
+Integers are never added in Lua (doubles lose int64 precision): HINCRBY does it in C.
+--]]
+
+local VERSION = 7
+
+local function fail(code, detail)  -- "OCEAN code TAB detail TAB": detail is a field name, or name TAB old TAB amount
+  return error({err = 'OCEAN ' .. code .. '\t' .. (detail or '') .. '\t'})
+end
+
+local function is_int(text)
+  return string.match(text, '^%-?%d+$') ~= nil
+end
+
+local function is_number(text)  -- a JSON number as Python writes it
+  return is_int(text) or string.match(text, '^%-?%d+%.?%d*[eE]?[-+]?%d*$') ~= nil
+end
+
+local function fmt_float(x)  -- round-trips a double; always marks it a float
+  local s = string.format('%.17g', x)
+  if not string.find(s, '[.eEn]') then s = s .. '.0' end
+  return s
+end
+
+local function finite(x)
+  return x == x and x ~= math.huge and x ~= -math.huge
+end
+
+local function names(route, key)
+  local b = 'o:{' .. route .. '}:'
+  return {m = b .. 'm', k = b .. 'k', e = b .. 'e:' .. key, f = b .. 'f:' .. key, c = b .. 'c:' .. key,
+          h = b .. 'h:' .. key, x = b .. 'x', tmp = b .. 'tmp', ev = b .. 'ev', ch = 'o:{' .. route .. '}'}
+end
+
+-- The epoch: a token of this Redis process's life as a master, taken at its first write. A
+-- library-level local lives as long as the Lua state: a restart, a FUNCTION LOAD, and the full
+-- resync a demoted master with lost writes goes through all start a new one. (Unlike the
+-- replication id, an RDB restored after a crash does not bring it back, and unlike INFO it costs
+-- nothing per call.)
+local boot = nil
+local function epoch()
+  if not boot then
+    local t = redis.call('TIME')
+    boot = string.format('%x%05x', tonumber(t[1]), tonumber(t[2]))
+  end
+  return boot
+end
+
+local function clock(m)
+  local t = redis.call('TIME')
+  local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local last = tonumber(redis.call('HGET', m, 'ms') or '0')
+  if ms < last then ms = last end
+  return ms
+end
+
+local function num(x)
+  return string.format('%.0f', x)
+end
+
+-- The live entity at time ms, or nil (an expired one is deleted here, as the embedded engine does).
+local function load(n, key, ms)
+  local raw = redis.call('HGETALL', n.e)
+  if #raw == 0 then
+    redis.call('DEL', n.f, n.c)  -- leftovers of an entity Redis expired part by part
+    return nil
+  end
+  local ent = {}
+  for i = 1, #raw, 2 do ent[raw[i]] = raw[i + 1] end
+  local x = tonumber(ent.x or '0')
+  if x > 0 and x <= ms then
+    redis.call('DEL', n.e, n.f, n.c)
+    redis.call('ZREM', n.k, key)
+    return nil
+  end
+  return ent
+end
+
+local function kv_json(hash_raw)  -- HGETALL of f or c -> the inside of a JSON object
+  local parts = {}
+  for i = 1, #hash_raw, 2 do parts[#parts + 1] = cjson.encode(hash_raw[i]) .. ':' .. hash_raw[i + 1] end
+  return table.concat(parts, ',')
+end
+
+local function merged_json(n)  -- plain fields then counters, as State.payload merges them
+  local a, b = kv_json(redis.call('HGETALL', n.f)), kv_json(redis.call('HGETALL', n.c))
+  if a ~= '' and b ~= '' then return '{' .. a .. ',' .. b .. '}' end
+  return '{' .. a .. b .. '}'
+end
+
+-- Take the route's next seq and publish one message (change stream + shard channel).
+local function publish(n, route, ms, kind, key, data, cap)
+  local seq = redis.call('HINCRBY', n.m, 'seq', 1)
+  redis.call('HSET', n.m, 'ms', num(ms))
+  local id, e = num(seq) .. '-' .. num(ms), epoch()
+  if key then
+    redis.call('XADD', n.x, 'MAXLEN', '~', cap, id, 'o', kind, 'e', e, 'k', key, 'd', data)
+  else
+    redis.call('XADD', n.x, 'MAXLEN', '~', cap, id, 'o', kind, 'e', e, 'd', data)
+  end
+  redis.call('SPUBLISH', n.ch, '[' .. cjson.encode(id) .. ',' .. cjson.encode(e) .. ',' .. cjson.encode(kind) .. ','
+    .. (key and cjson.encode(key) or 'null') .. ',' .. data .. ']')
+  return seq, id
+end
+
+-- Add amounts to counters with every change undone on the first failure (nothing is half-applied).
+-- incs: list of {name, amount text}; base: name -> starting value text for promoted plain fields.
+local function add_counters(c, incs, base)
+  local before, totals = {}, {}
+  local function undo()
+    for name, old in pairs(before) do
+      if old == false then redis.call('HDEL', c, name) else redis.call('HSET', c, name, old) end
+    end
+  end
+  for _, inc in ipairs(incs) do
+    local name, amount = inc[1], inc[2]
+    local stored = redis.call('HGET', c, name)
+    if before[name] == nil then before[name] = stored or false end
+    local old = base[name] or stored or '0'
+    local new
+    if is_int(old) and is_int(amount) then
+      if base[name] then redis.call('HSET', c, name, old) end
+      local r = redis.pcall('HINCRBY', c, name, amount)
+      if type(r) == 'table' and r.err then
+        undo()
+        return nil, 'overflow', name .. '\t' .. old .. '\t' .. amount
+      end
+      new = num(r)
+      if math.abs(r) >= 2 ^ 53 then new = redis.call('HGET', c, name) end  -- exact text from Redis
+    else
+      local x = tonumber(old) + tonumber(amount)
+      if not finite(x) then
+        undo()
+        return nil, 'float_overflow', name .. '\t' .. old .. '\t' .. amount
+      end
+      new = fmt_float(x)
+      redis.call('HSET', c, name, new)
+    end
+    totals[#totals + 1] = {name, new}
+  end
+  return totals
+end
+
+local function totals_json(totals)
+  local parts = {}
+  for _, t in ipairs(totals) do parts[#parts + 1] = cjson.encode(t[1]) .. ':' .. t[2] end
+  return table.concat(parts, ',')
+end
+
+local function flat(totals)
+  local out = {}
+  for _, t in ipairs(totals) do out[#out + 1] = t[1]; out[#out + 1] = t[2] end
+  return out
+end
+
+-- Redis reclaims an expired entity's memory; reads check x themselves. old: the expiry before
+-- this write (keys without one need no PERSIST: the common case costs nothing here).
+local function keep_alive(n, x, old)
+  if x > 0 then
+    for _, k in ipairs({n.e, n.f, n.c}) do redis.call('PEXPIREAT', k, num(x)) end
+  elseif old > 0 then
+    redis.call('PERSIST', n.e); redis.call('PERSIST', n.f); redis.call('PERSIST', n.c)
+  end
+end
+
+local function record(n, limit, version, seq, ms, op, payload)
+  if limit <= 0 then return end
+  redis.call('LPUSH', n.h, '[' .. num(version) .. ',' .. num(seq) .. ',' .. num(ms) .. ',"' .. op .. '",' .. payload .. ']')
+  redis.call('LTRIM', n.h, 0, limit - 1)
+end
+
+--[[ ocean_write: one drop. KEYS[1] = o:{R}:m. ARGV:
+  1 kind (s save, u update, i incr, v value, r remove, e event)   2 route   3 key ('' for events)
+  4 source ('' none)   5 keep ms (0 none)   6 history limit   7 event retention   8 change stream cap
+  9 own time of an imported event ('' none)   10 body JSON (plain fields object, value or event payload)
+  11 number of plain fields P, then P triplets (name, JSON, number text: '' not a number, '?' not an amount),
+  then pairs (name, amount text) of increments.
+Answer: {seq, ms, id, totals (flat name, value), payload JSON or false}. ]]
+local function write(keys, args)
+  local kind, route, key, source = args[1], args[2], args[3], args[4]
+  local keep, hlimit, retention, cap = tonumber(args[5]), tonumber(args[6]), tonumber(args[7]), tonumber(args[8])
+  local body = args[10]
+  local n = names(route, key)
+  local ms = clock(n.m)
+  if kind == 'e' then
+    local seq, id = publish(n, route, ms, 'event', nil, body, cap)
+    local f = {'p', body}
+    if keep > 0 then f[#f + 1] = 'x'; f[#f + 1] = num(ms + keep) end
+    if source ~= '' then f[#f + 1] = 's'; f[#f + 1] = source end
+    if args[9] ~= '' then f[#f + 1] = 't'; f[#f + 1] = args[9] end
+    redis.call('XADD', n.ev, id, unpack(f))
+    if retention > 0 and redis.call('XLEN', n.ev) > retention + math.max(16, math.floor(retention / 10)) then
+      redis.call('XTRIM', n.ev, 'MAXLEN', retention)
+    end
+    return {seq, num(ms), id, {}, false}
+  end
+  local ent = load(n, key, ms)
+  if kind == 'r' then
+    if not ent then return fail('not_found', '') end
+    local seq, id = publish(n, route, ms, 'remove', key, '{}', cap)
+    record(n, hlimit, tonumber(ent.n) + 1, seq, ms, 'remove', 'null')
+    redis.call('DEL', n.e, n.f, n.c)
+    redis.call('ZREM', n.k, key)
+    return {seq, num(ms), id, {}, false}
+  end
+  if kind == 'v' then
+    local version = ent and tonumber(ent.n) + 1 or 1
+    local seq, id = publish(n, route, ms, 'save', key, body, cap)
+    redis.call('DEL', n.f, n.c, n.e)
+    local x = keep > 0 and ms + keep or 0
+    redis.call('HSET', n.e, 'c', ent and ent.c or num(ms), 'u', num(ms), 'n', num(version), 'x', num(x), 'v', body)
+    redis.call('ZADD', n.k, 0, key)
+    keep_alive(n, x, 0)  -- the keys were just made anew
+    record(n, hlimit, version, seq, ms, 'save', body)
+    return {seq, num(ms), id, {}, false}
+  end
+  -- save / update / incr: State._write, checks first, in the same order
+  local replace = kind == 's'
+  local plain, p = {}, tonumber(args[11])
+  local incs = {}
+  for i = 12 + 3 * p, #args, 2 do incs[#incs + 1] = {args[i], args[i + 1]} end
+  if ent and ent.v and (#incs > 0 or not replace) then return fail('plain_value', '') end
+  local sets, plain_names = {}, {}
+  for i = 12, 11 + 3 * p, 3 do
+    local name, json, numtext = args[i], args[i + 1], args[i + 2]
+    plain_names[name] = true
+    if ent and redis.call('HEXISTS', n.c, name) == 1 then
+      if numtext == '' then return fail('not_a_counter_set', name) end
+      if numtext == '?' then return fail('invalid_amount', name) end
+      sets[#sets + 1] = {name, numtext}
+      sets[name] = true
+    else
+      plain[#plain + 1] = {name, json}
+    end
+  end
+  -- State._write's order: each increment in turn is checked (set too? a plain field that is not a
+  -- number?) and, for a plain field becoming a counter, summed then (on a scratch key of this slot:
+  -- exact int64 sums need HINCRBY); then the other increments are added. New counters appear in
+  -- that order too: the others, then the promoted ones.
+  local promoted, rest = {}, {}
+  for _, inc in ipairs(incs) do
+    local name = inc[1]
+    if plain_names[name] then  -- set as a plain field or as a counter, and incremented
+      return fail('both', name)
+    end
+    local old = (ent and not replace and not ent.v) and redis.call('HGET', n.f, name)
+    if old then
+      if not is_number(old) then return fail('not_a_number', name .. '\t' .. old) end
+      local t, problem, detail = add_counters(n.tmp, {inc}, {[name] = old})
+      redis.call('DEL', n.tmp)
+      if not t then return fail(problem, detail) end
+      promoted[#promoted + 1] = t[1]
+    else
+      rest[#rest + 1] = inc
+    end
+  end
+  local totals, problem, detail = add_counters(n.c, rest, {})
+  if not totals then return fail(problem, detail) end
+  for _, t in ipairs(promoted) do
+    redis.call('HDEL', n.f, t[1])
+    redis.call('HSET', n.c, t[1], t[2])
+    totals[#totals + 1] = t
+  end
+  for _, s in ipairs(sets) do redis.call('HSET', n.c, s[1], s[2]) end
+  if replace and ent then redis.call('DEL', n.f) end
+  for _, pf in ipairs(plain) do redis.call('HSET', n.f, pf[1], pf[2]) end
+  local version, x
+  if not ent then
+    version, x = 1, (kind ~= 'i' and keep > 0) and ms + keep or 0
+    redis.call('HSET', n.e, 'c', num(ms), 'u', num(ms), 'n', 1, 'x', num(x))
+    redis.call('ZADD', n.k, 0, key)
+  else
+    version = tonumber(ent.n) + 1
+    x = tonumber(ent.x or '0')
+    if replace then x = keep > 0 and ms + keep or 0 end
+    redis.call('HSET', n.e, 'u', num(ms), 'n', num(version), 'x', num(x))
+    if ent.v then redis.call('HDEL', n.e, 'v') end  -- an object saved over a plain value
+  end
+  keep_alive(n, x, ent and tonumber(ent.x or '0') or 0)
+  local tj, payload = totals_json(totals), false
+  local published
+  if kind == 'i' then
+    published = '{' .. tj .. '}'
+  else
+    payload = merged_json(n)
+    if tj == '' then published = body
+    elseif body == '{}' then published = '{' .. tj .. '}'
+    else published = string.sub(body, 1, -2) .. ',' .. tj .. '}' end
+  end
+  local op = kind == 'i' and 'incr' or (replace and 'save' or 'update')
+  local seq, id = publish(n, route, ms, op, key, published, cap)
+  if kind ~= 'i' then record(n, hlimit, version, seq, ms, op, payload) end
+  return {seq, num(ms), id, flat(totals), payload}
+end
+
+local function entity_reply(n, key, now)
+  local raw = redis.call('HGETALL', n.e)
+  if #raw == 0 then return false end
+  local ent = {}
+  for i = 1, #raw, 2 do ent[raw[i]] = raw[i + 1] end
+  local x = tonumber(ent.x or '0')
+  if x > 0 and x <= now then return false end
+  return {key, ent.c, ent.u, ent.n, ent.v or false, redis.call('HGETALL', n.f), redis.call('HGETALL', n.c)}
+end
+
+local function now_of()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- ocean_get: KEYS[1] = o:{R}:m; ARGV route, key -> {key, created, updated, version, value|false, fields, counters} or false
+local function get(keys, args)
+  return entity_reply(names(args[1], args[2]), args[2], now_of())
+end
+
+-- ocean_list: KEYS[1] = o:{R}:m; ARGV route, after ('' from the start), limit
+-- -> {live entities in key order, the last key looked at or false}. One call looks at no more than
+-- LIST_BUDGET keys (expired ones are skipped), so it never holds Redis long; when it stops early the
+-- caller goes on from the key it returns.
+local LIST_BUDGET = 2000
+local function list(keys, args)
+  local route, after, limit = args[1], args[2], tonumber(args[3])
+  local k = names(route, '').k
+  local out, now, start = {}, now_of(), after == '' and '-' or '(' .. after
+  local budget, last = LIST_BUDGET, false
+  while #out < limit do
+    if budget <= 0 then return {out, last} end
+    local page = redis.call('ZRANGEBYLEX', k, start, '+', 'LIMIT', 0, math.min(limit - #out, budget))
+    if #page == 0 then break end
+    for _, key in ipairs(page) do
+      local r = entity_reply(names(route, key), key, now)
+      if r then out[#out + 1] = r end
+      start, last = '(' .. key, key
+    end
+    budget = budget - #page
+  end
+  return {out, false}
+end
+
+-- ocean_sweep: KEYS[1] = o:{R}:m; ARGV route, after ('' from the start) -> {removed keys, next or false}.
+-- Deletes entities whose keep ran out (and their index entries), up to LIST_BUDGET keys a call,
+-- and trims the events at the head of the stream whose keep ran out. Writes and reads already treat
+-- expired data as gone; this returns the memory (Redis's own expiry reclaims the entity hashes).
+local function sweep(keys, args)
+  local route, after = args[1], args[2]
+  local n0 = names(route, '')
+  local now = clock(n0.m)
+  local page = redis.call('ZRANGEBYLEX', n0.k, after == '' and '-' or '(' .. after, '+', 'LIMIT', 0, LIST_BUDGET)
+  local removed = {}
+  for _, key in ipairs(page) do
+    local n = names(route, key)
+    if not load(n, key, now) then
+      redis.call('ZREM', n.k, key)  -- load removed an expired one; a vanished one leaves only this
+      removed[#removed + 1] = key
+    end
+  end
+  if after == '' then
+    for _ = 1, LIST_BUDGET do
+      local head = redis.call('XRANGE', n0.ev, '-', '+', 'COUNT', 1)
+      if #head == 0 then break end
+      local f, x = head[1][2], 0
+      for i = 1, #f, 2 do if f[i] == 'x' then x = tonumber(f[i + 1]) end end
+      if x == 0 or x > now then break end
+      redis.call('XDEL', n0.ev, head[1][1])
+    end
+  end
+  return {removed, #page == LIST_BUDGET and page[#page] or false}
+end
+
+local function version(keys, args)
+  return VERSION
+end
+
+redis.register_function('ocean_write', write)
+redis.register_function{function_name = 'ocean_get', callback = get, flags = {'no-writes'}}
+redis.register_function{function_name = 'ocean_list', callback = list, flags = {'no-writes'}}
+redis.register_function('ocean_sweep', sweep)
+redis.register_function{function_name = 'ocean_version', callback = version, flags = {'no-writes'}}

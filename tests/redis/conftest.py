@@ -1,0 +1,66 @@
+"""Fixtures for the Redis store: one real local cluster per session, one single server, flushed per test.
+
+Without ``redis-server``/``redis-cli`` (or redis-py) the tests skip, unless
+``OCEAN_REQUIRE_SYSTEM_TOOLS=1`` (CI), where a missing tool is a failure.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cluster as harness  # noqa: E402
+
+
+def _missing(what: str):
+    if os.environ.get("OCEAN_REQUIRE_SYSTEM_TOOLS") == "1":
+        pytest.fail(f"{what} is required here (OCEAN_REQUIRE_SYSTEM_TOOLS=1)")
+    pytest.skip(f"{what} is not available")
+
+
+def _require() -> None:
+    if not harness.available():
+        _missing("redis-server and redis-cli")
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        _missing("redis-py (pip install 'redis[hiredis]')")
+
+
+@pytest.fixture
+def redis_tools():
+    """For a test that starts its own servers: skip (or fail, in CI) without the tools."""
+    _require()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_session():
+    """3 masters + 3 replicas for the whole session (about 2 s to start); every process stopped by pid."""
+    _require()
+    with harness.LocalCluster() as c:
+        yield c
+
+
+@pytest.fixture
+def redis_cluster(redis_cluster_session):
+    """The session's cluster, emptied before the test (functions stay loaded)."""
+    redis_cluster_session.wait_ok(30)  # a test that killed a node must not leave the next one a broken cluster
+    redis_cluster_session.flush()
+    return redis_cluster_session
+
+
+@pytest.fixture(scope="session")
+def redis_single_session():
+    """One plain redis-server for the session."""
+    _require()
+    with harness.SingleServer() as s:
+        yield s
+
+
+@pytest.fixture
+def redis_single(redis_single_session):
+    """The session's single server, emptied before the test."""
+    redis_single_session.flush()
+    return redis_single_session
