@@ -210,6 +210,12 @@ class CoreNotBuilt(OceanError):
     status = 500
 
 
+class NotSupported(OceanError):
+    """The store in use does not offer this yet (sketch fields with ``--store redis://``)."""
+    code = "not_supported"
+    status = 501
+
+
 class InternalError(OceanError):
     """An unexpected fault; the message never carries a traceback."""
     code = "internal"

@@ -19,13 +19,15 @@ import time
 from .. import timekeys
 from ..engine import ops
 from ..engine.engine import _check_object, _keep_ms, _prepare_drop
-from ..errors import (EngineClosed, InvalidAmount, InvalidParameter, InvalidPayload, NotFound, OceanError,
-                      PayloadTooLarge)
+from ..errors import (EngineClosed, InvalidAmount, InvalidParameter, InvalidPayload, NotFound, NotSupported,
+                      OceanError, PayloadTooLarge)
 from ..model import check_increments, check_key, check_route, iso_ms, now_ms, split_increments
 from ..settings import Settings
 from . import layout, replies
 from .connection import connect, load_functions, translate
 
+_NO_SKETCHES = ("sketch fields (uniq, observe, \"~field\", \"%field\") are not in the Redis store yet; "
+                "they work with the embedded store (docs/scale-out.md)")
 _dumps = ops._dumps  # the embedded log's JSON encoder: the same refusals (NaN, sets) and messages
 PAGE = 1000
 
@@ -94,6 +96,20 @@ class RedisEngine:
             raise InvalidAmount("incr needs at least one field")
         incs = check_increments(amounts)
         return self._write(ops.INCR, route, key, None, incs, 0, source)[3]
+
+    def uniq(self, route: str, key: str, values: dict, source: str | None = None) -> dict:
+        """Not in this store yet: sketch fields live in the embedded engine only (NotSupported)."""
+        check_route(route)
+        raise NotSupported(_NO_SKETCHES)
+
+    observe = uniq
+
+    def entity_sketches(self, route: str, key: str) -> dict:
+        """No entity here holds a sketch field (SQL's merges find none)."""
+        return {}
+
+    def route_has_sketches(self, route: str) -> bool:
+        return False
 
     def remove(self, route: str, key: str, source: str | None = None) -> dict:
         """Delete an entity with its counters; NotFound if absent."""
@@ -171,6 +187,8 @@ class RedisEngine:
         except RecursionError:
             raise InvalidPayload("payload is nested too deeply") from None
         size = len(text.encode())
+        if incs and ops.has_adds(incs):
+            raise NotSupported(_NO_SKETCHES)
         if incs:
             for name, amount in incs.items():
                 args += [name, layout.amount_text(amount)]
