@@ -105,10 +105,15 @@ def test_save_keeps_sketches_like_counters_and_a_value_remove_or_expiry_drops_th
     assert eng.uniq("a/daily", "d1", {"visitors": "c"}) == {"visitors": 1}  # a fresh sketch
     eng.remove("a/daily", "d1")
     assert eng.uniq("a/daily", "d1", {"visitors": ["c", "d"]}) == {"visitors": 2}
-    eng.save("a/keep", {"title": "t"}, key="k", keep=0.001)
+    # keep: the adds land on the kept entity (1 s is far more than two calls take, even on a loaded
+    # box; 1 ms was not: the save could expire before the uniq and the uniq make a new entity)
+    eng.save("a/keep", {"title": "t"}, key="k", keep=1)
     eng.uniq("a/keep", "k", {"visitors": ["x", "y"]})
+    assert eng.state.entities.get("a/keep", "k").expires_ms, "the uniq made a new entity: the kept one had expired"
     import time
-    time.sleep(0.01)
+    deadline = time.monotonic() + 5
+    while eng.entity("a/keep", "k") is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert eng.entity("a/keep", "k") is None
     assert eng.uniq("a/keep", "k", {"visitors": "z"}) == {"visitors": 1}
     with pytest.raises(InvalidPayload, match="keep"):
