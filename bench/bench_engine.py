@@ -159,3 +159,48 @@ def test_single_incr_1000(benchmark, engine_factory):
     benchmark.pedantic(run, rounds=10, iterations=1)
     total = sum(eng.get("analytics/daily", f"2026-02-{d:02d}")["payload"]["page_views"] for d in range(1, 29))
     assert total == run.calls * 1000
+
+
+# ---- sketch fields (uniq, dist) through the engine: an add is a whole durable, published write ----
+
+def _visitors(n: int) -> list[str]:
+    return [f"u-{i * 7919 % 1_000_003}" for i in range(n)]
+
+
+@pytest.mark.benchmark(group="engine-uniq")
+def test_engine_uniq_one_value_per_call(benchmark, engine_factory):
+    """``Engine.uniq`` of one new visitor per call (validate, log the value, add, answer the estimate)."""
+    eng = engine_factory()
+    values = _visitors(N)
+    run = Counted(lambda: [eng.uniq("analytics/daily", "2026-02-10", {"visitors": v}) for v in values])
+    benchmark.pedantic(run, rounds=5, iterations=1)
+    assert abs(eng.get("analytics/daily", "2026-02-10")["payload"]["visitors"] - N) <= 0.03 * N
+    benchmark.extra_info["ops_per_round"] = N
+
+
+@pytest.mark.benchmark(group="engine-uniq")
+def test_engine_incr_beside_uniq(benchmark, engine_factory):
+    """The baseline: the same number of counter increments (the compiled path)."""
+    eng = engine_factory()
+    run = _incr_loop(eng.incr)
+    benchmark.pedantic(run, rounds=5, iterations=1)
+    assert eng.get("analytics/daily", "2026-02-10")["payload"]["page_views"] == run.calls * N
+    benchmark.extra_info["ops_per_round"] = N
+
+
+@pytest.mark.benchmark(group="engine-sketch-drops-1000")
+@pytest.mark.parametrize("payload", ["counter", "counter+uniq+dist"])
+def test_drop_many_1000_with_sketches(benchmark, engine_factory, payload):
+    """1000 drops of a page view, with and without its visitor (``~``) and latency (``%``) beside it."""
+    eng = engine_factory()
+    visitors = _visitors(1000)
+    drops = [{"route": "analytics/daily", "key": "2026-02-10",
+              "payload": {"+page_views": 1} if payload == "counter" else
+              {"+page_views": 1, "~visitors": visitors[i], "%ms": float(i % 97)}} for i in range(1000)]
+    run = Counted(lambda: eng.drop_many(drops))
+    benchmark.pedantic(run, rounds=10, iterations=1)
+    p = eng.get("analytics/daily", "2026-02-10")["payload"]
+    assert p["page_views"] == run.calls * 1000
+    if payload != "counter":
+        assert abs(p["visitors"] - 1000) <= 30 and p["ms"]["count"] == run.calls * 1000
+    benchmark.extra_info["drops_per_round"] = 1000

@@ -64,7 +64,7 @@ class PayloadTooLarge(OceanError):
 
 
 class InvalidAmount(ValidationError):
-    """An increment amount is not a finite number."""
+    """An increment amount is not a finite number, or a sketch value is not one its field takes."""
     code = "invalid_amount"
 
 
@@ -73,8 +73,13 @@ class NotACounter(ValidationError):
     code = "not_a_counter"
 
 
+class NotASketch(ValidationError):
+    """A field is written as another type than it holds: a sketch add on a counter, plain field or other sketch, or a plain value on a sketch."""
+    code = "not_a_sketch"
+
+
 class CounterOverflow(ValidationError):
-    """An int64 counter would overflow; the value is left unchanged."""
+    """An int64 counter (or a dist field's count or sum) would overflow; the value is left unchanged."""
     code = "overflow"
 
 
@@ -203,6 +208,12 @@ class CoreNotBuilt(OceanError):
     """The compiled core `ocean._core` is missing; build it (see the message)."""
     code = "core_not_built"
     status = 500
+
+
+class NotSupported(OceanError):
+    """The store in use does not offer this yet (sketch fields with ``--store redis://``)."""
+    code = "not_supported"
+    status = 501
 
 
 class InternalError(OceanError):

@@ -1,13 +1,15 @@
 """Routes, keys, fields and drops: validation and the record shapes (SPEC section 1)."""
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 import re
 import time
 from datetime import datetime, timezone
 
-from .errors import InvalidAmount, InvalidField, InvalidKey, InvalidRoute
+from .errors import InvalidAmount, InvalidField, InvalidKey, InvalidPayload, InvalidRoute
 
 MAX_ROUTE_CHARS = 512
 MAX_SEGMENTS = 10
@@ -142,15 +144,88 @@ def _jsonable(value) -> bool:
 
 
 def split_increments(payload: dict) -> tuple[dict, dict]:
-    """Split ``{"+views": 1, "name": "x"}`` into plain fields and increments."""
+    """Split ``{"+views": 1, "~visitors": "u-1", "name": "x"}`` into plain fields and increments.
+
+    Increments are ``{"views": 1}``; sketch adds ride beside them as ``{"~visitors": ["u-1"]}``
+    (the op layout, ``engine/ops.py``), their values checked and always a list.
+    """
     plain, incs = {}, {}
     for name, value in payload.items():
-        if isinstance(name, str) and name.startswith("+") and len(name) > 1:
+        if isinstance(name, str) and len(name) > 1 and name[0] in _ADD_PREFIXES:
             field = check_field(name[1:])
-            incs[field] = check_amount(value, field)
+            if name[0] == "+":
+                incs[field] = check_amount(value, field)
+            else:
+                other = ("%" if name[0] == "~" else "~") + field
+                if other in incs:
+                    raise InvalidPayload(f"field {field!r} is added to as both a uniq (~) and a dist (%) field")
+                incs[name[0] + field] = check_sketch_values(name[0], value, field)
         else:
             plain[check_field(name)] = value
     return plain, incs
+
+
+SKETCH_PREFIXES = {"~": "uniq", "%": "dist"}  # payload prefix -> sketch kind (engine/sketches.py)
+_ADD_PREFIXES = frozenset("+~%")
+MAX_UNIQ_VALUE_CHARS = 1024
+MAX_DIST_COUNT = 1 << 40  # the count of one [value, count] pair (a sketch counts to 2**63 - 1)
+
+
+def check_sketch_values(prefix: str, value, field: str = "") -> list:
+    """The values of one sketch add (``"~f"``: strings or integers; ``"%f"``: finite numbers) as a list.
+
+    One value or a list of them; integers added to a uniq field count as their decimal text
+    (``123`` and ``"123"`` are one visitor, as in Redis). A dist value may also be a pair
+    ``[value, count]``: the value added ``count`` times (a pre-aggregated histogram, as the
+    request accounting writes). Either may also be a whole sketch to merge, ``{"sketch": base64
+    of its bytes}`` (what ``GET /export`` writes, so an import restores sketches exactly).
+    Raises InvalidAmount naming the field.
+    """
+    values = value if type(value) is list else [value]
+    if prefix == "~":
+        for v in values:
+            t = type(v)
+            if t is dict:
+                check_serialized_sketch(prefix, v, field)
+            elif t is str:
+                if len(v) > MAX_UNIQ_VALUE_CHARS:
+                    raise InvalidAmount(f"a value added to the uniq field {field!r} is {len(v)} characters; "
+                                        f"at most {MAX_UNIQ_VALUE_CHARS} are allowed")
+                if not v.isascii():
+                    try:
+                        v.encode("utf-8")  # a lone surrogate cannot be hashed (nor logged)
+                    except UnicodeEncodeError:
+                        raise InvalidAmount(f"a value added to the uniq field {field!r} is not valid "
+                                            f"text (a lone surrogate)") from None
+            elif t is not int or not MIN_INT64 <= v <= MAX_INT64:
+                raise InvalidAmount(f"uniq field {field!r} takes strings or integers (int64), got "
+                                    f"{json.dumps(v) if _jsonable(v) else t.__name__}")
+    else:
+        for v in values:
+            if type(v) is dict:
+                check_serialized_sketch(prefix, v, field)
+                continue
+            if type(v) is list and len(v) == 2 and type(v[1]) is int and 1 <= v[1] <= MAX_DIST_COUNT:
+                v = v[0]  # [value, count]
+            t = type(v)
+            if not ((t is int and MIN_INT64 <= v <= MAX_INT64) or (t is float and math.isfinite(v))):
+                raise InvalidAmount(f"dist field {field!r} takes finite numbers (or [number, count] pairs), got "
+                                    f"{json.dumps(v) if _jsonable(v) else t.__name__}")
+    return list(values)
+
+
+def check_serialized_sketch(prefix: str, doc: dict, field: str = ""):
+    """The sketch ``{"sketch": base64}`` holds (uniq for ``~``, dist for ``%``); InvalidAmount if it is not one."""
+    from .kernels import kernel  # NOTE: here, not at the top: the compiled core imports this module
+    kind = SKETCH_PREFIXES[prefix]
+    data = doc.get("sketch") if len(doc) == 1 else None
+    try:
+        if type(data) is not str:
+            raise ValueError("no sketch")
+        return kernel("Hll" if kind == "uniq" else "Dist")(base64.b64decode(data, validate=True))
+    except (ValueError, TypeError, binascii.Error):
+        raise InvalidAmount(f"{{\"sketch\": ...}} for the {kind} field {field!r} must hold the base64 of a {kind} "
+                            f"sketch's bytes, as GET /export writes them") from None
 
 
 def drop_id(instance: str, seq: int) -> str:

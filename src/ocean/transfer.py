@@ -10,8 +10,9 @@ In (``POST /import``): ``read_lines`` splits a body into numbered lines of bound
 ``/drop`` batch path), counting lines and keeping one error per failed line. A bad line
 is skipped and reported; the lines around it are imported.
 
-What an import keeps: entities' fields and counters (``counters`` names the payload fields
-that become counters again) and expiry; events' payload, expiry and ``created_at``. Entities'
+What an import keeps: entities' fields, counters (``counters`` names the payload fields
+that become counters again), sketch fields (``sketches`` holds their bytes: merged in, exactly)
+and expiry; events' payload, expiry and ``created_at``. Entities'
 ``created_at``/``updated_at``/``version`` and every ``seq`` are the importing server's own: the
 engine stamps each entity write with its clock (its expiry replays by op time), and seqs are
 handed out in write order. Imported drops are writes like any other, meant for an empty server:
@@ -35,7 +36,7 @@ SYSTEM_COLUMNS = ("route", "key", "seq", "created_at", "updated_at")
 LINE_OVERHEAD = 64 << 10  # room on an import line beside its payload: route, key, times, names
 IMPORT_BATCH = 1000  # lines written per engine call (one log write, then others get a turn)
 MAX_REPORTED_ERRORS = 1000  # errors listed in an import's answer (all are counted)
-LINE_FIELDS = frozenset(("route", "key", "payload", "keep", "counters", "expires_at", "created_at",
+LINE_FIELDS = frozenset(("route", "key", "payload", "keep", "counters", "sketches", "expires_at", "created_at",
                          "updated_at", "version", "seq", "drop_id", "source"))
 
 _std_dumps = json.JSONEncoder(separators=(",", ":")).encode  # ASCII: any str encodes
@@ -228,6 +229,17 @@ def parse_line(raw: bytes, now: int):
             if type(value) not in (int, float):
                 raise InvalidLine(f"counters names {name!r}, which is not a number field of the payload")
             incs["+" + name] = value
+    sketches = doc.get("sketches")
+    if sketches is not None:
+        if key is None or type(payload) is not dict or type(sketches) is not dict:
+            raise InvalidLine('sketches is an object of "~field"/"%field": base64 sketch bytes, for an entity')
+        if incs is None:
+            payload, incs = dict(payload), {}
+        for name, data in sketches.items():
+            if len(name) < 2 or name[0] not in "~%" or type(data) is not str:
+                raise InvalidLine(f'sketches names {name[:40]!r}; it takes "~field" or "%field": base64 sketch bytes')
+            payload.pop(name[1:], None)  # the summary reads showed: the sketch itself replaces it
+            incs[name] = {"sketch": data}  # merged in by the engine, which checks the bytes
     keep = doc.get("keep")
     if doc.get("expires_at") is not None:
         if keep is not None:

@@ -223,3 +223,20 @@ def test_one_client_shared_by_threads(server):
         t.join(30)
     assert failures == [] and c.get("threads/daily", "d") == {"n": 80}
     assert c._conn.opened == 1
+
+
+def test_uniq_and_observe_answer_estimates_and_summaries(client):
+    assert client.uniq("shop/daily", "2026-02-11", visitors="u-1") == {"visitors": 1}
+    assert client.uniq("shop/daily", "2026-02-11", {"visitors": ["u-1", "u-2", 7], "a\"b c": "x"}) == {
+        "visitors": 3, "a\"b c": 1}
+    ms = client.observe("shop/daily", "2026-02-11", ms=[12.5, 40, [3, 2]])["ms"]
+    assert ms["count"] == 4 and ms["min"] == 3 and ms["max"] == 40 and ms["sum"] == 58.5
+    assert client.get("shop/daily", "2026-02-11")["visitors"] == 3
+    with pytest.raises(errors.NotASketch):
+        client.observe("shop/daily", "2026-02-11", visitors=1)
+    with pytest.raises(errors.InvalidAmount):
+        client.uniq("shop/daily", "2026-02-11", visitors=1.5)
+    with pytest.raises(errors.InvalidAmount):
+        client.observe("shop/daily", "2026-02-11", ms=float("nan"))  # refused before sending
+    with pytest.raises(errors.InvalidField):
+        client.uniq("shop/daily", "2026-02-11")

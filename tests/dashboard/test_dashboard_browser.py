@@ -79,6 +79,9 @@ def test_counts_show_rise_live_and_the_feed_is_prompt(server, open_page, artifac
     assert row.locator(".status").text_content() == "404"
 
     page.wait_for_function("document.querySelector('#stat-p95').textContent.includes('ms')")
+    # p50/p95 of the whole day, from the dist field ms of _admin/daily (flushed each second)
+    page.wait_for_function("document.querySelector('#stat-p95-note').textContent === 'today'", timeout=4000)
+    assert "today" in page.text_content("#stat-pwindow")
     assert number(page, "#stat-errors") >= 0
     page.wait_for_selector("#endpoints-body tr >> text=/exec")
     page.wait_for_selector("#status-list .status-row.s4xx")
@@ -263,6 +266,16 @@ def test_the_tutorial_dashboard_works_from_another_origin(server, open_page, oth
                                   f"incr analytics/daily @{day} .page_views")
     w.page.wait_for_selector("#feed li >> text=/drop", timeout=2000)
     w.page.wait_for_function(f"document.querySelector('#views').textContent === '{views + 1}'", timeout=2000)
+    # unique visitors and p95 latency: a uniq and a dist field beside the counter, live too
+    for visitor, ms in (("u-1", 10), ("u-2", 20), ("u-1", 400)):
+        server.post_json("/drop", {"route": "analytics/daily", "key": day,
+                                   "payload": {"+page_views": 1, "~visitors": visitor, "%ms": ms}})
+    w.page.wait_for_function("document.querySelector('#visitors').textContent === '2'", timeout=2000)
+    w.page.wait_for_function("document.querySelector('#p95').textContent.endsWith(' ms')", timeout=2000)
+    p95 = float(w.page.text_content("#p95").split()[0])
+    assert abs(p95 - 20) <= 0.2  # rank 0.95 * (3 - 1) rounded down of 10, 20, 400: the 20, within 1%
+    w.page.reload()
+    w.page.wait_for_function("document.querySelector('#visitors').textContent === '2'", timeout=5000)
     w.page.screenshot(path=str(artifacts / "example-dashboard.png"))
     assert w.page_errors == [] and w.console_errors == [], (w.page_errors, w.console_errors)
 

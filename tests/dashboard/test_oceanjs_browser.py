@@ -63,9 +63,14 @@ def test_calls_answer_and_errors_are_typed(server, open_page):
         out.badKey = await caught(o.incr('js/daily', 'x\\nremove js/users @alice', 'n'));
         out.badAmount = await caught(o.incr('js/daily', 'k', { n: NaN }));
         out.unreachable = await caught(new Ocean({ url: 'http://127.0.0.1:9', key }).read('js/daily', 'k'));
+        out.uniq = await o.uniq('js/daily', '2026-02-11', { visitors: ['u-1', 'u-2', 'u-1'], 'a b': 'x' });
+        out.observe = await o.observe('js/daily', '2026-02-11', { ms: [12.5, 40] });
+        out.sketchMix = await caught(o.observe('js/daily', '2026-02-11', { visitors: 1 }));
         return out;
     }""", server.key)
     assert out["incr"] == {"page_views": 1, "POST /drop": 2} and out["incr2"] == {"page_views": 3}
+    assert out["uniq"] == {"visitors": 2, "a b": 1} and out["observe"]["ms"]["count"] == 2
+    assert out["sketchMix"]["code"] == "not_a_sketch"
     assert out["read"] == {"page_views": 3, "POST /drop": 2} and out["entity"] == "2026-02-10"
     assert out["rows"] == [{"date": "2026-02-10", "page_views": 3}] and out["columns"] == ["date", "page_views"]
     assert [r["ok"] for r in out["exec"]] == [True, False, True]

@@ -41,7 +41,7 @@ def _published(eng: Engine) -> list:
 
 
 ops_strategy = st.lists(st.tuples(
-    st.sampled_from(["incr", "incr", "incr", "save", "update", "remove", "event", "drops"]),
+    st.sampled_from(["incr", "incr", "incr", "save", "update", "remove", "event", "drops", "sketch"]),
     st.sampled_from(["a", "b", "_sys"]),
     st.sampled_from(["k1", "k2", "k3"]),
     st.dictionaries(st.sampled_from(["n", "m", "label"]),
@@ -64,6 +64,11 @@ def _run(eng: Engine, script) -> list:
                 out.append(eng.remove(route, key))
             elif kind == "event":
                 out.append(eng.save(route, fields)["seq"])
+            elif kind == "sketch":  # uniq/dist adds beside an increment: the Python path, both engines
+                adds = {("~" if i % 2 else "%") + k: v for i, (k, v) in enumerate(fields.items())}
+                out.append(eng.drop_many([{"route": route, "key": key, "payload": {"+hits": 1, **adds}},
+                                          {"route": route, "key": key, "payload": {"+hits": 1}}]))
+                out[-1] = [r if isinstance(r, dict) else type(r).__name__ for r in out[-1]]
             else:
                 batch = [{"route": route, "key": key, "payload": {"+" + k: v for k, v in fields.items()}},
                          {"route": route, "payload": fields},

@@ -223,7 +223,7 @@ def test_every_endpoint_answers_and_backup_is_a_typed_refusal(nodes):
     with urllib.request.urlopen(req, timeout=10) as resp:
         assert b"ocean_route_entities" in resp.read()
     status, out = call(a, "POST", "/admin/backup", {})
-    assert status == 400 and out["code"] == "bad_request" and "Redis" in out["error"]
+    assert status == 501 and out["code"] == "not_supported" and "Redis" in out["error"]
     with urllib.request.urlopen(a.url + "/admin/", timeout=10) as resp:
         assert resp.status == 200
 
@@ -286,7 +286,7 @@ def test_replay_stream_json_and_export_on_the_other_node(nodes):
     finally:
         live.close()
     status, out = call(b, "GET", "/export/r/*?format=csv")  # not yet: a typed refusal, never a 500
-    assert status == 400 and out["code"] == "bad_request"
+    assert status == 501 and out["code"] == "not_supported"
     req = urllib.request.Request(b.url + "/import", method="POST", headers={"X-Ocean-Key": b.key},
                                  data=b'{"route": "r/imp", "key": "z", "payload": {"v": 2}}\n')
     with urllib.request.urlopen(req, timeout=10) as resp:

@@ -18,6 +18,10 @@ def test_requests_are_counted_by_day_hour_template_and_status(web):
     daily = web.engine.get("_admin/daily", day)["payload"]
     assert daily["requests"] == 4 and daily["errors"] == 2 and daily["ms_total"] > 0
     assert web.engine.get("_admin/hourly", hour)["payload"]["requests"] == 4
+    # each request's time went to the dist field ms (the dashboard's p50/p95), counted once
+    assert daily["ms"]["count"] == 4 and daily["ms"]["p50"] <= daily["ms"]["p95"] <= daily["ms"]["max"]
+    assert abs(daily["ms"]["sum"] - daily["ms_total"]) <= 0.01 * daily["ms_total"] + 0.01
+    assert web.engine.get("_admin/hourly", hour)["payload"]["ms"]["count"] == 4
     endpoints = web.engine.get("_admin/endpoints", day)["payload"]
     assert endpoints == {"GET /entity/*": 2, "POST /drop": 1, "GET /health": 1}  # templates, never raw paths
     assert web.engine.get("_admin/status", day)["payload"] == {"404": 2, "200": 2}

@@ -105,6 +105,24 @@ def incr_line(route: str, key: str, amounts: dict) -> str:
     return " ".join(parts)
 
 
+def sketch_line(command: str, route: str, key: str, values: dict) -> str:
+    """The Drops ``uniq``/``observe`` line adding ``values`` (field -> value or list), every field quoted."""
+    check_route(route)
+    check_key(key)
+    if not values:
+        raise InvalidField(f"{command} needs at least one field")
+    parts = [f"{command} {route} @{key}"]
+    for name, v in values.items():
+        if not isinstance(name, str) or not name:
+            raise InvalidField(f"field names are non-empty strings, got {name!r}")
+        try:
+            text = json.dumps(v if isinstance(v, list) else [v], ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError):
+            raise InvalidAmount(f"values for {name!r} must be JSON strings or numbers, got {v!r}") from None
+        parts.append(f".{json.dumps(name, ensure_ascii=False)} {text}")
+    return " ".join(parts)
+
+
 class Client:
     """A client of one ocean server, on one keep-alive connection (see the module docstring).
 
@@ -184,6 +202,22 @@ class Client:
         adds 2; ``incr(route, key, {"POST /drop": 1})`` names fields that are not identifiers.
         """
         (res,) = self.exec(incr_line(route, key, _amounts(fields, amounts)))
+        return res.value
+
+    def uniq(self, route: str, key: str, values: dict | None = None, **more) -> dict:
+        """Add values to uniq (distinct-count) fields; the new estimates, ``{field: 2}``.
+
+        ``uniq(route, key, visitors="u-123")`` or ``uniq(route, key, {"visitors": ["u-1", "u-2"]})``.
+        """
+        (res,) = self.exec(sketch_line("uniq", route, key, {**(values or {}), **more}))
+        return res.value
+
+    def observe(self, route: str, key: str, values: dict | None = None, **more) -> dict:
+        """Add numbers to dist (distribution) fields; the new summaries, ``{field: {count, ..., p95, p99}}``.
+
+        ``observe(route, key, ms=12.5)`` or ``observe(route, key, {"ms": [12.5, 40]})``.
+        """
+        (res,) = self.exec(sketch_line("observe", route, key, {**(values or {}), **more}))
         return res.value
 
     def get(self, route: str, key: str) -> dict:

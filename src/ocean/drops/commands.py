@@ -53,13 +53,26 @@ COMMANDS: tuple[Command, ...] = (
             "A key like `@{day}` is today's date in the timezone setting; the answer then names it in `key`.",
             'incr analytics/endpoints @{day} ."POST /drop" .requests 2',
             "the new value of each field", "write"),
+    Command("uniq", (), "uniq ROUTE @KEY .FIELD VALUE [VALUE]... [.FIELD VALUE...]...",
+            "Add values (strings or integers) to distinct-count fields (HyperLogLog, about 0.8% error); the field "
+            "reads as its estimate, and SQL's uniq_merge() unions fields over rows. A payload's \"~field\" entries "
+            "do the same.",
+            'uniq analytics/daily @{day} .visitors "u-123" "u-456"',
+            "the new estimate of each field", "write"),
+    Command("observe", (), "observe ROUTE @KEY .FIELD NUMBER [NUMBER]... [.FIELD NUMBER...]...",
+            "Add numbers to distribution fields (DDSketch, 1% relative error on quantiles); the field reads as "
+            "`{count, sum, min, max, p50, p90, p95, p99}`, and SQL's quantile_merge() merges fields over rows. "
+            "A payload's \"%field\" entries do the same.",
+            "observe analytics/latency @{day} .ms 12.5 40 7",
+            "the new summary of each field", "write"),
     Command("find", ("query",),
-            "find ROUTE[/*] [where F OP V [and|or ...]] [group F[, F] sum F avg F min F max F count] "
+            "find ROUTE[/*] [where F OP V [and|or ...]] [group F[, F] sum F avg F min F max F uniq F count] "
             "[sort F [asc|desc][, ...]] [limit N] [then pick F[, F]...]",
             "Rows of a route (entities `key` first, then events oldest first with `created_at`), "
-            "filtered, grouped, sorted, limited, picked; ROUTE/* covers a subtree and adds `route`.",
+            "filtered, grouped, sorted, limited, picked; ROUTE/* covers a subtree and adds `route`. "
+            "`uniq F` is the distinct count of the group's uniq fields F together (their union, not their sum).",
             "find analytics/daily where page_views > 100 sort page_views desc limit 7",
-            "rows", "read", ("where", "and", "or", "group", "sum", "avg", "min", "max", "count",
+            "rows", "read", ("where", "and", "or", "group", "sum", "avg", "min", "max", "uniq", "count",
                              "sort", "asc", "desc", "limit", "then", "pick")),
     Command("count", (), "count ROUTE[/*] [where F OP V [and|or ...]]",
             "How many rows `find` would give (entities and events).",

@@ -12,6 +12,7 @@ import json
 import logging
 
 from ..errors import InternalError, OceanError, QueryLimit, UnknownCommand
+from ..engine.sketches import UNIQ, kind_of
 from ..model import prefix_matches
 from ..sql import query as sql_query
 from ..timekeys import has_placeholder
@@ -62,6 +63,18 @@ def _incr(engine, access, settings, args):
     return engine.incr(route, key, dict(amounts), source=access.source)
 
 
+def _uniq(engine, access, settings, args):
+    route, key, adds = args
+    access.check_write(route)
+    return engine.uniq(route, key, {name: list(values) for name, values in adds}, source=access.source)
+
+
+def _observe(engine, access, settings, args):
+    route, key, adds = args
+    access.check_write(route)
+    return engine.observe(route, key, {name: list(values) for name, values in adds}, source=access.source)
+
+
 # -- reads -----------------------------------------------------------------------
 
 def _get(engine, access, settings, args):
@@ -90,8 +103,14 @@ def _history(engine, access, settings, args):
     return engine.history(route, key, limit=100 if limit is None else limit)
 
 
-def _rows(engine, access, target: str):
-    """Every row ``find``/``count`` see: entities (key order) then events (oldest first), per route."""
+SKETCHES = ("sketches",)  # a row's key (never a field name: not a str) for its entity's sketches
+
+
+def _rows(engine, access, target: str, sketches: bool = False):
+    """Every row ``find``/``count`` see: entities (key order) then events (oldest first), per route.
+
+    ``sketches``: entity rows also carry their sketch objects under ``SKETCHES`` (for ``uniq F``).
+    """
     access.check_read(target)
     subtree = target == "*" or target.endswith("/*")
     routes = [r for r in engine.routes() if prefix_matches(target, r)] if subtree else (target,)
@@ -100,6 +119,8 @@ def _rows(engine, access, target: str):
             row = {"key": key, "route": route} if subtree else {"key": key}
             for f, v in _fields(rec["payload"]).items():
                 row.setdefault(f, v)
+            if sketches:
+                row[SKETCHES] = engine.entity_sketches(route, key)
             yield row
         for ev in engine.route_events(route):
             row = {"created_at": ev["created_at"], "route": route} if subtree else {"created_at": ev["created_at"]}
@@ -145,6 +166,9 @@ def _aggregate(rows, q: Query) -> list:
             if fn == "count":
                 row[name] = len(members)
                 continue
+            if fn == "uniq":
+                row[name] = _uniq_union(members, field)
+                continue
             vals = [r.get(field) for r in members]
             if fn in ("sum", "avg"):
                 nums = [v for v in vals if type(v) is int or type(v) is float]
@@ -164,8 +188,22 @@ def _aggregate(rows, q: Query) -> list:
     return out
 
 
+def _uniq_union(rows, field: str):
+    """The distinct count of the rows' uniq fields ``field`` together (None when no row has one)."""
+    union = None
+    for row in rows:
+        sketch = row.get(SKETCHES, {}).get(field)
+        if sketch is None or kind_of(sketch) != UNIQ:
+            continue
+        if union is None:
+            union = sketch.copy()
+        else:
+            union.merge(sketch)
+    return None if union is None else int(union.count())
+
+
 def _find(engine, access, settings, q: Query):
-    rows = _rows(engine, access, q.target)
+    rows = _rows(engine, access, q.target, any(a[1] == "uniq" for a in q.aggregates))
     if q.where is not None:
         rows = filter(q.where, rows)
     cap = settings.sql_max_rows
@@ -218,11 +256,11 @@ def _help(engine, access, settings, name):
 
 
 # commands whose second argument is a key (it may hold placeholders like {day})
-KEYED = frozenset({"save", "get", "update", "remove", "incr", "history"})
+KEYED = frozenset({"save", "get", "update", "remove", "incr", "uniq", "observe", "history"})
 
 EXECUTORS = {
     "save": _save, "get": _get, "list": _list, "update": _update, "remove": _remove, "incr": _incr,
-    "find": _find, "count": _count, "sql": _sql, "history": _history, "help": _help,
+    "uniq": _uniq, "observe": _observe, "find": _find, "count": _count, "sql": _sql, "history": _history, "help": _help,
 }
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from ..errors import InternalError, InvalidAmount, OceanError, ParseError, UnknownCommand
-from ..model import check_amount, check_field, check_prefix, check_route
+from ..model import check_amount, check_field, check_prefix, check_route, check_sketch_values
 from ..timekeys import check_template
 from . import commands
 from .lexer import Token, decode, spans
@@ -318,6 +318,55 @@ def _p_incr(c: _Cursor) -> tuple:
     return route, key, tuple(amounts.items())
 
 
+def _sketch_adds(c: _Cursor, prefix: str) -> tuple:
+    """``uniq``/``observe``: ``ROUTE @KEY .FIELD VALUE [VALUE]... [.FIELD ...]``, each value checked
+    where it stands; a field named twice gets the values of both."""
+    route = c.route()
+    key = c.key()
+    what = "a value (a \"string\" or an integer)" if prefix == "~" else "a number"
+    example = '.visitors "u-123"' if prefix == "~" else ".ms 12.5"
+    if c.at_end():
+        raise c.error(f"`{c.name}` needs a .field and its values, like {example}; usage: "
+                      + commands.BY_NAME[c.name].syntax)
+    adds: dict = {}
+    while not c.at_end():
+        tok = c.take("a field")
+        if tok.kind not in ("field", "qfield"):
+            raise c.error(f"expected a .field (like {example.split()[0]}), got {_quote(tok.text)}", tok)
+        try:
+            name = check_field(tok.value)
+        except OceanError as exc:
+            raise c.error(exc.message, tok, type(exc)) from None
+        values = adds.setdefault(name, [])
+        start = len(values)
+        while c.peek() is not None and c.peek().kind not in ("field", "qfield"):
+            vtok = c.peek()
+            if vtok.kind == "[":
+                items = c.value()  # an array of values: `["u-1", "u-2"]`
+            elif vtok.kind in _VALUE_KINDS:
+                c.i += 1
+                items = [vtok.value]
+            else:
+                hint = f"; strings need double quotes: {_quote(_json_str(vtok.text))}" if vtok.kind == "word" else ""
+                raise c.error(f"expected {what} after {_quote(tok.text)}, got {_quote(vtok.text)}{hint}", vtok)
+            try:
+                values.extend(check_sketch_values(prefix, items, name))
+            except OceanError as exc:
+                raise c.error(exc.message, vtok, type(exc)) from None
+        if len(values) == start:
+            raise c.error(f"{_quote(tok.text)} needs {what} after it, like {example}",
+                          c.peek() if c.peek() is not None else None)
+    return route, key, tuple((name, tuple(v)) for name, v in adds.items())
+
+
+def _p_uniq(c: _Cursor) -> tuple:
+    return _sketch_adds(c, "~")
+
+
+def _p_observe(c: _Cursor) -> tuple:
+    return _sketch_adds(c, "%")
+
+
 def _p_list(c: _Cursor) -> tuple:
     route = c.route()
     c.end()
@@ -454,7 +503,7 @@ def _field_list(c: _Cursor, what: str) -> tuple:
     return tuple(out)
 
 
-_AGGREGATES = ("sum", "avg", "min", "max")
+_AGGREGATES = ("sum", "avg", "min", "max", "uniq")
 
 
 def _query(c: _Cursor, clauses: tuple) -> Query:
@@ -507,7 +556,7 @@ def _query(c: _Cursor, clauses: tuple) -> Query:
     return q
 
 
-_FIND_CLAUSES = ("where", "group", "sum", "avg", "min", "max", "count", "sort", "limit", "then")
+_FIND_CLAUSES = ("where", "group", "sum", "avg", "min", "max", "uniq", "count", "sort", "limit", "then")
 
 
 def _p_find(c: _Cursor) -> Query:
@@ -520,7 +569,7 @@ def _p_count(c: _Cursor) -> Query:
 
 PARSERS = {
     "save": _p_save, "get": _p_get, "list": _p_list, "update": _p_update, "remove": _p_remove, "incr": _p_incr,
-    "find": _p_find, "count": _p_count, "sql": _p_sql, "history": _p_history, "help": _p_help,
+    "uniq": _p_uniq, "observe": _p_observe, "find": _p_find, "count": _p_count, "sql": _p_sql, "history": _p_history, "help": _p_help,
 }
 
 

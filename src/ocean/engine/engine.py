@@ -18,7 +18,8 @@ import time
 
 from ..errors import EngineClosed, InvalidAmount, InvalidPayload, NotFound, OceanError
 from ..kernels import core
-from ..model import check_increments, drop_id, check_key, check_prefix, check_route, iso_ms, now_ms, split_increments
+from ..model import (check_field, check_increments, check_key, check_prefix, check_route, check_sketch_values, drop_id,
+                     iso_ms, now_ms, split_increments)
 from .. import timekeys
 from ..settings import Settings
 from . import ops
@@ -137,6 +138,24 @@ class Engine:
         incs = check_increments(amounts)
         return self._write(ops.INCR, route, key, None, incs, 0, source)[2]
 
+    def uniq(self, route: str, key: str, values: dict, source: str | None = None) -> dict:
+        """Add values to uniq (distinct-count) fields atomically: ``{field: value or [values]}``;
+        returns ``{field: new estimate}``. A payload's ``"~field"`` entries do the same."""
+        return self._add_to_sketches("~", route, key, values, source)
+
+    def observe(self, route: str, key: str, values: dict, source: str | None = None) -> dict:
+        """Add numbers to dist (distribution) fields atomically: ``{field: number or [numbers]}``;
+        returns ``{field: new summary}``. A payload's ``"%field"`` entries do the same."""
+        return self._add_to_sketches("%", route, key, values, source)
+
+    def _add_to_sketches(self, prefix: str, route: str, key: str, values: dict, source) -> dict:
+        check_route(route)
+        key = check_key(self.expand_key(key))
+        if type(values) is not dict or not values:
+            raise InvalidAmount(f"{'uniq' if prefix == '~' else 'observe'} needs at least one field and its values")
+        incs = {prefix + check_field(name): check_sketch_values(prefix, v, name) for name, v in values.items()}
+        return self._write(ops.INCR, route, key, None, incs, 0, source)[2]
+
     def remove(self, route: str, key: str, source: str | None = None) -> dict:
         """Delete an entity with its counters; NotFound if absent."""
         check_route(route)
@@ -150,7 +169,8 @@ class Engine:
         """One drop as ``POST /drop`` takes it; returns ``{drop_id, seq, route, key, created_at}``.
 
         No key: an event. With a key: a payload holding ``"+f": n`` entries increments
-        those counters and merges its plain entries; otherwise it is a ``save``.
+        those counters, ``"~f"``/``"%f"`` entries add to uniq/dist fields, and its plain
+        entries are merged, all in one atomic write; otherwise it is a ``save``.
         """
         out = self.drop_many([{"route": route, "key": key, "payload": payload, "keep": keep}], source)[0]
         if isinstance(out, OceanError):
@@ -331,6 +351,17 @@ class Engine:
             ent = self.state.live_entity(route, key, now)
             if ent is not None:
                 yield key, self._record(route, key, ent)
+
+    def entity_sketches(self, route: str, key: str) -> dict:
+        """``{field: sketch}`` of an entity's uniq and dist fields (empty when none), for merging
+        over rows (SQL ``uniq_merge``/``quantile_merge``, Drops ``uniq F``). The sketches are the live
+        ones: read them (``merge`` them into a copy), never change them."""
+        held = self.state.sketches.get(route, key)
+        return dict(held) if held else {}
+
+    def route_has_sketches(self, route: str) -> bool:
+        """True when some entity of ``route`` holds a uniq or dist field (a cheap test before a scan)."""
+        return route in self.state.sketches.routes
 
     def history(self, route: str, key: str, limit: int = 100) -> list[dict]:
         """Past versions of an entity, newest first (saves, updates and removal)."""
@@ -569,7 +600,8 @@ def _keep_ms(keep) -> int:
 
 
 def _looks_like_increment(item) -> bool:
-    """A drop the compiled path may take: ``{route, key, payload}`` with only ``"+f"`` entries."""
+    """A drop the compiled path may take: ``{route, key, payload}`` with only ``"+f"`` entries
+    (sketch adds, ``"~f"``/``"%f"``, are not: ``_drop_run`` writes them)."""
     if type(item) is not dict or len(item) != 3 or item.get("key") is None:
         return False
     payload = item.get("payload")

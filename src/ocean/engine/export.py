@@ -9,9 +9,11 @@ while writes go on. Memory is one page, whatever the route holds.
 
 Record shapes (each is also an import line, see ``ocean.transfer``):
 
-- entity: ``{route, key, payload, counters?, created_at, updated_at, version, expires_at?}``
+- entity: ``{route, key, payload, counters?, sketches?, created_at, updated_at, version, expires_at?}``
   where ``payload`` is the fields with counters merged (as ``GET /entity`` gives)
-  and ``counters`` names the fields that are counters (absent when none);
+  and ``counters`` names the fields that are counters (absent when none); ``sketches``
+  holds each uniq/dist field's exact bytes, base64, under its payload prefix
+  (``{"~visitors": "...", "%ms": "..."}``; absent when none), so an import restores them;
 - event: ``{route, payload, created_at, seq, expires_at?}``.
 
 History (past versions) is not exported: an export is the current state.
@@ -25,6 +27,7 @@ from datetime import datetime, timezone
 
 from ..errors import InvalidParameter
 from ..model import check_prefix, iso_ms, prefix_matches
+from .sketches import sketch_bytes
 
 PAGE = 500  # records per page: ~60 KB of NDJSON (~0.2 ms to encode), one write, then others get a turn
 MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
@@ -139,6 +142,9 @@ def entity_pages(engine, route: str, since_ms: int | None = None, page: int = PA
                 rec["payload"] = ent.value
             else:
                 payload = dict(ent.fields)
+                held = state.sketches.get(route, key) if state.sketches.routes else None
+                if held:  # uniq/dist fields as reads show them (their summaries); their bytes below
+                    payload.update(state.sketches.shown(route, key))
                 counts = counters.entity(route, key)
                 if counts:
                     payload.update(counts)
@@ -146,6 +152,8 @@ def entity_pages(engine, route: str, since_ms: int | None = None, page: int = PA
                     rec["counters"] = list(counts)
                 else:
                     rec["payload"] = payload
+                if held:
+                    rec["sketches"] = sketch_bytes(held)
             rec["created_at"] = iso_ms(ent.created_ms)
             rec["updated_at"] = iso_ms(ent.updated_ms)
             rec["version"] = ent.version

@@ -14,6 +14,7 @@ import zlib
 from ..errors import CorruptLog
 from .entities import Entity
 from .events import EventLog
+from . import sketches
 from .files import fsync_dir, list_numbered, numbered_name
 
 FORMAT = 1
@@ -41,6 +42,7 @@ def capture(state, seq: int, meta: dict) -> dict:
         "counters": state.counters.export(),
         "events": {route: (log.items, len(log.items)) for route, log in state.events.items()},
         "history": {k: tuple(h) for k, h in state.entities.history.items()},
+        "sketches": state.sketches.capture(),
     }
 
 
@@ -68,6 +70,7 @@ def write(path: str, view: dict) -> str:
                     emit(["V", route, *items[i]])
             for (route, key), entries in view["history"].items():
                 emit(["H", route, key, [list(e) for e in entries]])
+            write_sketches(emit, view.get("sketches", ()))
             f.write(_dumps({"end": True, "lines": count, "crc": crc}).encode("utf-8") + b"\n")
             f.flush()
             os.fsync(f.fileno())
@@ -77,6 +80,14 @@ def write(path: str, view: dict) -> str:
     os.replace(tmp, os.path.join(path, name))
     fsync_dir(path)
     return name
+
+
+def write_sketches(emit, captured) -> None:
+    """The sketch fields (uniq, dist), after the history: one line ``["S", route, key, field, kind,
+    base64]`` each, holding the sketch's exact bytes (``to_bytes``). Snapshots written before
+    sketches have no such line and load as they did."""
+    for route, key, field, kind, sketch in captured:
+        emit(["S", route, key, field, kind, sketches.encode(sketch)])
 
 
 def remove_debris(path: str) -> list[str]:
@@ -179,6 +190,8 @@ class _Loading:
         elif tag == "H":
             for entry in obj[3]:
                 state.entities.record(obj[1], obj[2], *entry)
+        elif tag == "S":
+            state.sketches.load(obj[1], obj[2], obj[3], obj[4], obj[5])
 
 
 def _damaged(full: str, what: str) -> CorruptLog:

@@ -12,12 +12,13 @@ before an op's ``ms`` is gone for that op, live or replayed alike.
 """
 from __future__ import annotations
 
-from ..errors import CounterOverflow, InvalidPayload, NotACounter, NotFound
-from ..model import MAX_INT64, MIN_INT64, check_amount
+from ..errors import CounterOverflow, InvalidPayload, NotACounter, NotASketch, NotFound
+from ..model import MAX_INT64, MIN_INT64, SKETCH_PREFIXES, check_amount
 from . import ops
 from .counters import is_number, new_table
 from .entities import Entity, EntityTable
 from .events import EventLog
+from .sketches import DIST, SketchTable, dist_overflow, kind_of
 
 
 class State:
@@ -26,6 +27,7 @@ class State:
     def __init__(self, history_limit: int, retention: int):
         self.entities = EntityTable(history_limit)
         self.counters = new_table()
+        self.sketches = SketchTable()  # uniq and dist fields (sketches.py)
         self.events: dict[str, EventLog] = {}
         self.retention = retention
         self.event_count = 0
@@ -43,10 +45,13 @@ class State:
         if ent.fields is None:
             return ent.value
         counts = self.counters.entity(route, key)
-        if not counts:
+        held = self.sketches.get(route, key) if self.sketches.routes else None
+        if not counts and not held:
             return dict(ent.fields)
         out = dict(ent.fields)
         out.update(counts)
+        if held:
+            out.update(self.sketches.shown(route, key))  # over their markers (sketches.py)
         return out
 
     # -- the one write path --------------------------------------------------
@@ -61,7 +66,7 @@ class State:
             if ent is not None and ent.fields is not None:
                 fields = ent.fields
                 incs = op[6]
-                if not fields or fields.keys().isdisjoint(incs):
+                if (not fields or fields.keys().isdisjoint(incs)) and not ops.has_adds(incs):
                     # PERF: the hot path (plain counters) skips the general merge below.
                     totals = dict(zip(incs, self.counters.add_many(route, key, incs.keys(), incs.values())))
                     self.entities.put(route, key, ent.touched(ms))
@@ -80,6 +85,7 @@ class State:
         if ent is not None and ent.expires_ms and ent.expires_ms <= ms:
             self.entities.delete(route, key)
             self.counters.delete_entity(route, key)
+            self.sketches.delete_entity(route, key)
             return None
         return ent
 
@@ -100,6 +106,7 @@ class State:
     def _value(self, op, ent):
         _, seq, ms, route, key, body, _, expires, source = op
         self.counters.delete_entity(route, key)
+        self.sketches.delete_entity(route, key)
         version = ent.version + 1 if ent else 1
         self.entities.put(route, key, Entity(None, body, ent.created_ms if ent else ms, ms, version, expires))
         self.entities.record(route, key, version, seq, ms, "save", body)
@@ -108,12 +115,19 @@ class State:
     def _write(self, op, ent, replace: bool):
         """save (replace=True), update and incr: plain fields and increments in one atomic step."""
         kind, seq, ms, route, key, plain, incs, expires, source = op
-        if ent is not None and ent.fields is None and (incs or not replace):
+        adds = None
+        if incs and ops.has_adds(incs):
+            incs, adds = ops.split_adds(incs)
+        if ent is not None and ent.fields is None and (incs or adds or not replace):
             raise NotACounter(f"{route} @{key} holds a plain value, not fields; save an object to replace it")
         counts = self.counters.entity(route, key) if ent is not None else {}
+        held = self.sketches.of(route, key) if ent is not None else {}
         fields = {} if replace or ent is None else dict(ent.fields)
         sets, promoted = {}, {}
         for name, value in (plain or {}).items():
+            if name in held:
+                raise NotASketch(f"field {name!r} is a {kind_of(held[name])} field; add to it with "
+                                 f"\"{_PREFIX[kind_of(held[name])]}{name}\", or remove the entity to start over")
             if name in counts:
                 if not is_number(value):
                     raise NotACounter(f"field {name!r} is a counter; it can only be set to a number, "
@@ -125,11 +139,20 @@ class State:
             for name, amount in incs.items():
                 if name in sets or (plain and name in plain and name not in counts):
                     raise InvalidPayload(f"field {name!r} is both set and incremented in one write")
+                if name in held:
+                    raise NotACounter(f"field {name!r} is a {kind_of(held[name])} field, not a counter; add to it "
+                                      f"with \"{_PREFIX[kind_of(held[name])]}{name}\"")
                 if name in fields:
                     base = fields[name]
                     if not is_number(base):
                         raise NotACounter(f"field {name!r} holds {_show(base)}, not a number; it cannot be incremented")
                     promoted[name] = _add(base, amount, name)
+        marked = _check_adds(adds, plain, incs, counts, fields, held) if adds else ()
+        if held and replace:  # a save keeps an entity's sketches, as it keeps its counters
+            for name, sketch in held.items():
+                fields[name] = kind_of(sketch)
+        for name in marked:
+            fields[name] = adds[name][0]
         # Everything that can fail is checked; now change the state.
         totals = {}
         rest = [n for n in incs if n not in promoted] if incs else ()
@@ -142,9 +165,11 @@ class State:
             totals[name] = value
         for name, value in sets.items():
             self.counters.set(route, key, name, value)
+        if adds:
+            totals.update(self.sketches.add(route, key, adds))
         if ent is None:
             new = Entity(fields, None, ms, ms, 1, expires)
-        elif kind == ops.INCR and not promoted:
+        elif kind == ops.INCR and not promoted and not marked:
             new = ent.touched(ms)
         else:
             new = Entity(fields, None, ent.created_ms, ms, ent.version + 1, expires if replace else ent.expires_ms)
@@ -165,6 +190,7 @@ class State:
         self.entities.record(route, key, ent.version + 1, seq, ms, "remove", None)
         self.entities.delete(route, key)
         self.counters.delete_entity(route, key)
+        self.sketches.delete_entity(route, key)
         return {"removed": True}, {}
 
     # -- housekeeping ----------------------------------------------------------
@@ -174,6 +200,7 @@ class State:
         for route, key in self.entities.due(now_ms):
             self.entities.delete(route, key)
             self.counters.delete_entity(route, key)
+            self.sketches.delete_entity(route, key)
             removed.append((route, key))
         events = {}
         for route, log in list(self.events.items()):
@@ -183,6 +210,34 @@ class State:
                     self.event_count -= len(dropped)
                     events[route] = dropped
         return removed, events
+
+
+_PREFIX = {kind: prefix for prefix, kind in SKETCH_PREFIXES.items()}
+
+
+def _check_adds(adds: dict, plain, incs, counts: dict, fields: dict, held: dict) -> list:
+    """Refuse sketch adds to a field of another type; returns the fields they make new sketches of."""
+    new = []
+    for name, (kind, _) in adds.items():
+        if (plain and name in plain) or (incs and name in incs):
+            raise InvalidPayload(f"field {name!r} is both {'set' if plain and name in plain else 'incremented'} "
+                                 f"and added to as a {kind} field in one write")
+        sketch = held.get(name)
+        if kind == DIST:
+            why = dist_overflow(sketch if sketch is not None and kind_of(sketch) == DIST else None, adds[name][1])
+            if why:
+                raise CounterOverflow(f"dist field {name!r}: {why}; it is unchanged")
+        if sketch is not None:
+            if kind_of(sketch) != kind:
+                raise NotASketch(f"field {name!r} is a {kind_of(sketch)} field, not a {kind} field; add to it with "
+                                 f"\"{_PREFIX[kind_of(sketch)]}{name}\"")
+            continue
+        if name in counts:
+            raise NotASketch(f"field {name!r} is a counter, not a {kind} field")
+        if name in fields:
+            raise NotASketch(f"field {name!r} holds {_show(fields[name])}, not a {kind} field")
+        new.append(name)
+    return new
 
 
 def _add(base, amount, name):

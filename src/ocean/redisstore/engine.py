@@ -19,13 +19,15 @@ import time
 from .. import timekeys
 from ..engine import ops
 from ..engine.engine import _check_object, _keep_ms, _prepare_drop
-from ..errors import (BadRequest, EngineClosed, InvalidAmount, InvalidParameter, InvalidPayload, NotFound,
+from ..errors import (EngineClosed, InvalidAmount, InvalidParameter, InvalidPayload, NotFound, NotSupported,
                       OceanError, PayloadTooLarge)
 from ..model import check_increments, check_key, check_route, iso_ms, now_ms, split_increments
 from ..settings import Settings
 from . import layout, replies
 from .connection import connect, load_functions, translate
 
+_NO_SKETCHES = ("sketch fields (uniq, observe, \"~field\", \"%field\") are not in the Redis store yet; "
+                "they work with the embedded store (docs/scale-out.md)")
 _dumps = ops._dumps  # the embedded log's JSON encoder: the same refusals (NaN, sets) and messages
 PAGE = 1000
 
@@ -96,6 +98,27 @@ class RedisEngine:
             raise InvalidAmount("incr needs at least one field")
         incs = check_increments(amounts)
         return self._write(ops.INCR, route, key, None, incs, 0, source)[3]
+
+    def uniq(self, route: str, key: str, values: dict, source: str | None = None) -> dict:
+        """Not in this store yet: sketch fields live in the embedded engine only (NotSupported)."""
+        check_route(route)
+        raise NotSupported(_NO_SKETCHES)
+
+    def observe(self, route: str, key: str, values: dict, source: str | None = None) -> dict:
+        """Not in this store yet (NotSupported). The server's own request times (accounting's
+        ``_admin/* .ms``, several times a second) are dropped quietly instead: refusing them
+        would log an error at every accounting flush; the dashboard shows no percentiles here."""
+        check_route(route)
+        if source == "server" and route.startswith("_admin/"):
+            return {}
+        raise NotSupported(_NO_SKETCHES)
+
+    def entity_sketches(self, route: str, key: str) -> dict:
+        """No entity here holds a sketch field (SQL's merges find none)."""
+        return {}
+
+    def route_has_sketches(self, route: str) -> bool:
+        return False
 
     def remove(self, route: str, key: str, source: str | None = None) -> dict:
         """Delete an entity with its counters; NotFound if absent."""
@@ -173,6 +196,8 @@ class RedisEngine:
         except RecursionError:
             raise InvalidPayload("payload is nested too deeply") from None
         size = len(text.encode())
+        if incs and ops.has_adds(incs):
+            raise NotSupported(_NO_SKETCHES)
         if incs:
             for name, amount in incs.items():
                 args += [name, layout.amount_text(amount)]
@@ -481,7 +506,7 @@ class RedisEngine:
     seq = (1 << 63) - 1  # no server-wide seq: an export's "up to now" is everything (per route seq)
 
     def backup(self, dest=None):
-        raise BadRequest("backups of a Redis store are Redis's own: use its persistence (AOF/RDB, "
+        raise NotSupported("backups of a Redis store are Redis's own: use its persistence (AOF/RDB, "
                          "BGSAVE on each master) and its replicas; ocean backup is for the embedded store")
 
     # -- bookkeeping ---------------------------------------------------------

@@ -12,6 +12,10 @@ with counters merged) and events (``key`` NULL, ``created_at`` set,
 ``updated_at`` NULL), in the order they were first seen. A non-object payload
 is the column ``value``. A payload field named like a system column is hidden by it.
 
+A sketch field (uniq, dist) reads as its summary, like any field (a uniq field is an integer
+column); beside it the table keeps the sketch objects themselves in ``sketches`` (object
+columns, not in ``*``), which only ``uniq_merge``/``quantile_merge`` read (``TableView.sketch``).
+
 NOTE: listener callbacks run on the writer's thread right after each write;
 they take one small lock and append, nothing more.
 
@@ -264,6 +268,7 @@ class Table:
         self.columns: dict[str, StoreColumn] = {name: StoreColumn() for name in SYSTEM}
         self.fields: dict[str, StoreColumn] = {}  # payload fields, in the order first seen
         self.seq = StoreColumn()  # event seqs (NULL for entities), to find removed events
+        self.sketches: dict[str, StoreColumn] = {}  # sketch objects of uniq/dist fields (see the module doc)
         self.live = np.ones(64, bool)
         self.dead = 0
         self.key_row: dict[str, int] = {}
@@ -309,6 +314,7 @@ class Table:
             if not page:
                 break
             self._append([(k, r["created_at"], r["updated_at"], None, r["payload"]) for k, r in page])
+            self._note_sketches(engine, [k for k, _ in page])
             if turn is not None:
                 turn()
         events = engine.route_events(self.route)  # the route's events as they are now (a list, read in pages)
@@ -367,6 +373,7 @@ class Table:
                     changed.append((row, rec))
             self._update(changed)
             self._append(added)
+            self._note_sketches(engine, [rec["key"] for _, rec in changed] + [r[0] for r in added])
             self.patched_rows += len(dirty)
         if self.dead > 1024 and self.dead * 2 > self.n:
             self._compact()
@@ -429,9 +436,32 @@ class Table:
         self.live[self.n:self.n + m] = True
         self.n += m
 
+    def _note_sketches(self, engine, keys: list) -> None:
+        """Put the sketch objects of entities ``keys`` (rows already written) in ``sketches``."""
+        get, has = getattr(engine, "entity_sketches", None), getattr(engine, "route_has_sketches", None)
+        if get is None or (not self.sketches and has is not None and not has(self.route)):  # PERF: most hold none
+            return
+        self._pad_sketches()
+        for key in keys:
+            held, row = get(self.route, key), self.key_row[key]
+            for name, col in self.sketches.items():
+                if name not in held and col.n > row:
+                    col.set(row, None)
+            for name, sketch in held.items():
+                col = self.sketches.get(name)
+                if col is None:
+                    col = self.sketches[name] = StoreColumn(self.n)
+                col.set(row, sketch)
+
+    def _pad_sketches(self) -> None:
+        """Sketch columns as long as the table (rows appended since hold no sketch)."""
+        for col in self.sketches.values():
+            col.extend_nulls(self.n - col.n)
+
     def _compact(self) -> None:
         keep = np.flatnonzero(self.live[:self.n])
-        for col in list(self.columns.values()) + list(self.fields.values()) + [self.seq]:
+        self._pad_sketches()
+        for col in list(self.columns.values()) + list(self.fields.values()) + [self.seq] + list(self.sketches.values()):
             col.compact(keep)
         pos = np.full(self.n, -1, np.int64)
         pos[keep] = np.arange(len(keep))
@@ -448,7 +478,10 @@ class Table:
         # a field every row lost (set to NULL or removed) leaves `*`; removed rows keep theirs until compaction
         names = list(SYSTEM) + [f for f, col in self.fields.items() if f not in SYSTEM and col.nulls < col.n]
         rows = None if self.dead == 0 else np.flatnonzero(self.live[:self.n])
-        return TableView(self.n if rows is None else len(rows), names, lambda name: _col_vec(cols, name, rows))
+        self._pad_sketches()
+        sketches = dict(self.sketches)
+        return TableView(self.n if rows is None else len(rows), names, lambda name: _col_vec(cols, name, rows),
+                         lambda name: _col_vec(sketches, name, rows))
 
 
 def _col_vec(cols: dict, name: str, rows):
@@ -462,11 +495,16 @@ def _col_vec(cols: dict, name: str, rows):
 class TableView:
     """What the executor reads: ``n`` rows, column ``names`` (for ``*``), ``column(name)``."""
 
-    def __init__(self, n: int, names: list, getter):
+    def __init__(self, n: int, names: list, getter, sketch_getter=None):
         self.n = n
         self.names = names
         self._getter = getter
+        self._sketch_getter = sketch_getter
         self._cache: dict = {}
+
+    def sketch(self, name: str) -> Vec | None:
+        """The sketch objects of the uniq/dist field ``name`` (an ``obj`` column), or None when no row has one."""
+        return None if self._sketch_getter is None else self._sketch_getter(name)
 
     def column(self, name: str) -> Vec:
         """The column ``name``; all NULL when no row has that field (a missing field is NULL)."""
@@ -506,7 +544,13 @@ def union_view(parts: list[tuple[str, TableView]]) -> TableView:
             return None
         return concat([view.column(name) for _, view in parts]) if parts else Vec.nulls(0)
 
-    return TableView(total, names, getter)
+    def sketch(name):
+        vecs = [view.sketch(name) for _, view in parts]
+        if all(v is None for v in vecs):
+            return None
+        return concat([Vec.nulls(view.n) if v is None else v for v, (_, view) in zip(vecs, parts)])
+
+    return TableView(total, names, getter, sketch)
 
 
 class ColumnStore:

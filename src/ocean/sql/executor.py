@@ -58,6 +58,23 @@ class RowFrame:
             self._cache[name] = v
         return v
 
+    def sketches(self, call) -> Vec:
+        """The sketch objects ``uniq_merge(field)``/``quantile_merge(field, q)`` merge (NULL rows: none)."""
+        node = call.args[0]
+        if type(node) is not Column:
+            raise SqlError(f"{call.name.upper()}() takes a field of the table (a uniq or dist field), "
+                           f"not an expression")
+        get = getattr(self.view, "sketch", None)
+        v = get(node.name) if get is not None else None
+        if v is None:
+            values = self.column(node.name)
+            if values is not None and values.kind != "null":
+                kind = "uniq" if call.name == "uniq_merge" else "dist"
+                raise SqlError(f"{call.name.upper()}() needs a {kind} field; {node.name} holds "
+                               f"{F.describe(values)}")
+            return Vec.nulls(self.n)
+        return v if self.rows is None else v.take(self.rows)
+
     def agg(self, index: int) -> Vec:  # pragma: no cover - the planner only lifts aggregates when grouped
         raise SqlError("aggregate used outside a grouped query")
 
@@ -334,7 +351,10 @@ def _execute(plan: Plan, view, max_rows: int, deadline: Deadline, now_ms: int | 
         deadline.check()
         aggs = []
         for call in plan.aggregates:
-            arg = None if call.star else ev.eval(call.args[0], frame)
+            if call.name in F.SKETCH_AGGREGATES:
+                arg = frame.sketches(call)
+            else:
+                arg = None if call.star else ev.eval(call.args[0], frame)
             param = ev.eval(call.args[1], frame) if len(call.args) > 1 else None  # percentile's fraction
             aggs.append(aggregate(call.name, call.star, call.distinct, arg, gid, ngroups, param))
             deadline.check()

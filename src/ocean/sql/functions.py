@@ -24,8 +24,9 @@ from . import calendar
 from .vectors import (NUMERIC, Dictionary, Vec, as_kind, encode_strings, merge_kinds, narrow, parse_ts_loose, tick,
                       ts_threshold)
 
-AGGREGATES = frozenset({"count", "sum", "avg", "min", "max", "percentile", "median"})
-AGGREGATE_ARGS = {"percentile": 2}  # arguments of an aggregate that takes more than one
+AGGREGATES = frozenset({"count", "sum", "avg", "min", "max", "percentile", "median", "uniq_merge", "quantile_merge"})
+AGGREGATE_ARGS = {"percentile": 2, "quantile_merge": 2}  # arguments of an aggregate that takes more than one
+SKETCH_AGGREGATES = frozenset({"uniq_merge", "quantile_merge"})  # they read a field's sketches, not its values
 
 # name -> (fewest, most) arguments
 SCALARS = {

@@ -1,7 +1,8 @@
 """Request accounting (SPEC section 6): every request counted on the ``_admin/*`` routes.
 
 Each request adds to ``_admin/daily @YYYY-MM-DD`` and ``_admin/hourly
-@YYYY-MM-DDTHH`` (``requests``, ``errors``, ``ms_total``), ``_admin/endpoints
+@YYYY-MM-DDTHH`` (``requests``, ``errors``, ``ms_total``, and its time to the dist field
+``ms``, whose p50/p95 the dashboard shows), ``_admin/endpoints
 @YYYY-MM-DD`` (one field per route template, like ``"GET /entity/*"``) and
 ``_admin/status @YYYY-MM-DD`` (one field per status, like ``"200"``), and
 ``{method, path, status, ms}`` is published on ``_admin/events`` (bus only).
@@ -10,7 +11,10 @@ setting (UTC by default), in the formats of the ``{day}`` and ``{hour}`` key pla
 (``ocean.timekeys``); ``/health`` names the zone so that the dashboard reads the same keys.
 
 PERF: the counts are summed in memory and written with one ``engine.incr``
-per entity each ``FLUSH_S`` (4 writes a second instead of 4 per request);
+per entity each ``FLUSH_S`` (4 writes a second instead of 4 per request); the times
+go to ``ms`` as ``[value, count]`` pairs of times rounded to 3 significant digits (well
+inside the sketch's 1%), so a second of requests logs a few hundred pairs at most, not
+one number per request;
 a crash loses at most that last second of accounting, never user data.
 A request only appends one tuple to a deque (atomic, no lock: under gevent a
 lock is a Python-level object costing ~1 us a pair); the flusher, ``flush``
@@ -50,6 +54,11 @@ def template_of(req) -> str:
     return "(unmatched)"
 
 
+def _rounded(ms: float) -> float:
+    """``ms`` to 3 significant digits (0.01234 -> 0.0123, 1234.5 -> 1230.0)."""
+    return float(f"{ms:.3g}") if ms > 0 else 0.0
+
+
 class Accounting:
     """Falcon middleware: time each request, count it, publish it, feed /metrics."""
 
@@ -61,6 +70,7 @@ class Accounting:
         self._seen: collections.deque = collections.deque()
         # (hour "YYYY-MM-DDTHH", "METHOD /template", status) -> [requests, ms_total]
         self._pending: dict[tuple[str, str, str], list] = {}
+        self._times: dict[str, dict[float, int]] = {}  # hour -> {ms rounded: requests}, for the ms dist field
         self._lock = threading.Lock()  # held by the summing side only, never by a request
         self._flusher = None
         self._stop = threading.Event()
@@ -111,7 +121,13 @@ class Accounting:
                 observe(method, template, status, seconds)
                 if not self.enabled:
                     continue
-                key = (self._hour_key(now), f"{method} {template}", status)
+                hour = self._hour_key(now)
+                ms = _rounded(seconds * 1000)
+                times = self._times.get(hour)
+                if times is None:
+                    times = self._times[hour] = {}
+                times[ms] = times.get(ms, 0) + 1
+                key = (hour, f"{method} {template}", status)
                 acc = pending.get(key)
                 if acc is None:
                     pending[key] = [1, seconds * 1000]
@@ -156,12 +172,29 @@ class Accounting:
         self.drain()
         with self._lock:
             pending, self._pending = self._pending, {}
+            times, self._times = self._times, {}
         for (route, key), amounts in self._entities(pending).items():
             amounts = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in amounts.items()}
             try:
                 self.engine.incr(route, key, amounts, source="server")
             except Exception:
                 log.exception("accounting write to %s @%s failed", route, key)
+        for (route, key), pairs in self._distributions(times).items():
+            try:
+                self.engine.observe(route, key, {"ms": pairs}, source="server")
+            except Exception:
+                log.exception("accounting write to %s @%s failed", route, key)
+
+    @staticmethod
+    def _distributions(times) -> dict[tuple[str, str], list]:
+        """The ``[ms, requests]`` pairs of ``_admin/daily`` and ``_admin/hourly`` per key."""
+        out: dict[tuple[str, str], dict] = {}
+        for hour, counts in times.items():
+            for route, key in (("_admin/daily", hour[:10]), ("_admin/hourly", hour)):
+                acc = out.setdefault((route, key), {})
+                for ms, n in counts.items():
+                    acc[ms] = acc.get(ms, 0) + n
+        return {rk: [[ms, n] for ms, n in sorted(acc.items())] for rk, acc in out.items()}
 
     def close(self) -> None:
         """Stop the flusher and write what is pending (called before the engine closes)."""

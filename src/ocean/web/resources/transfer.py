@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ... import transfer
 from ...engine import export
-from ...errors import BadRequest, InvalidParameter
+from ...errors import BadRequest, InvalidParameter, NotSupported
 from ...model import check_prefix
 from .. import auth, body
 from . import drop
@@ -49,7 +49,7 @@ class Export:
         since = export.parse_since(req.get_param("since"))
         if getattr(self.svc.engine, "per_route_seq", False):  # the Redis store pages through Redis itself
             if fmt == "csv":
-                raise BadRequest("CSV export is not served by the Redis store yet: use format=ndjson")
+                raise NotSupported("CSV export is not served by the Redis store yet: use format=ndjson")
             from ...redisstore.export import ndjson_chunks
             chunks = ndjson_chunks(self.svc.engine, target, since)
         else:

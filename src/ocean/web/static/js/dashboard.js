@@ -6,8 +6,10 @@
 // entities once (and again after a reconnect), then merges each published
 // total as it arrives on /live/_admin/*: no polling. These counters only
 // grow, so a merge keeps the larger value, whatever order the snapshot and
-// the stream arrive in. _admin/events messages feed the live list and the
-// p50/p95 of recent requests.
+// the stream arrive in. The day's p50/p95 come from its dist field `ms` (a
+// sketch of every request's time, published as {count, ..., p50, p95}; the one
+// with the larger count is the newer). _admin/events messages feed the live
+// list, and the p50/p95 of recent requests when the day has no `ms` yet.
 
 import { request, entitiesAfter, parseMetrics, dayKey, hourKey, localParts, setTimeZone, timeZone, HOUR_MS, DAY_MS } from "./client.js";
 import { $, el } from "./dom.js";
@@ -57,7 +59,12 @@ export function quantile(sorted, q) {
 function mergeMax(map, key, fields) {
   const cur = map.get(key) || {};
   for (const [name, value] of Object.entries(fields)) {
-    if (name.startsWith("_") || typeof value !== "number") continue;
+    if (name.startsWith("_")) continue;
+    if (value && typeof value === "object" && typeof value.count === "number") {  // a dist field's summary
+      if (!(name in cur) || !(cur[name].count > value.count)) cur[name] = value;
+      continue;
+    }
+    if (typeof value !== "number") continue;
     if (!(name in cur) || value > cur[name]) cur[name] = value;
   }
   map.set(key, cur);
@@ -222,10 +229,18 @@ export class Dashboard {
     setText("#stat-errors", fmtInt(errs));
     setText("#stat-errors-rate", req ? `${((100 * errs) / req).toFixed(1)}% of requests` : "no requests yet");
     setFigure("#stat-avg", req ? fmtMs((today.ms_total || 0) / req) : "—");
+    if (today.ms && today.ms.count) {  // the day's dist field: every request of the day
+      setFigure("#stat-p50", fmtMs(today.ms.p50));
+      setFigure("#stat-p95", fmtMs(today.ms.p95));
+      setText("#stat-pwindow", `today, ${fmtInt(today.ms.count)} requests`);
+      setText("#stat-p95-note", "today");
+      return;
+    }
     const ms = this.recent.map((e) => Number(e.ms)).filter(Number.isFinite).sort((a, b) => a - b);
     setFigure("#stat-p50", fmtMs(quantile(ms, 0.5)));
     setFigure("#stat-p95", fmtMs(quantile(ms, 0.95)));
     setText("#stat-pwindow", ms.length ? `last ${fmtInt(ms.length)} requests` : "waiting for live requests");
+    setText("#stat-p95-note", "live window");
   }
 
   renderStorage() {

@@ -194,6 +194,36 @@ export class Ocean {
   }
 
   /**
+   * Add values to uniq (distinct-count) fields; resolves with the new estimates, `{visitors: 2}`.
+   * `uniq(route, key, {visitors: "u-123"})` or `uniq(route, key, {visitors: ["u-1", "u-2"]})`.
+   * @param {string} route @param {string} key @param {Object<string, *>} values
+   * @returns {Promise<Object<string, number>>}
+   */
+  async uniq(route, key, values) {
+    return this._addToSketches("uniq", route, key, values);
+  }
+
+  /**
+   * Add numbers to dist (distribution) fields; resolves with the new summaries,
+   * `{ms: {count, sum, min, max, p50, p90, p95, p99}}`. `observe(route, key, {ms: 12.5})`.
+   * @param {string} route @param {string} key @param {Object<string, number|number[]>} values
+   * @returns {Promise<object>}
+   */
+  async observe(route, key, values) {
+    return this._addToSketches("observe", route, key, values);
+  }
+
+  async _addToSketches(command, route, key, values) {
+    checked("route", route, ROUTE, "invalid_route");
+    checked("key", key, KEY, "invalid_key");
+    const parts = Object.entries(values || {}).map(
+      ([name, v]) => `.${JSON.stringify(String(name))} ${JSON.stringify(Array.isArray(v) ? v : [v])}`);
+    if (!parts.length) throw new OceanError(`${command} needs at least one field`, { code: "invalid_field" });
+    const [res] = await this.exec(`${command} ${route} @${key} ${parts.join(" ")}`, { check: true });
+    return res.data;
+  }
+
+  /**
    * An entity's fields, counters merged in; rejects with code "not_found" when it does not exist.
    * @param {string} route @param {string} key @returns {Promise<object>}
    */
