@@ -234,6 +234,7 @@ class Chunk:
 
     def rows(self, lo: int, hi: int) -> list[tuple]:
         """The live rows in ``[lo, hi)`` as event tuples, oldest first (removed rows skipped)."""
+        hi = min(hi, self.n)
         if hi <= lo:
             return []
         seqs = self.seq.values(lo, hi)

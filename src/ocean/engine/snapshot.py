@@ -64,7 +64,9 @@ def write(path: str, view: dict) -> str:
                 crc = zlib.crc32(line, crc)
                 count += 1
                 f.write(line)
-            emit({"format": FORMAT, "seq": view["seq"], **view["meta"]})
+            # "format" is the data directory's (meta.json's, which overrides this one as it always
+            # has); "snapshot" is this file's layout (absent: format 1)
+            emit({"format": FORMAT, "seq": view["seq"], **view["meta"], "snapshot": FORMAT})
             for route, events in view["events"].items():
                 for chunk in events.chunks:
                     header, bufs = to_parts(chunk)
