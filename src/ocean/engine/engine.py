@@ -360,6 +360,14 @@ class Engine:
         now = self._now()
         return (self._event(route, e) for e in log_.live(now))
 
+    def route_event_pages(self, route: str, page: int):
+        """Every live event of a route, oldest first, in pages of column parts (events.py ``View.pages``)."""
+        check_route(route)
+        log_ = self.state.events.get(route)
+        if log_ is None:
+            return iter(())
+        return log_.view().pages(page, self._now())
+
     def _event(self, route, e) -> dict:
         seq, ms, payload, expires, source = e
         return {"drop_id": self.drop_id(seq), "seq": seq, "route": route, "payload": payload,
