@@ -75,11 +75,12 @@ class View(NamedTuple):
 class EventLog:
     """The events of one route, oldest first."""
 
-    __slots__ = ("chunks", "tail", "count", "expiring", "memo")
+    __slots__ = ("parts", "count", "expiring", "memo")
 
     def __init__(self, chunks=(), tail=None):
-        self.chunks: tuple = tuple(c for c in chunks if c.live)
-        self.tail: list = list(tail or ())
+        # ``(chunks, tail)`` in one attribute, replaced in one step: a reader on another thread
+        # never sees a sealed chunk's rows twice (old tail + new chunk) or not at all
+        self.parts: tuple[tuple, list] = (tuple(c for c in chunks if c.live), list(tail or ()))
         self.memo: dict = {}
         self.count = sum(c.live for c in self.chunks) + len(self.tail)
         self.expiring = sum(c.expiring for c in self.chunks) + sum(1 for e in self.tail if e[3])
@@ -90,14 +91,14 @@ class EventLog:
         event of a format-1 snapshot, sealed ``ROWS`` at a time."""
         log = cls(chunks)
         full = len(rows) - len(rows) % ROWS
-        log.chunks += tuple(Chunk.seal(rows[i:i + ROWS], log.memo) for i in range(0, full, ROWS))
-        log.tail = list(rows[full:])
+        log.parts = (log.chunks + tuple(Chunk.seal(rows[i:i + ROWS], log.memo) for i in range(0, full, ROWS)),
+                     list(rows[full:]))
         log.count = sum(c.live for c in log.chunks) + len(log.tail)
         log.expiring = sum(c.expiring for c in log.chunks) + sum(1 for e in log.tail if e[3])
         return log
 
     def append(self, event: tuple) -> None:
-        tail = self.tail
+        tail = self.parts[1]
         tail.append(event)
         self.count += 1
         if event[3]:
@@ -107,14 +108,23 @@ class EventLog:
 
     def seal(self) -> None:
         """Turn the open tail into a chunk (the old tail list is left as it is, for views)."""
-        if self.tail:
+        chunks, tail = self.parts
+        if tail:
             if len(self.memo) > MEMO_LIMIT:
                 self.memo = {}
-            self.chunks = self.chunks + (Chunk.seal(self.tail, self.memo),)
-            self.tail = []
+            self.parts = (chunks + (Chunk.seal(tail, self.memo),), [])
+
+    @property
+    def chunks(self) -> tuple:
+        return self.parts[0]
+
+    @property
+    def tail(self) -> list:
+        return self.parts[1]
 
     def view(self) -> View:
-        return View(self.chunks, self.tail, len(self.tail))
+        chunks, tail = self.parts
+        return View(chunks, tail, len(tail))
 
     def __len__(self) -> int:
         return self.count
@@ -125,7 +135,7 @@ class EventLog:
         out: list = []
         if limit <= 0:
             return out
-        tail = self.tail
+        chunks, tail = self.parts
         end = len(tail) if before is None else bisect.bisect_left(tail, before, key=_SEQ)
         i = end - 1
         while i >= 0 and len(out) < limit:
@@ -133,7 +143,7 @@ class EventLog:
             if not e[3] or e[3] > now_ms:
                 out.append(e)
             i -= 1
-        for chunk in reversed(self.chunks):
+        for chunk in reversed(chunks):
             if len(out) >= limit:
                 break
             hi = chunk.n if before is None else chunk.index(before)
@@ -158,7 +168,8 @@ class EventLog:
     def after(self, seq: int, limit: int) -> list[tuple]:
         """Up to ``limit`` rows with a seq > ``seq``, oldest first (expired ones not yet purged included)."""
         out: list = []
-        for chunk in self.chunks:
+        chunks, tail = self.parts
+        for chunk in chunks:
             if chunk.last_seq <= seq:
                 continue
             lo = chunk.index(seq + 1)
@@ -168,7 +179,6 @@ class EventLog:
                 lo = hi
             if len(out) >= limit:
                 return out
-        tail = self.tail
         i = bisect.bisect_right(tail, seq, key=_SEQ)
         out += tail[i:i + limit - len(out)]
         return out
@@ -177,7 +187,8 @@ class EventLog:
     def trim(self, retention: int, now_ms: int) -> list[int]:
         """Drop expired events and the oldest beyond ``retention``; returns the dropped seqs."""
         dropped: list = []
-        chunks, tail = list(self.chunks), self.tail
+        chunks, tail = self.parts
+        chunks = list(chunks)
         if self.expiring:
             kept = []
             for chunk in chunks:
@@ -216,8 +227,7 @@ class EventLog:
         if not dropped:
             return []
         dropped.sort()
-        self.chunks = tuple(chunks)
-        self.tail = tail
+        self.parts = (tuple(chunks), tail)
         self.count -= len(dropped)
         self.expiring = sum(c.expiring for c in self.chunks) + sum(1 for e in self.tail if e[3])
         return dropped
