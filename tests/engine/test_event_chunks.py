@@ -154,3 +154,43 @@ def test_a_format_1_data_directory_opens(make_engine, tmp_path):
     eng = make_engine()
     for route, events in expected.items():
         assert exact(eng.events(route, 10000)) == exact(events)
+
+
+ops = st.lists(st.one_of(
+    st.tuples(st.just("append"), st.integers(1, 20), st.sampled_from([0, 0, 100, 200])),
+    st.tuples(st.just("trim"), st.integers(0, 40), st.integers(0, 250))), max_size=25)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ops)
+def test_a_log_behaves_as_a_list_of_rows(script):
+    """Appends, retention and expiry against the plain list of rows the log used to be."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(events_mod, "ROWS", 6)
+        _run(script)
+
+
+def _run(script):
+    log, model, seq, views = EventLog(), [], 0, []
+    for op in script:
+        if op[0] == "append":
+            for _ in range(op[1]):
+                seq += 1
+                row = (seq, seq * 10, {"i": seq, "s": f"v{seq % 3}"} if seq % 5 else [seq], op[2], "x" if seq % 2 else None)
+                log.append(row)
+                model.append(row)
+        else:
+            retention, now = op[1], op[2]
+            kept = [r for r in model if not r[3] or r[3] > now]
+            if retention and len(kept) > retention:
+                kept = kept[len(kept) - retention:]
+            gone = sorted({r[0] for r in model} - {r[0] for r in kept})
+            assert log.trim(retention, now) == gone
+            model = kept
+        views.append((log.view(), list(model)))
+        assert len(log) == len(model) and log.expiring == sum(1 for r in model if r[3])
+        assert list(log.live(0)) == model
+        assert log.newest(7, None, 150) == [r for r in reversed(model) if not r[3] or r[3] > 150][:7]
+        assert log.after(seq // 2, 9) == [r for r in model if r[0] > seq // 2][:9]
+    for view, rows in views:  # every view still reads as the log was when it was taken
+        assert list(view.rows()) == rows
