@@ -23,7 +23,9 @@ scalars = st.one_of(
 values = st.recursive(scalars, lambda inner: st.one_of(
     st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner, max_size=3)), max_leaves=6)
 names = st.sampled_from(["a", "b", "path", "status", "ms", "", "\u00e9", "x y"])
-payloads = st.one_of(st.dictionaries(names, values, max_size=5), st.dictionaries(names, scalars, max_size=5), values)
+numbers = st.one_of(st.integers(-300, 300), st.floats(allow_nan=False), st.integers(2 ** 53 - 1, 2 ** 53 + 1), st.just(-0.0))
+payloads = st.one_of(st.dictionaries(names, values, max_size=5), st.dictionaries(names, scalars, max_size=5),
+                     st.dictionaries(names, numbers, max_size=5), values)
 rows_of = st.lists(st.tuples(payloads, st.sampled_from([0, 0, 0, 5_000, 50_000]), st.sampled_from([None, "api", "x"])),
                    max_size=60)
 
@@ -61,6 +63,8 @@ def test_typed_columns_for_typed_fields():
                   for i in range(100)])
     chunk = Chunk.seal(rows, {})
     assert {k: c.kind for k, c in chunk.fields.items()} == {"path": "s", "status": "i", "ms": "f", "ok": "b"}
+    mixed = Chunk.seal(_rows([({"ms": 12 if i % 2 else 12.5}, 0, None) for i in range(10)]), {})
+    assert mixed.fields["ms"].kind == "n" and exact([p["ms"] for p in mixed.payloads(0, 10)]) == exact([12.5, 12] * 5)
     assert chunk.fields["status"].data.itemsize == 1 and chunk.seq.data.itemsize == 2
     assert chunk.nbytes() < 100 * 24
 

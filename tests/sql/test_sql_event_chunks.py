@@ -20,6 +20,7 @@ FAMILIES = {
     "int": st.integers(-3, 300), "float": st.floats(-1e6, 1e6, width=32), "bool": st.booleans(),
     "str": st.sampled_from(["a", "b", "c", "", "\u2603"]),
     "ts": st.sampled_from(["2024-01-02T03:04:05.678Z", "2025-06-30T23:59:59.999Z", "2024-13-02T03:04:05.678Z"]),
+    "num": st.one_of(st.integers(-3, 300), st.floats(-1e6, 1e6, width=32), st.integers(2 ** 53 - 1, 2 ** 53 + 1)),
     "mixed": scalars, "nested": st.lists(st.integers(0, 3), max_size=2),
 }
 FIELDS = ["a", "b", "c", "value"]

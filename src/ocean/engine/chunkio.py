@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .chunks import Chunk, IntColumn, ObjectColumn, PlainColumn, StringColumn
+from .chunks import Chunk, IntColumn, NumberColumn, ObjectColumn, PlainColumn, StringColumn
 
 _BOOL = np.dtype("|b1")
 
@@ -29,6 +29,9 @@ def to_parts(chunk: Chunk) -> tuple[dict, list]:
         elif kind in ("f", "b"):
             fields.append([name, kind, col.valid is not None])
             bufs.append(col.data)
+        elif kind == "n":
+            fields.append([name, kind, col.valid is not None])
+            bufs += [col.data, col.ints]
         elif kind == "s":
             fields.append([name, kind, col.strings.tolist(), col.data.dtype.str])
             bufs.append(col.data)
@@ -79,6 +82,10 @@ def from_parts(header: dict, blob: bytes) -> Chunk:
         elif kind in ("f", "b"):
             data = take(np.float64 if kind == "f" else _BOOL)
             fields[name] = PlainColumn(kind, data, bits() if spec[2] else None)
+        elif kind == "n":
+            data = take(np.float64)
+            ints = bits()
+            fields[name] = NumberColumn(data, ints, bits() if spec[2] else None)
         elif kind == "s":
             strings = np.empty(len(spec[2]), object)
             strings[:] = spec[2]

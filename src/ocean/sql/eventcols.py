@@ -40,7 +40,7 @@ def page_columns(parts: list):
 
 def _field(segs: list, name: str, m: int) -> Vec:
     cols = [s.column(name) for s in segs]
-    kinds = {c.kind for c, _ in cols if c is not None}
+    kinds = {"f" if c.kind == "n" else c.kind for c, _ in cols if c is not None}  # ints and floats: float
     chunked = all(type(s) is _Segment for s in segs)
     if chunked and len(kinds) == 1:
         kind = next(iter(kinds))
@@ -62,11 +62,17 @@ def _numbers(kind: str, cols: list, m: int) -> Vec:
     data = np.concatenate([np.zeros(len(idx), dtype) if c is None else _typed(c, idx) for c, idx in cols])
     valids = [np.zeros(len(idx), bool) if c is None else _valid(c, idx) for c, idx in cols]
     if all(v is None for v in valids):
-        return Vec(_KIND[kind], data, None)
-    valid = np.concatenate([np.ones(len(idx), bool) if v is None else v for v, (_, idx) in zip(valids, cols)])
-    if not valid.any():
-        return Vec.nulls(m)
-    data[~valid] = 0
+        valid = None
+    else:
+        valid = np.concatenate([np.ones(len(idx), bool) if v is None else v for v, (_, idx) in zip(valids, cols)])
+        if not valid.any():
+            return Vec.nulls(m)
+        data[~valid] = 0
+    if any(c is not None and c.kind == "n" for c, _ in cols):  # ints and floats: the page may hold ints only
+        ints = np.concatenate([c.is_int(idx) if c is not None and c.kind == "n" else np.zeros(len(idx), bool)
+                               for c, idx in cols])
+        if ints[valid].all() if valid is not None else ints.all():
+            return Vec("int", data.astype(np.int64), valid)
     return Vec(_KIND[kind], data, valid)
 
 
