@@ -23,7 +23,8 @@ scalars = st.one_of(
 values = st.recursive(scalars, lambda inner: st.one_of(
     st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner, max_size=3)), max_leaves=6)
 names = st.sampled_from(["a", "b", "path", "status", "ms", "", "\u00e9", "x y"])
-numbers = st.one_of(st.integers(-300, 300), st.floats(allow_nan=False), st.integers(2 ** 53 - 1, 2 ** 53 + 1), st.just(-0.0))
+numbers = st.one_of(st.integers(-300, 300), st.floats(allow_nan=False), st.integers(2 ** 53 - 1, 2 ** 53 + 1),
+                    st.just(-0.0))
 payloads = st.one_of(st.dictionaries(names, values, max_size=5), st.dictionaries(names, scalars, max_size=5),
                      st.dictionaries(names, numbers, max_size=5), values)
 rows_of = st.lists(st.tuples(payloads, st.sampled_from([0, 0, 0, 5_000, 50_000]), st.sampled_from([None, "api", "x"])),
@@ -180,7 +181,8 @@ def _run(script):
         if op[0] == "append":
             for _ in range(op[1]):
                 seq += 1
-                row = (seq, seq * 10, {"i": seq, "s": f"v{seq % 3}"} if seq % 5 else [seq], op[2], "x" if seq % 2 else None)
+                payload = {"i": seq, "s": f"v{seq % 3}"} if seq % 5 else [seq]
+                row = (seq, seq * 10, payload, op[2], "x" if seq % 2 else None)
                 log.append(row)
                 model.append(row)
         else:

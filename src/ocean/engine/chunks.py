@@ -26,7 +26,6 @@ import numpy as np
 
 _NONE = type(None)
 _UNSIGNED = (np.dtype("<u1"), np.dtype("<u2"), np.dtype("<u4"))
-INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 def _narrow(values) -> tuple[int, np.ndarray]:
@@ -304,7 +303,9 @@ class Chunk:
         shapes = self.shapes
         if len(shapes) == 1 and shapes[0] is not None:
             shape = shapes[0]
-            return [dict(zip(shape, t)) for t in zip(*[cols[k] for k in shape])] if shape else [{} for _ in range(hi - lo)]
+            if not shape:
+                return [{} for _ in range(hi - lo)]
+            return [dict(zip(shape, t)) for t in zip(*[cols[k] for k in shape])]
         out = []
         other = self.other
         for r, code in enumerate(self.shape_codes[lo:hi].tolist()):

@@ -420,8 +420,9 @@ class Table:
                 if values is None:
                     values = per_field[name] = [None] * m
                 values[i] = value
+        fields = {name: from_values(values) for name, values in per_field.items()}
         self._extend(m, keys, from_values([r[1] for r in rows]), from_values([r[2] for r in rows]),
-                     from_values([r[3] for r in rows]), {name: from_values(values) for name, values in per_field.items()})
+                     from_values([r[3] for r in rows]), fields)
 
     def _extend(self, m: int, keys: list, created: Vec, updated: Vec, seqs: Vec, per_field: dict) -> None:
         """Append ``m`` rows given as vectors (``per_field``: the payload fields the rows hold)."""
