@@ -140,6 +140,7 @@ def test_engine_events_survive_a_snapshot_and_a_restart(make_engine, monkeypatch
     after = {r: eng.events(r, 1000) for r in ("r/odd", "r/kept")}
     assert exact(after) == exact(before)
     assert len(eng.state.events["r/odd"].chunks) == 6
+    assert eng.event_bytes() == sum(c.nbytes() for c in eng.state.events["r/odd"].chunks) > 0
 
 
 def test_a_format_1_data_directory_opens(make_engine, tmp_path):

@@ -373,6 +373,10 @@ class Engine:
         return {"drop_id": self.drop_id(seq), "seq": seq, "route": route, "payload": payload,
                 "created_at": iso_ms(ms), "source": source}
 
+    def event_bytes(self) -> int:
+        """Bytes of every route's sealed event columns (the open tails are Python rows): for /metrics."""
+        return sum(log_.nbytes() for log_ in list(self.state.events.values()))
+
     def route_size(self, route: str) -> int:
         """Entities + events a route holds now (expired ones not yet swept included): a size hint."""
         log_ = self.state.events.get(route)
