@@ -76,6 +76,10 @@ class IntColumn:
     def array(self) -> np.ndarray:
         return self.data.astype(np.int64) + self.base
 
+    def take(self, idx: np.ndarray) -> np.ndarray:
+        """The int64 values at the (ascending) positions ``idx``, validity aside."""
+        return self.data[idx].astype(np.int64) + self.base
+
     def slice(self, lo, hi):
         return IntColumn(self.base, self.data[lo:hi], _slice_bits(self.valid, lo, hi))
 
@@ -136,6 +140,14 @@ def _mask(out: list, valid, lo, hi) -> list:
 def _bits(packed, lo, hi) -> np.ndarray:
     first = lo & 7
     return np.unpackbits(packed[lo >> 3:(hi + 7) >> 3])[first:first + hi - lo].astype(bool)
+
+
+def bits_at(packed, idx: np.ndarray) -> np.ndarray:
+    """The bits at the ascending positions ``idx`` (unpacking only the bytes they span)."""
+    if not len(idx):
+        return np.zeros(0, bool)
+    lo = int(idx[0])
+    return _bits(packed, lo, int(idx[-1]) + 1)[idx - lo]
 
 
 def _slice_bits(packed, lo, hi):
@@ -208,7 +220,7 @@ class NumberColumn:
         return _mask(out, self.valid, lo, hi)
 
     def is_int(self, idx) -> np.ndarray:
-        return _bits(self.ints, 0, len(self.data))[idx]
+        return bits_at(self.ints, idx)
 
     def slice(self, lo, hi):
         return NumberColumn(self.data[lo:hi], _slice_bits(self.ints, lo, hi), _slice_bits(self.valid, lo, hi))

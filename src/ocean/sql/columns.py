@@ -317,7 +317,9 @@ class Table:
         pages = getattr(engine, "route_event_pages", None)
         if pages is not None:
             # PERF: from the engine's column chunks with numpy (eventcols.py), not a dict per event:
-            # in process at 1M of the events the build took 0.36 s against 2.50 s
+            # in process, 1M of the events built in 0.26 s against 2.50 s, 3M in 0.85 s
+            # against 7.08 s (a page reads only its rows of a chunk: reading the whole chunk for
+            # each page took 0.36 s at 1M and grew faster than the data, 8 s at 10M served)
             for parts in pages(self.route, BUILD_PAGE):
                 m, seqs, created, fields = page_columns(parts)
                 self._extend(m, [None] * m, created, Vec.nulls(m), seqs, fields)

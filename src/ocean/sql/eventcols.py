@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engine.chunks import _bits
+from ..engine.chunks import bits_at
 from ..model import iso_ms
 from .vectors import Dictionary, Vec, from_values, kind_of
 
@@ -77,11 +77,11 @@ def _numbers(kind: str, cols: list, m: int) -> Vec:
 
 
 def _typed(col, idx):
-    return col.array()[idx] if col.kind == "i" else col.data[idx]
+    return col.take(idx) if col.kind == "i" else col.data[idx]
 
 
 def _valid(col, idx):
-    return None if col.valid is None else _bits(col.valid, 0, len(col.data))[idx]
+    return None if col.valid is None else bits_at(col.valid, idx)
 
 
 def _strings(col, idx) -> Vec | None:
@@ -110,10 +110,10 @@ class _Segment:
         self.chunk, self.idx, self.m = chunk, idx, len(idx)
 
     def seqs(self):
-        return self.chunk.seq.array()[self.idx]
+        return self.chunk.seq.take(self.idx)
 
     def ms(self):
-        return self.chunk.ms.array()[self.idx]
+        return self.chunk.ms.take(self.idx)
 
     def names(self):
         codes = self.chunk.shape_codes[self.idx]
