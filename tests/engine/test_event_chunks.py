@@ -201,3 +201,22 @@ def _run(script):
         assert log.after(seq // 2, 9) == [r for r in model if r[0] > seq // 2][:9]
     for view, rows in views:  # every view still reads as the log was when it was taken
         assert list(view.rows()) == rows
+
+
+@pytest.mark.parametrize("damage", ["flip a column byte", "cut in a chunk"])
+def test_a_damaged_chunk_refuses_to_open(make_engine, monkeypatch, tmp_path, damage):
+    from ocean import errors
+
+    monkeypatch.setattr(events_mod, "ROWS", 16)
+    eng = make_engine()
+    for i in range(40):
+        eng.drop("r/e", {"i": i, "s": f"v{i % 3}"})
+    name = eng.snapshot()
+    eng.close()
+    path = tmp_path / "data" / name
+    raw = path.read_bytes()
+    at = raw.index(b'["K",')
+    at = raw.index(b"\n", at) + 5  # inside the first chunk's column bytes
+    path.write_bytes(raw[:at] + bytes([raw[at] ^ 0xFF]) + raw[at + 1:] if damage.startswith("flip") else raw[:at])
+    with pytest.raises(errors.CorruptLog, match="snapshot .* is damaged"):
+        make_engine()
