@@ -51,8 +51,17 @@ def to_parts(chunk: Chunk) -> tuple[dict, list]:
     return header, [np.ascontiguousarray(b) for b in bufs]
 
 
-def from_parts(header: dict, blob: bytes) -> Chunk:
-    """The chunk ``to_parts`` described; its arrays are views of ``blob``. Bad input raises ValueError."""
+def from_parts(header: dict, blob: bytes, memo: dict | None = None) -> Chunk:
+    """The chunk ``to_parts`` described; its arrays are views of ``blob``. Bad input raises ValueError.
+
+    ``memo`` shares the dictionaries' strings between a route's chunks, as sealing does.
+    PERF: without it, 10M events reopened in +212 MB against +185 MB live (each chunk's 1,000
+    paths were strings of their own)."""
+    memo = {} if memo is None else memo
+
+    def shared(values):
+        return [memo.setdefault(v, v) if type(v) is str else v for v in values]
+
     n = header["n"]
     pos = 0
 
@@ -70,12 +79,12 @@ def from_parts(header: dict, blob: bytes) -> Chunk:
     ms = IntColumn(header["ms"][0], take(header["ms"][1]))
     expires = take(np.int64) if header["expires"] else None
     sources = np.empty(len(header["sources"]), object)
-    sources[:] = header["sources"]
+    sources[:] = shared(header["sources"])
     src_codes = take(header["src"])
     shape_codes = take(header["shape"])
     fields = {}
     for spec in header["fields"]:
-        name, kind = spec[0], spec[1]
+        name, kind = memo.setdefault(spec[0], spec[0]), spec[1]
         if kind == "i":
             data = take(spec[3])
             fields[name] = IntColumn(spec[2], data, bits() if spec[4] else None)
@@ -88,7 +97,7 @@ def from_parts(header: dict, blob: bytes) -> Chunk:
             fields[name] = NumberColumn(data, ints, bits() if spec[2] else None)
         elif kind == "s":
             strings = np.empty(len(spec[2]), object)
-            strings[:] = spec[2]
+            strings[:] = shared(spec[2])
             fields[name] = StringColumn(strings, take(spec[3]))
         elif kind == "o":
             if len(spec[2]) != n:
@@ -99,6 +108,6 @@ def from_parts(header: dict, blob: bytes) -> Chunk:
     dead = np.unpackbits(bits(), count=n).astype(bool) if header["dead"] else None
     if pos != len(blob):
         raise ValueError(f"chunk of {n} rows: {len(blob)} bytes where its columns take {pos}")
-    shapes = [tuple(s) if s is not None else None for s in header["shapes"]]
+    shapes = [tuple(shared(s)) if s is not None else None for s in header["shapes"]]
     other = None if header["other"] is None else {r: p for r, p in header["other"]}
     return Chunk(n, seq, ms, expires, sources, src_codes, shapes, shape_codes, fields, other, dead)

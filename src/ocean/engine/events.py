@@ -90,10 +90,11 @@ class EventLog:
         self.expiring = sum(c.expiring for c in self.chunks) + sum(1 for e in self.tail if e[3])
 
     @classmethod
-    def load(cls, chunks: list, rows: list) -> EventLog:
+    def load(cls, chunks: list, rows: list, memo: dict | None = None) -> EventLog:
         """A log of loaded ``chunks`` then ``rows`` (oldest first): a snapshot's open tail, or every
-        event of a format-1 snapshot, sealed ``ROWS`` at a time."""
+        event of a format-1 snapshot, sealed ``ROWS`` at a time; ``memo``: the chunks' shared strings."""
         log = cls(chunks)
+        log.memo = memo if memo is not None else {}
         full = len(rows) - len(rows) % ROWS
         log.parts = (log.chunks + tuple(Chunk.seal(rows[i:i + ROWS], log.memo) for i in range(0, full, ROWS)),
                      list(rows[full:]))

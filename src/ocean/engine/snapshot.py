@@ -152,7 +152,8 @@ def load(path: str, name: str, state) -> dict:
     if header is None or trailer is None or trailer.get("lines") != count or trailer.get("crc") != crc:
         raise _damaged(full, "missing trailer or checksum mismatch")
     for route in {**state_.chunks, **state_.events}:
-        state.events[route] = log = EventLog.load(state_.chunks.get(route, []), state_.events.get(route, []))
+        state.events[route] = log = EventLog.load(state_.chunks.get(route, []), state_.events.get(route, []),
+                                                  state_._memos.get(route))
         state.event_count += len(log)
     return header
 
@@ -165,6 +166,7 @@ class _Loading:
         self.crc, self.count, self.header, self.trailer = 0, 0, None, None
         self.events: dict[str, list] = {}  # format 1: rows per route
         self.chunks: dict[str, list] = {}  # format 2: chunks per route
+        self._memos: dict[str, dict] = {}  # per route: strings its chunks share
         self._sources: dict = {}
 
     def chunk(self, raw: bytes, f) -> None:
@@ -177,7 +179,8 @@ class _Loading:
             raise ValueError(f"event chunk of {route!r} cut short")
         self.crc = zlib.crc32(blob, zlib.crc32(raw, self.crc))
         self.count += 1
-        self.chunks.setdefault(route, []).append(from_parts(header, memoryview(blob)[:size]))
+        memo = self._memos.setdefault(route, {})
+        self.chunks.setdefault(route, []).append(from_parts(header, memoryview(blob)[:size], memo))
 
     def feed(self, lines: list) -> None:
         try:
