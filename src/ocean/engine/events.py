@@ -24,8 +24,9 @@ from .chunks import Chunk
 # bytes per sealed event are the same at all three. The garbage collector is paused while
 # sealing: a collection that started mid-seal walked the whole heap, and seals cost 3.5 us a row
 # in a real ingest (ingest 100k/s against 140k/s before chunks; paused: 137k/s, CPU time, 300k
-# events). At 1M events in process: 35 B/event of RSS growth (390 B before chunks), a snapshot
-# in 0.05 s (2.6 s), reopening in 0.02 s (2.9 s).
+# events). bench/load/event_memory.py at 1M events: 31.5 B/event of RSS growth (392 B before
+# chunks), a snapshot in 0.14 s (2.80 s), reopening in 0.02 s and +17 MB (3.09 s, +460 MB);
+# at 10M: +185 MB live, reopened in 0.23 s and +173 MB.
 ROWS = 16384
 PAGE = 4096  # rows decoded at a time when a reader walks the log
 MEMO_LIMIT = 1 << 16  # shared strings (field names, sources, values) kept per route
