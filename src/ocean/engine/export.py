@@ -180,9 +180,7 @@ def event_rows(engine, route: str, since: Since | None = None, upto: int | None 
     since_ms = since.ms
     upto = engine.seq if upto is None else upto
     while after < upto:
-        items = log.items  # retention replaces this list (never edits it); appends only extend it
-        i = bisect.bisect_right(items, after, key=_SEQ)
-        chunk = items[i:i + page]
+        chunk = log.after(after, page)  # the log as it is now: retention and appends change it between pages
         if not chunk:
             return
         after = chunk[-1][0]

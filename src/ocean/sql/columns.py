@@ -2,7 +2,8 @@
 
 ``store_for(engine)`` gives the engine's one ``ColumnStore`` (it registers
 itself as an engine listener once). A route's ``Table`` is built from
-``engine.route_entities`` / ``engine.route_events`` the first time a query
+``engine.route_entities`` / ``engine.route_event_pages`` (the engine's event chunks;
+``route_events`` records for an engine without them) the first time a query
 reads it; after that the listener callbacks only note what changed (a dirty
 key, a new event record, removed event seqs) and the next query patches just
 those rows. Tables are never rebuilt per query.
@@ -33,6 +34,7 @@ import weakref
 import numpy as np
 
 from ..model import prefix_matches
+from .eventcols import page_columns
 from .vectors import (Dictionary, Vec, as_kind, concat, encode_strings, from_values, kind_of, merge_kinds,
                       parse_ts_canonical)
 
@@ -317,8 +319,22 @@ class Table:
             self._note_sketches(engine, [k for k, _ in page])
             if turn is not None:
                 turn()
-        events = engine.route_events(self.route)  # the route's events as they are now (a list, read in pages)
         loaded = -1
+        pages = getattr(engine, "route_event_pages", None)
+        if pages is not None:
+            # PERF: from the engine's column chunks with numpy (eventcols.py), not a dict per event:
+            # in process, 1M of the issue's events built in 0.26 s against 2.50 s, 3M in 0.85 s
+            # against 7.08 s (a page reads only its rows of a chunk: reading the whole chunk for
+            # each page took 0.36 s at 1M and grew faster than the data, 8 s at 10M served)
+            for parts in pages(self.route, BUILD_PAGE):
+                m, seqs, created, fields = page_columns(parts)
+                self._extend(m, [None] * m, created, Vec.nulls(m), seqs, fields)
+                loaded = max(loaded, int(seqs.data.max()))
+                if turn is not None:
+                    turn()
+            events = iter(())
+        else:
+            events = engine.route_events(self.route)  # the route's events as they are now (a list, read in pages)
         while True:
             page = list(itertools.islice(events, BUILD_PAGE))
             if not page:
@@ -413,16 +429,22 @@ class Table:
                 if values is None:
                     values = per_field[name] = [None] * m
                 values[i] = value
+        fields = {name: from_values(values) for name, values in per_field.items()}
+        self._extend(m, keys, from_values([r[1] for r in rows]), from_values([r[2] for r in rows]),
+                     from_values([r[3] for r in rows]), fields)
+
+    def _extend(self, m: int, keys: list, created: Vec, updated: Vec, seqs: Vec, per_field: dict) -> None:
+        """Append ``m`` rows given as vectors (``per_field``: the payload fields the rows hold)."""
         self.columns["key"].extend(encode_strings(keys))
-        self.columns["created_at"].extend(from_values([r[1] for r in rows]))
-        self.columns["updated_at"].extend(from_values([r[2] for r in rows]))
-        self.seq.extend(from_values([r[3] for r in rows]))
-        for name, values in per_field.items():
+        self.columns["created_at"].extend(created)
+        self.columns["updated_at"].extend(updated)
+        self.seq.extend(seqs)
+        for name, vec in per_field.items():
             col = self.fields.get(name)
             if col is None:
                 col = self.fields[name] = StoreColumn(self.n, self.hint)
                 col.extend_nulls(0)
-            col.extend(from_values(values))
+            col.extend(vec)
         for name, col in self.fields.items():
             if name not in per_field:
                 col.extend_nulls(m)

@@ -76,7 +76,7 @@ def _snapshot(engine) -> dict:
 
 
 def _sizes(engine) -> str:
-    """Gauges of the largest routes and of the SQL columns' memory (Prometheus text)."""
+    """Gauges of the largest routes and of the SQL columns' and event chunks' memory (Prometheus text)."""
     out = ["# HELP ocean_route_events Events of the largest routes (top 10 by events + entities).",
            "# TYPE ocean_route_events gauge"]
     top = engine.largest_routes(10)
@@ -85,4 +85,8 @@ def _sizes(engine) -> str:
     out += [f'ocean_route_entities{{route="{r}"}} {en}' for r, _, en in top]
     out += ["# HELP ocean_sql_columns_bytes Memory of the SQL column tables built so far.",
             "# TYPE ocean_sql_columns_bytes gauge", f"ocean_sql_columns_bytes {columns_bytes(engine)}"]
+    event_bytes = getattr(engine, "event_bytes", None)  # an engine whose events live elsewhere has none
+    if event_bytes is not None:
+        out += ["# HELP ocean_event_chunks_bytes Memory of the sealed event column chunks, every route.",
+                "# TYPE ocean_event_chunks_bytes gauge", f"ocean_event_chunks_bytes {event_bytes()}"]
     return "\n".join(out) + "\n"
