@@ -22,7 +22,7 @@ from ..model import (check_field, check_increments, check_key, check_prefix, che
                      iso_ms, now_ms, split_increments)
 from .. import timekeys
 from ..settings import Settings
-from . import ops
+from . import ops, sketches
 from .backup import default_dir as default_backup_dir
 from .bus import Bus, Message
 from .store import LocalStore
@@ -78,7 +78,9 @@ class Engine:
                  self._after_incr, self._listeners)
         # PERF: callers reach the compiled method directly, without a Python frame in between
         # (~0.1 us of a ~0.5 us call). ``Engine.incr`` below documents it.
+        w.attach_sketches(self.state.sketches, sketches.shown)
         self.incr = w.incr
+        self._sketch_adds = w.adds  # uniq/observe's compiled common case (tests swap it out)
         self.publish = w.publish
         self._maintainer = None
         if maintenance:
@@ -151,6 +153,9 @@ class Engine:
     def _add_to_sketches(self, prefix: str, route: str, key: str, values: dict, source) -> dict:
         check_route(route)
         key = check_key(self.expand_key(key))
+        out = self._sketch_adds(prefix, route, key, values, source)  # the compiled path's common case
+        if out is not None:
+            return out
         if type(values) is not dict or not values:
             raise InvalidAmount(f"{'uniq' if prefix == '~' else 'observe'} needs at least one field and its values")
         incs = {prefix + check_field(name): check_sketch_values(prefix, v, name) for name, v in values.items()}
@@ -600,12 +605,16 @@ def _keep_ms(keep) -> int:
 
 
 def _looks_like_increment(item) -> bool:
-    """A drop the compiled path may take: ``{route, key, payload}`` with only ``"+f"`` entries
-    (sketch adds, ``"~f"``/``"%f"``, are not: ``_drop_run`` writes them)."""
+    """A drop the compiled path may take: ``{route, key, payload}`` with only ``"+f"`` entries and
+    sketch adds (``"~f"``/``"%f"``; ``Writer._sketch_write``)."""
     if type(item) is not dict or len(item) != 3 or item.get("key") is None:
         return False
     payload = item.get("payload")
-    return type(payload) is dict and bool(payload) and all(type(k) is str and k[:1] == "+" for k in payload)
+    return type(payload) is dict and bool(payload) and all(type(k) is str and k[:1] in _COMPILED_PREFIXES
+                                                            for k in payload)
+
+
+_COMPILED_PREFIXES = frozenset("+~%")
 
 
 def _prepare_drop(item, expand_key=None) -> tuple:
