@@ -464,7 +464,6 @@ cdef class Writer:
     cdef dict strip
     cdef bytes id_prefix          # the drop id's first 19 characters, from the instance
     cdef object sketches          # the SketchTable (engine/sketches.py), once attach_sketches wired it
-    cdef object shown             # sketches.shown: what a write answers and publishes for a dist field
     cdef PyObject** buf_names     # drop_many's staging (used under the lock only)
     cdef _ocn_op* buf_ops
     cdef Py_ssize_t buf_cap
@@ -499,10 +498,9 @@ cdef class Writer:
         self.after = after
         self.listeners = listeners
 
-    def attach_sketches(self, sketches, shown):
-        """Wire the SketchTable and ``sketches.shown``: sketch adds then take the compiled path too."""
+    def attach_sketches(self, sketches):
+        """Wire the SketchTable (engine/sketches.py): sketch adds then take the compiled path too."""
         self.sketches = sketches
-        self.shown = shown
 
     def clock(self):
         """Milliseconds, never going backwards (op times decide expiry on replay too)."""
@@ -899,9 +897,9 @@ cdef class Writer:
                 (<Hll>sketch).add(sk_values[j])
                 totals[field] = int((<Hll>sketch).count())
             else:
-                for v in <list>sk_values[j]:
-                    (<Dist>sketch).add(float(v))
-                totals[field] = self.shown(sketch)
+                for v in <list>sk_values[j]:  # finite numbers; the count's room checked above
+                    (<Dist>sketch)._add(<double>float(v), 1)
+                totals[field] = _dist_shown(<Dist>sketch)
         if ent.gen == self.log.switches:  # as _apply: only we hold a record of this segment
             ent.updated_ms = ms
             ent.version += 1

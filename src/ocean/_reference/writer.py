@@ -151,7 +151,7 @@ class Writer:
         self._slow, self._ring, self._system_ring = slow, ring, system_ring
         self._bus, self._subscribed, self._lock = bus, subscribed, lock
 
-    def attach_sketches(self, sketches, shown):
+    def attach_sketches(self, sketches):
         """The compiled writer's sketch path needs these; the twin's writes all take the Python path."""
 
     def adds(self, prefix, route, key, values, source=None):

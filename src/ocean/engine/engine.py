@@ -22,7 +22,7 @@ from ..model import (check_field, check_increments, check_key, check_prefix, che
                      iso_ms, now_ms, split_increments)
 from .. import timekeys
 from ..settings import Settings
-from . import ops, sketches
+from . import ops
 from .backup import default_dir as default_backup_dir
 from .bus import Bus, Message
 from .store import LocalStore
@@ -78,7 +78,7 @@ class Engine:
                  self._after_incr, self._listeners)
         # PERF: callers reach the compiled method directly, without a Python frame in between
         # (~0.1 us of a ~0.5 us call). ``Engine.incr`` below documents it.
-        w.attach_sketches(self.state.sketches, sketches.shown)
+        w.attach_sketches(self.state.sketches)
         self.incr = w.incr
         self._sketch_adds = w.adds  # uniq/observe's compiled common case (tests swap it out)
         self.publish = w.publish
