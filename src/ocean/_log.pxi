@@ -513,15 +513,15 @@ cdef object _get_value(const unsigned char* p, const unsigned char* end, Py_ssiz
         v = _get_str(p + 1, end, used)
         used[0] += 1
         return v
+    if p[0] != 105 and p[0] != 102:
+        raise ValueError("incr record holds an unknown value type")
     if p + 9 > end:
         raise ValueError("incr record cut short")
     used[0] = 9
     if p[0] == 105:
         return ocean_get_i64(p + 1)
-    if p[0] == 102:
-        memcpy(&d, p + 1, 8)
-        return d
-    raise ValueError("incr record holds an unknown value type")
+    memcpy(&d, p + 1, 8)
+    return d
 
 
 def encode_incr(long long seq, long long ms, route, key, dict amounts, source=None):
