@@ -143,19 +143,18 @@ class Engine:
     def uniq(self, route: str, key: str, values: dict, source: str | None = None) -> dict:
         """Add values to uniq (distinct-count) fields atomically: ``{field: value or [values]}``;
         returns ``{field: new estimate}``. A payload's ``"~field"`` entries do the same."""
-        return self._add_to_sketches("~", route, key, values, source)
+        out = self._sketch_adds("~", route, key, values, source)  # the compiled path's common case
+        return out if out is not None else self._add_to_sketches("~", route, key, values, source)
 
     def observe(self, route: str, key: str, values: dict, source: str | None = None) -> dict:
         """Add numbers to dist (distribution) fields atomically: ``{field: number or [numbers]}``;
         returns ``{field: new summary}``. A payload's ``"%field"`` entries do the same."""
-        return self._add_to_sketches("%", route, key, values, source)
+        out = self._sketch_adds("%", route, key, values, source)
+        return out if out is not None else self._add_to_sketches("%", route, key, values, source)
 
     def _add_to_sketches(self, prefix: str, route: str, key: str, values: dict, source) -> dict:
         check_route(route)
         key = check_key(self.expand_key(key))
-        out = self._sketch_adds(prefix, route, key, values, source)  # the compiled path's common case
-        if out is not None:
-            return out
         if type(values) is not dict or not values:
             raise InvalidAmount(f"{'uniq' if prefix == '~' else 'observe'} needs at least one field and its values")
         incs = {prefix + check_field(name): check_sketch_values(prefix, v, name) for name, v in values.items()}
