@@ -396,3 +396,32 @@ def test_a_counter_overflow_beside_sketch_adds_spends_its_seq_and_changes_nothin
     eng.close()
     again = make_engine()
     assert again.get("a/daily", "d1")["payload"] == after and again.seq == seq + 3
+
+
+def test_listeners_and_subscribers_hear_compiled_sketch_writes(engine):
+    heard = []
+
+    class Listener:
+        def entity_changed(self, route, key):
+            heard.append((route, key))
+
+        def entity_removed(self, route, key):
+            pass
+
+        def event_added(self, route, record):
+            pass
+
+        def events_removed(self, route, seqs):
+            pass
+
+    engine.drop_many([_visit(0)])
+    engine.add_listener(Listener())
+    sub = engine.subscribe("a/daily")
+    assert engine.uniq("a/daily", "d1", {"visitors": "z"}) == {"visitors": 2}
+    engine.drop_many([_visit(1), _visit(2)])
+    # the compiled path tells each entity of a batch once; the Python path once per drop
+    assert set(heard) == {("a/daily", "d1")}
+    assert len(heard) == (2 if engine.stats()["implementation"] == "compiled" else 3)
+    got = [sub.get(0) for _ in range(3)]
+    assert [m.fields["visitors"] for m in got] == [2, 3, 4] and got[-1].seq == engine.seq
+    assert got[1].fields["views"] == 2 and got[1].fields["ms"]["count"] == 2
