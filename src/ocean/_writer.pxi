@@ -1029,7 +1029,7 @@ def replay(list bodies, counters, dict routes, long long after_seq, apply_json, 
 
     Binary incr records on an existing entity of counters are applied here, as
     ``State.apply`` would (an overflow refused live is refused again); any other incr
-    record goes to ``apply_op(op)``; runs of JSON records go to ``apply_json(bodies)``,
+    record -- one holding sketch adds (``l`` entries) too -- goes to ``apply_op(op)``; runs of JSON records go to ``apply_json(bodies)``,
     which returns their ``(last seq, count, last user seq)`` after ``after_seq``. Returns
     ``(last seq, records after after_seq, last seq on a user route)``: the last is where the
     user replay ring starts after a restart (system routes' writes, ``_admin/...``, do not
