@@ -14,5 +14,5 @@ include "_counters.pxi"
 include "_lexer.pxi"
 include "_scan.pxi"
 include "_log.pxi"
+include "_writer.pxi"
 include "_sketch.pxi"
-include "_writer.pxi"  # after _sketch.pxi: its sketch adds reach Hll/Dist directly
