@@ -14,7 +14,13 @@
 #
 #   'I' | u8 flags (1: has source) | u32 nfields | i64 seq | i64 ms
 #       | u16 len + route | u16 len + key | [u16 len + source]
-#       | nfields x (u16 len + field name | u8 'i' or 'f' | 8-byte int64/float64)
+#       | nfields x (u16 len + field name | u8 'i' or 'f' | 8-byte int64/float64
+#                     | or u8 'l' | u32 count | count x value)
+#   value: u8 's' | u16 len + UTF-8  or  u8 'i' | int64  or  u8 'f' | float64
+#
+# An ``l`` entry is a sketch add (``"~f"``/``"%f"`` with its list of values, as the op holds
+# it: ``engine/ops.py``); a record holding one replays through ``State.apply``. Adds a value
+# list cannot hold (``[value, count]`` pairs, whole sketches) are logged as JSON.
 #
 # Durability. A segment file is mapped MAP_SHARED and records are copied into
 # it: once the copy is done the bytes are in the kernel's page cache, so a
@@ -394,6 +400,130 @@ cdef inline object _get_str(const unsigned char* p, const unsigned char* end, Py
     return _ocn_str_from(<const char*>p + 2, ln, NULL)
 
 
+# -- sketch adds in the binary record (``l`` entries) ---------------------------------
+
+cdef Py_ssize_t _value_size(PyObject* v) except -2:
+    """Bytes of one value of an ``l`` entry, or -1 if it has no binary form."""
+    cdef Py_ssize_t ln
+    cdef int overflow = 0
+    if _ocn_is_str(v):
+        _ocn_utf8(<object>v, &ln)
+        return 3 + ln if ln <= 65535 else -1
+    if _ocn_is_int(v):
+        _ocn_as_ll(v, &overflow)
+        return -1 if overflow else 9
+    if _ocn_is_float(v):
+        return 9 if isfinite(_ocn_float_val(v)) else -1
+    return -1
+
+
+cdef Py_ssize_t _adds_size(object route, object key, object source, list names, list amounts) except -2:
+    """Bytes of the record body of ``names``/``amounts`` (numbers, or lists of values), or -1
+    if it cannot be written in binary (then JSON is used)."""
+    cdef Py_ssize_t n = _INCR_HEAD + 4, ln, j, k, m
+    cdef PyObject* a
+    cdef list values
+    _ocn_utf8(route, &ln)
+    n += ln
+    _ocn_utf8(key, &ln)
+    n += ln
+    if ln > 65535:
+        return -1
+    if source is not None:
+        if not _ocn_is_str(<PyObject*>source):
+            return -1
+        _ocn_utf8(source, &ln)
+        if ln > 65535:
+            return -1
+        n += 2 + ln
+    for j in range(len(names)):
+        if not _ocn_is_str(<PyObject*>names[j]):
+            return -1
+        _ocn_utf8(names[j], &ln)
+        if ln > 65535:
+            return -1
+        n += 2 + ln
+        a = <PyObject*>amounts[j]
+        if type(<object>a) is list:
+            values = <list>a
+            n += 5
+            for k in range(len(values)):
+                m = _value_size(<PyObject*>values[k])
+                if m < 0:
+                    return -1
+                n += m
+        else:
+            m = _value_size(a)
+            if m != 9:  # a number (a str is no amount)
+                return -1
+            n += 9
+    return n
+
+
+cdef unsigned char* _put_value(unsigned char* p, PyObject* v) except NULL:
+    cdef double d
+    cdef int overflow = 0
+    if _ocn_is_str(v):
+        p[0] = 115  # 's'
+        return _put_str(p + 1, <object>v)
+    if _ocn_is_int(v):
+        p[0] = 105  # 'i'
+        ocean_put_i64(p + 1, _ocn_as_ll(v, &overflow))
+    else:
+        p[0] = 102  # 'f'
+        d = _ocn_float_val(v)
+        memcpy(p + 1, &d, 8)
+    return p + 9
+
+
+cdef void _write_adds(unsigned char* p, long long seq, long long ms, object route, object key,
+                      object source, list names, list amounts) except *:
+    """The body of an incr record with sketch adds at ``p`` (sized by ``_adds_size``)."""
+    cdef Py_ssize_t j, k, n = len(names)
+    cdef PyObject* a
+    cdef list values
+    p[0] = 73  # 'I'
+    p[1] = 1 if source is not None else 0
+    ocean_put_u32(p + 2, <uint32_t>n)
+    ocean_put_i64(p + 6, seq)
+    ocean_put_i64(p + 14, ms)
+    p = _put_str(p + _INCR_HEAD, route)
+    p = _put_str(p, key)
+    if source is not None:
+        p = _put_str(p, source)
+    for j in range(n):
+        p = _put_str(p, names[j])
+        a = <PyObject*>amounts[j]
+        if type(<object>a) is list:
+            values = <list>a
+            p[0] = 108  # 'l'
+            ocean_put_u32(p + 1, <uint32_t>len(values))
+            p += 5
+            for k in range(len(values)):
+                p = _put_value(p, <PyObject*>values[k])
+        else:
+            p = _put_value(p, a)
+
+
+cdef object _get_value(const unsigned char* p, const unsigned char* end, Py_ssize_t* used):
+    cdef double d
+    if p + 1 > end:
+        raise ValueError("incr record cut short")
+    if p[0] == 115:
+        v = _get_str(p + 1, end, used)
+        used[0] += 1
+        return v
+    if p[0] != 105 and p[0] != 102:
+        raise ValueError("incr record holds an unknown value type")
+    if p + 9 > end:
+        raise ValueError("incr record cut short")
+    used[0] = 9
+    if p[0] == 105:
+        return ocean_get_i64(p + 1)
+    memcpy(&d, p + 1, 8)
+    return d
+
+
 def encode_incr(long long seq, long long ms, route, key, dict amounts, source=None):
     """The binary record body of ``["i", seq, ms, route, key, None, amounts, 0, source]``.
 
@@ -405,6 +535,16 @@ def encode_incr(long long seq, long long ms, route, key, dict amounts, source=No
     cdef PyObject* name
     cdef PyObject* amount
     cdef Py_ssize_t pos = 0
+    cdef list names_l, amounts_l
+    for amount_o in amounts.values():
+        if type(amount_o) is list:  # sketch adds: ``l`` entries
+            names_l, amounts_l = list(amounts), list(amounts.values())
+            size = _adds_size(route, key, source, names_l, amounts_l)
+            if size < 0:
+                return None
+            out = _ocn_bytes_from(NULL, size)
+            _write_adds(<unsigned char*>_ocn_bytes_ptr(out), seq, ms, route, key, source, names_l, amounts_l)
+            return out
     if size < 0:
         return None
     names = tuple(amounts)
@@ -427,7 +567,7 @@ def decode_incr(bytes body):
     """The op list of a binary incr record body; ValueError if it is not one."""
     cdef const unsigned char* p = <const unsigned char*>_ocn_bytes_ptr(body)
     cdef const unsigned char* end = p + len(body)
-    cdef Py_ssize_t used, n, j
+    cdef Py_ssize_t used, n, j, k, count
     cdef double d
     if end - p < _INCR_HEAD or p[0] != 73 or p[1] > 1:
         raise ValueError("not an incr record")
@@ -443,6 +583,16 @@ def decode_incr(bytes body):
     incs = {}
     for j in range(n):
         name = _get_str(p, end, &used); p += used
+        if p < end and p[0] == 108:  # 'l': a sketch add's values
+            if p + 5 > end:
+                raise ValueError("incr record cut short")
+            count = ocean_get_u32(p + 1)
+            p += 5
+            values = []
+            for k in range(count):
+                values.append(_get_value(p, end, &used)); p += used
+            incs[name] = values
+            continue
         if p + 9 > end:
             raise ValueError("incr record cut short")
         if p[0] == 105:

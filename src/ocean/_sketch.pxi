@@ -811,7 +811,6 @@ cdef class Dist:
     def add(self, value, count=1):
         """Add ``value`` ``count`` times (a finite number; count a positive int)."""
         cdef double v
-        cdef uint64_t c
         if _sk_is_float(<PyObject*>value):
             v = value
         else:
@@ -824,7 +823,10 @@ cdef class Dist:
             raise ValueError(f"count must be >= 1, got {count}")
         if count > _SK_U63 - self._count:
             raise OverflowError("Dist count would pass 2**63 - 1")
-        c = count
+        self._add(v, count)
+
+    cdef void _add(self, double v, uint64_t c) noexcept:
+        """``add`` once checked: ``v`` finite, ``c`` >= 1 and within the count's room."""
         if v == 0.0:
             v = 0.0             # -0.0 too: one zero, so min/max do not depend on the order
         if v > 0.0:
@@ -845,13 +847,18 @@ cdef class Dist:
     def quantile(self, q):
         """The value at quantile ``q`` (0..1): the bin holding the sorted value at rank
         ``q * (count - 1)`` rounded down, as numpy's 'lower'; None when empty."""
-        cdef double x = _sk_as_float(q), rank, v
-        cdef uint64_t seen = 0
-        cdef Py_ssize_t i
+        cdef double x = _sk_as_float(q)
         if not 0.0 <= x <= 1.0:
             raise ValueError(f"quantile takes 0 <= q <= 1, got {x}")
         if self._count == 0:
             return None
+        return self._quantile(x)
+
+    cdef double _quantile(self, double x) noexcept:
+        """``quantile`` of a sketch holding values, ``x`` in [0, 1]."""
+        cdef double rank, v
+        cdef uint64_t seen = 0
+        cdef Py_ssize_t i
         if x == 0.0:
             return self._min
         if x == 1.0:
@@ -930,3 +937,10 @@ cdef class Dist:
 
     def __repr__(self):
         return f"Dist(count={self._count}, min={self.min}, max={self.max})"
+
+
+cdef dict _dist_shown(Dist d):
+    """``engine/sketches.shown`` of a dist sketch holding values (what a write answers and publishes),
+    for the compiled write path; the same keys, order and numbers (QUANTILES there)."""
+    return {"count": d._count, "sum": d._sum if isfinite(d._sum) else None, "min": d._min, "max": d._max,
+            "p50": d._quantile(0.5), "p90": d._quantile(0.9), "p95": d._quantile(0.95), "p99": d._quantile(0.99)}

@@ -57,13 +57,17 @@ def test_one_drop_increments_adds_and_merges_atomically(eng):
     assert p["page_views"] == 3 and p["visitors"] == 3 and p["ms"]["count"] == 3
 
 
-def test_sketch_adds_take_the_python_path():
+def test_sketch_adds_are_offered_to_the_compiled_path_and_logged_in_binary():
     assert _looks_like_increment({"route": "a", "key": "k", "payload": {"+n": 1}})
-    assert not _looks_like_increment({"route": "a", "key": "k", "payload": {"~v": "x"}})
-    assert not _looks_like_increment({"route": "a", "key": "k", "payload": {"+n": 1, "%ms": 2}})
-    op = ["i", 1, 2, "a", "k", None, {"n": 1, "~v": ["x"], "%ms": [2.5]}, 0, None]
-    assert ops.encode(op)[:1] == b"["  # logged as JSON: the binary record holds numbers only
+    assert _looks_like_increment({"route": "a", "key": "k", "payload": {"~v": "x"}})
+    assert _looks_like_increment({"route": "a", "key": "k", "payload": {"+n": 1, "%ms": 2}})
+    assert not _looks_like_increment({"route": "a", "key": "k", "payload": {"+n": 1, "label": "x"}})
+    op = ["i", 1, 2, "a", "k", None, {"n": 1, "~v": ["x", 7], "%ms": [2.5, -3]}, 0, "src"]
+    assert ops.encode(op)[:1] == b"I"  # value lists ride in the binary record as ``l`` entries
     assert ops.decode(ops.encode(op)) == op
+    for adds in ({"%ms": [[2.5, 3]]}, {"~v": [{"sketch": "AA=="}]}):  # no binary form: JSON
+        op = ["i", 1, 2, "a", "k", None, adds, 0, None]
+        assert ops.encode(op)[:1] == b"[" and ops.decode(ops.encode(op)) == op
     assert ops.encode(["i", 1, 2, "a", "k", None, {"n": 1}, 0, None])[:1] == b"I"
 
 

@@ -15,6 +15,7 @@ from ocean import Engine, errors
 def _python_only(eng: Engine) -> Engine:
     """The same engine, writing through the Python path only (the reference semantics)."""
     eng.incr = eng._incr_python
+    eng._sketch_adds = lambda *args: None  # uniq/observe: the Python path
     eng.drop_many = lambda drops, source=None: _python_drop_many(eng, drops, source)
     return eng
 
@@ -36,12 +37,31 @@ def _state(eng: Engine) -> dict:
     return out
 
 
+def _logged(eng: Engine) -> list:
+    """Every record body of the engine's log, its op's clock time zeroed."""
+    import glob
+    import os
+    from ocean.engine import ops
+    from ocean.kernels import kernel
+    scan = kernel("scan_records")
+    out = []
+    for name in sorted(glob.glob(os.path.join(eng.path, "wal-*.log"))):
+        with open(name, "rb") as f:
+            for body in scan(f.read())[0]:
+                op = ops.decode(body)
+                if op[0] == ops.LEASE:
+                    continue
+                out.append((body[:1], op[:2] + [0] + op[3:]))
+    return out
+
+
 def _published(eng: Engine) -> list:
     return [(m.seq, m.route, m.key, m.op, m.fields) for m in eng.recent("*", 10 ** 6)]
 
 
 ops_strategy = st.lists(st.tuples(
-    st.sampled_from(["incr", "incr", "incr", "save", "update", "remove", "event", "drops", "sketch"]),
+    st.sampled_from(["incr", "incr", "incr", "save", "update", "remove", "event", "drops", "sketch",
+                     "uniq", "observe", "visits", "visits"]),
     st.sampled_from(["a", "b", "_sys"]),
     st.sampled_from(["k1", "k2", "k3"]),
     st.dictionaries(st.sampled_from(["n", "m", "label"]),
@@ -69,6 +89,21 @@ def _run(eng: Engine, script) -> list:
                 out.append(eng.drop_many([{"route": route, "key": key, "payload": {"+hits": 1, **adds}},
                                           {"route": route, "key": key, "payload": {"+hits": 1}}]))
                 out[-1] = [r if isinstance(r, dict) else type(r).__name__ for r in out[-1]]
+            elif kind == "uniq":  # Engine.uniq: strings and integers, one or a list
+                out.append(eng.uniq(route, key, {k: (f"u{v}" if type(v) is float else v) for k, v in fields.items()},
+                                    source="src-1"))
+            elif kind == "observe":
+                out.append(eng.observe(route, key, {k: [v, -v] for k, v in fields.items()}))
+            elif kind == "visits":  # the common sketch drop: a visitor, a latency, a page view
+                n = len(fields)
+                batch = [{"route": route, "key": key, "payload": {"+views": 1, "~visitors": f"v{n}", "%ms": 0.5 * n}},
+                         {"route": route, "key": key, "payload": {"~visitors": ["a", n, "b"], "+views": 2}},
+                         {"route": route, "key": key, "payload": {"%ms": [1, 2.5, n]}},
+                         {"route": route, "key": key, "payload": {"%ms": [[2.0, 3]]}},       # a pair: Python
+                         {"route": route, "key": key, "payload": {"~ms": "x"}},              # a kind mismatch
+                         {"route": route, "key": key, "payload": {"~visitors": [], "+n": 1}},  # no values
+                         {"route": route, "key": key, "payload": {"~views": "x"}}]           # a counter
+                out.append([r if isinstance(r, dict) else type(r).__name__ for r in eng.drop_many(batch)])
             else:
                 batch = [{"route": route, "key": key, "payload": {"+" + k: v for k, v in fields.items()}},
                          {"route": route, "payload": fields},
@@ -100,6 +135,7 @@ def test_compiled_and_python_paths_agree_live_and_after_replay(tmp_path_factory,
         assert _state(fast) == _state(slow)
         assert _published(fast) == _published(slow)
         assert fast.seq == slow.seq
+        assert _logged(fast) == _logged(slow)  # the same records (times aside), binary where one is
         live = _state(fast)
     finally:
         fast.close()
@@ -312,3 +348,80 @@ def test_a_wide_increment_answers_and_publishes_every_total_in_the_callers_order
     finally:
         fast.close()
         ref.close()
+
+
+# -- sketch adds on the compiled path (Writer._sketch_write) --------------------------
+
+def _visit(i: int) -> dict:
+    return {"route": "a/daily", "key": "d1", "payload": {"+views": 1, "~visitors": f"u{i}", "%ms": 0.5 + i}}
+
+
+def test_the_common_sketch_write_takes_the_compiled_path(engine):
+    engine.drop_many([_visit(0)])  # a new entity, new fields: the Python path
+    python_runs = []
+    run = engine._drop_run
+    engine._drop_run = lambda drops, i, *rest: python_runs.append(i) or run(drops, i, *rest)
+    out = engine.drop_many([_visit(i) for i in range(1, 6)])
+    assert engine.uniq("a/daily", "d1", {"visitors": ["x", 7]}) == {"visitors": 8}
+    assert engine.observe("a/daily", "d1", {"ms": 2})["ms"]["count"] == 7
+    compiled = engine.stats()["implementation"] == "compiled"
+    assert python_runs == ([] if compiled else [0, 1, 2, 3, 4])
+    assert [r["seq"] for r in out] == list(range(out[0]["seq"], out[0]["seq"] + 5))
+    payload = engine.get("a/daily", "d1")["payload"]
+    assert payload["views"] == 6 and payload["visitors"] == 8 and payload["ms"]["count"] == 7
+    assert engine.get("a/daily", "d1")["version"] == 8
+
+
+def test_a_capture_keeps_its_sketches_while_the_compiled_path_writes(engine):
+    engine.drop_many([_visit(0)])
+    with engine._lock:
+        captured = {name: s for _, _, name, _, s in engine.state.sketches.capture()}
+    before = {name: s.to_bytes() for name, s in captured.items()}
+    engine.drop_many([_visit(i) for i in range(1, 50)])
+    assert {name: s.to_bytes() for name, s in captured.items()} == before  # copied before the first add
+    assert engine.get("a/daily", "d1")["payload"]["visitors"] == 50
+
+
+def test_a_counter_overflow_beside_sketch_adds_spends_its_seq_and_changes_nothing(make_engine):
+    eng = make_engine()
+    eng.drop("a/daily", {"+n": 2 ** 63 - 2, "~visitors": "u0", "%ms": 1}, key="d1")
+    seq, before = eng.seq, eng.get("a/daily", "d1")["payload"]
+    out = eng.drop_many([{"route": "a/daily", "key": "d1", "payload": {"~visitors": "u1", "+n": 5, "%ms": 2}},
+                         {"route": "a/daily", "key": "d1", "payload": {"~visitors": "u2"}}])
+    assert isinstance(out[0], errors.CounterOverflow) and out[1]["seq"] == seq + 2
+    with pytest.raises(errors.CounterOverflow):
+        eng.drop("a/daily", {"+n": 2, "%ms": 3}, key="d1")
+    after = eng.get("a/daily", "d1")["payload"]
+    assert after["n"] == before["n"] and after["ms"] == before["ms"] and after["visitors"] == 2
+    eng.close()
+    again = make_engine()
+    assert again.get("a/daily", "d1")["payload"] == after and again.seq == seq + 3
+
+
+def test_listeners_and_subscribers_hear_compiled_sketch_writes(engine):
+    heard = []
+
+    class Listener:
+        def entity_changed(self, route, key):
+            heard.append((route, key))
+
+        def entity_removed(self, route, key):
+            pass
+
+        def event_added(self, route, record):
+            pass
+
+        def events_removed(self, route, seqs):
+            pass
+
+    engine.drop_many([_visit(0)])
+    engine.add_listener(Listener())
+    sub = engine.subscribe("a/daily")
+    assert engine.uniq("a/daily", "d1", {"visitors": "z"}) == {"visitors": 2}
+    engine.drop_many([_visit(1), _visit(2)])
+    # the compiled path tells each entity of a batch once; the Python path once per drop
+    assert set(heard) == {("a/daily", "d1")}
+    assert len(heard) == (2 if engine.stats()["implementation"] == "compiled" else 3)
+    got = [sub.get(0) for _ in range(3)]
+    assert [m.fields["visitors"] for m in got] == [2, 3, 4] and got[-1].seq == engine.seq
+    assert got[1].fields["views"] == 2 and got[1].fields["ms"]["count"] == 2

@@ -75,6 +75,42 @@ def test_incr_records_are_the_same_bytes_and_round_trip(seq, ms, route, key, inc
                 kernel.decode_incr(body[:cut])
 
 
+sketch_values = st.lists(st.one_of(st.text(st.characters(blacklist_categories=("Cs",)), max_size=30),
+                                   st.integers(-2**63, 2**63 - 1),
+                                   st.floats(allow_nan=False, allow_infinity=False)), max_size=6)
+
+
+@given(st.integers(0, 2**62), st.integers(0, 2**62), names, names,
+       st.dictionaries(names, st.one_of(amounts, sketch_values), min_size=1, max_size=8).filter(
+           lambda d: any(type(v) is list for v in d.values())), st.none() | names)
+@settings(max_examples=200)
+def test_incr_records_with_sketch_adds_are_the_same_bytes_and_round_trip(seq, ms, route, key, incs, source):
+    """A sketch add's value list rides in the record as an ``l`` entry (``_log.pxi``)."""
+    body = compiled.encode_incr(seq, ms, route, key, incs, source)
+    assert body is not None and body == pure.encode_incr(seq, ms, route, key, incs, source)
+    op = ["i", seq, ms, route, key, None, incs, 0, source]
+    got = compiled.decode_incr(body)
+    assert got == pure.decode_incr(body) == op
+    assert [type(v) for vs in got[6].values() if type(vs) is list for v in vs] == \
+        [type(v) for vs in incs.values() if type(vs) is list for v in vs]  # 5 stays an int, 5.0 a float
+    for cut in (1, len(body) // 2, len(body) - 1):
+        for kernel in (compiled, pure):
+            with pytest.raises(ValueError):
+                kernel.decode_incr(body[:cut])
+
+
+def test_sketch_adds_without_a_binary_form_are_left_to_json(impl):
+    for adds in ({"%ms": [[2.5, 3]]}, {"~v": [{"sketch": "AA=="}]}, {"~v": [True]}, {"~v": [2**64]},
+                 {"%ms": [float("inf")]}, {"~v": ["x"], "n": "text"}):
+        assert impl.encode_incr(1, 2, "r", "k", adds) is None
+    body = impl.encode_incr(1, 2, "r", "k", {"~v": ["x"]})
+    assert body.endswith(b"l\x01\x00\x00\x00s\x01\x00x")
+    bad = body[:-4] + b"q" + body[-3:]  # an unknown value type
+    for kernel in (compiled, pure):
+        with pytest.raises(ValueError, match="unknown value type"):
+            kernel.decode_incr(bad)
+
+
 def test_incr_record_refuses_bad_amounts_like_the_twin(impl):
     with pytest.raises(InvalidAmount):
         impl.encode_incr(1, 1, "r", "k", {"n": True})

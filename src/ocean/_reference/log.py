@@ -2,6 +2,7 @@
 incr record and the record scanner (see the ``.pxi`` for the formats)."""
 from __future__ import annotations
 
+import math
 import mmap
 import os
 import struct
@@ -123,10 +124,51 @@ def _str(s: str) -> bytes:
     return _U16.pack(len(b)) + b
 
 
+def _value(v) -> bytes | None:
+    """One value of an ``l`` entry (a sketch add), or None if it has no binary form."""
+    t = type(v)
+    if t is str:
+        return b"s" + _str(v)
+    if t is int:
+        return b"i" + struct.pack("<q", v) if -(1 << 63) <= v < (1 << 63) else None
+    if t is float:
+        return b"f" + struct.pack("<d", v) if math.isfinite(v) else None
+    return None
+
+
+def _encode_adds(seq: int, ms: int, route: str, key: str, amounts: dict, source) -> bytes | None:
+    """An incr record with sketch adds: numbers as ``i``/``f`` entries, value lists as ``l``."""
+    try:
+        parts = [_INCR_HEAD.pack(b"I", 1 if source is not None else 0, len(amounts), seq, ms), _str(route), _str(key)]
+        if source is not None:
+            parts.append(_str(source))
+        for name, amount in amounts.items():
+            if type(name) is not str:
+                return None
+            parts.append(_str(name))
+            if type(amount) is list:
+                parts.append(b"l" + struct.pack("<I", len(amount)))
+                for v in amount:
+                    one = _value(v)
+                    if one is None:
+                        return None
+                    parts.append(one)
+            else:
+                one = _value(amount)
+                if one is None or one[:1] == b"s":
+                    return None
+                parts.append(one)
+    except OverflowError:
+        return None
+    return b"".join(parts)
+
+
 def encode_incr(seq: int, ms: int, route: str, key: str, amounts: dict, source=None):
     """The binary body of ``["i", seq, ms, route, key, None, amounts, 0, source]``, or None."""
     if source is not None and type(source) is not str:
         return None
+    if any(type(a) is list for a in amounts.values()):
+        return _encode_adds(seq, ms, route, key, amounts, source)
     try:
         parts = [_INCR_HEAD.pack(b"I", 1 if source is not None else 0, len(amounts), seq, ms), _str(route), _str(key)]
         if source is not None:
@@ -165,6 +207,28 @@ def decode_incr(body: bytes) -> list:
     incs = {}
     for _ in range(n):
         name, pos = _get_str(body, pos)
+        if body[pos:pos + 1] == b"l":  # a sketch add's values
+            if pos + 5 > len(body):
+                raise ValueError("incr record cut short")
+            count = struct.unpack_from("<I", body, pos + 1)[0]
+            pos += 5
+            values = []
+            for _ in range(count):
+                kind = body[pos:pos + 1]
+                if kind == b"s":
+                    v, pos = _get_str(body, pos + 1)
+                elif kind in (b"i", b"f"):
+                    if pos + 9 > len(body):
+                        raise ValueError("incr record cut short")
+                    v = struct.unpack_from("<q" if kind == b"i" else "<d", body, pos + 1)[0]
+                    pos += 9
+                elif not kind:
+                    raise ValueError("incr record cut short")
+                else:
+                    raise ValueError("incr record holds an unknown value type")
+                values.append(v)
+            incs[name] = values
+            continue
         if pos + 9 > len(body):
             raise ValueError("incr record cut short")
         kind = body[pos:pos + 1]

@@ -151,6 +151,13 @@ class Writer:
         self._slow, self._ring, self._system_ring = slow, ring, system_ring
         self._bus, self._subscribed, self._lock = bus, subscribed, lock
 
+    def attach_sketches(self, sketches):
+        """The compiled writer's sketch path needs these; the twin's writes all take the Python path."""
+
+    def adds(self, prefix, route, key, values, source=None):
+        """Takes no sketch add: None sends ``uniq``/``observe`` to the engine's Python path."""
+        return None
+
     def publish(self, route, data):
         """A message on the bus only (not stored); its seq is covered by a logged lease."""
         with self._lock:

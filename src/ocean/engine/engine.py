@@ -77,7 +77,9 @@ class Engine:
                  self._after_incr, self._listeners)
         # PERF: callers reach the compiled method directly, without a Python frame in between
         # (~0.1 us of a ~0.5 us call). ``Engine.incr`` below documents it.
+        w.attach_sketches(self.state.sketches)
         self.incr = w.incr
+        self._sketch_adds = w.adds  # uniq/observe's compiled common case (tests swap it out)
         self.publish = w.publish
         self._maintainer = None
         if maintenance:
@@ -140,12 +142,14 @@ class Engine:
     def uniq(self, route: str, key: str, values: dict, source: str | None = None) -> dict:
         """Add values to uniq (distinct-count) fields atomically: ``{field: value or [values]}``;
         returns ``{field: new estimate}``. A payload's ``"~field"`` entries do the same."""
-        return self._add_to_sketches("~", route, key, values, source)
+        out = self._sketch_adds("~", route, key, values, source)  # the compiled path's common case
+        return out if out is not None else self._add_to_sketches("~", route, key, values, source)
 
     def observe(self, route: str, key: str, values: dict, source: str | None = None) -> dict:
         """Add numbers to dist (distribution) fields atomically: ``{field: number or [numbers]}``;
         returns ``{field: new summary}``. A payload's ``"%field"`` entries do the same."""
-        return self._add_to_sketches("%", route, key, values, source)
+        out = self._sketch_adds("%", route, key, values, source)
+        return out if out is not None else self._add_to_sketches("%", route, key, values, source)
 
     def _add_to_sketches(self, prefix: str, route: str, key: str, values: dict, source) -> dict:
         check_route(route)
@@ -610,12 +614,16 @@ def _keep_ms(keep) -> int:
 
 
 def _looks_like_increment(item) -> bool:
-    """A drop the compiled path may take: ``{route, key, payload}`` with only ``"+f"`` entries
-    (sketch adds, ``"~f"``/``"%f"``, are not: ``_drop_run`` writes them)."""
+    """A drop the compiled path may take: ``{route, key, payload}`` with only ``"+f"`` entries and
+    sketch adds (``"~f"``/``"%f"``; ``Writer._sketch_write``)."""
     if type(item) is not dict or len(item) != 3 or item.get("key") is None:
         return False
     payload = item.get("payload")
-    return type(payload) is dict and bool(payload) and all(type(k) is str and k[:1] == "+" for k in payload)
+    return type(payload) is dict and bool(payload) and all(type(k) is str and k[:1] in _COMPILED_PREFIXES
+                                                            for k in payload)
+
+
+_COMPILED_PREFIXES = frozenset("+~%")
 
 
 def _prepare_drop(item, expand_key=None) -> tuple:
