@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from urllib.parse import urlsplit
 
 from ..errors import InternalError, OceanError, StorageError
@@ -117,6 +118,33 @@ def load_functions(client, is_cluster: bool) -> int:
             except redis.RedisError as exc:
                 raise unavailable(exc) from None
     return version
+
+
+REFRESH_EVERY_S = 0.5  # at most one forced topology refresh per client this often
+
+
+def refresh_topology(client, exc) -> None:
+    """After a connection error or a cluster-down reply, ask the cluster again who serves what.
+
+    redis-py refreshes on its own after such errors, but not every release recovers: with
+    redis-py 8.1 a client whose seed was the master that died kept sending to it (connection
+    refused) long after its replica was promoted, while 8.2 recovered in seconds. So ocean asks
+    for the refresh itself, throttled: a write during a failover costs one CLUSTER SLOTS per
+    half second, and the first write after the promotion lands.
+    """
+    import redis
+    nodes = getattr(client, "nodes_manager", None)
+    if nodes is None or not isinstance(exc, (redis.ConnectionError, redis.TimeoutError,
+                                             redis.exceptions.ClusterError)):
+        return
+    now = time.monotonic()
+    if now - getattr(client, "_ocean_refreshed", 0.0) < REFRESH_EVERY_S:
+        return
+    client._ocean_refreshed = now
+    try:
+        nodes.initialize()
+    except (redis.RedisError, redis.exceptions.RedisClusterException):
+        pass  # no node answers yet: the next failed call asks again
 
 
 def unavailable(exc) -> StorageError:

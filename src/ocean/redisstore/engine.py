@@ -24,7 +24,7 @@ from ..errors import (EngineClosed, InvalidAmount, InvalidParameter, InvalidPayl
 from ..model import check_increments, check_key, check_route, iso_ms, now_ms, split_increments
 from ..settings import Settings
 from . import layout, replies
-from .connection import connect, load_functions, translate
+from .connection import connect, load_functions, refresh_topology, translate
 
 _NO_SKETCHES = ("sketch fields (uniq, observe, \"~field\", \"%field\") are not in the Redis store yet; "
                 "they work with the embedded store (docs/scale-out.md)")
@@ -161,6 +161,7 @@ class RedisEngine:
             answers = self._redis(pipe.execute, raise_on_error=False)
             for (i, route, key, body, at, _), reply in zip(page, answers):
                 if isinstance(reply, Exception):
+                    refresh_topology(self.client, reply)
                     results[i] = self._refused(reply, route, key, body)
                 else:
                     results[i] = self._receipt(route, key, replies.written(reply, at))
@@ -542,6 +543,7 @@ class RedisEngine:
         try:
             return call(*args, **kw)
         except redis.RedisError as exc:
+            refresh_topology(self.client, exc)
             raise translate(exc) from None
 
     def _fcall(self, name: str, route: str, args: list, *, read=False, body=None, key=None):
@@ -551,6 +553,7 @@ class RedisEngine:
                 return self.client.fcall_ro(name, 1, layout.meta(route), *args)
             return self.client.fcall(name, 1, layout.meta(route), *args)
         except redis.RedisError as exc:
+            refresh_topology(self.client, exc)
             raise self._refused(exc, route, key, body) from None
 
     @staticmethod
