@@ -89,35 +89,14 @@ class Engine:
     # -- writes ------------------------------------------------------------
     def save(self, route: str, payload, key: str | None = None, keep=None, source: str | None = None) -> dict:
         """Write a drop: an event (no key) or an entity's new plain fields (with a key)."""
-        check_route(route)
-        expires_in = _keep_ms(keep)
-        if key is None:
-            kind, body, incs = ops.EVENT, payload, None
-            if isinstance(payload, dict):
-                _check_object(payload)
-                if any(isinstance(k, str) and k.startswith("+") for k in payload):
-                    raise InvalidPayload("\"+field\" increments need a key: events are never changed")
-        else:
-            key = check_key(self.expand_key(key))
-            if isinstance(payload, dict):
-                _check_object(payload)
-                kind = ops.SAVE
-                body, incs = split_increments(payload)
-                incs = incs or None
-            else:
-                kind, body, incs = ops.VALUE, payload, None
+        kind, key, body, incs, expires_in = prepare_save(route, payload, key, keep, self.expand_key)
         seq, ms, _ = self._write(kind, route, key, body, incs, expires_in, source)
         return {"drop_id": self.drop_id(seq), "seq": seq, "route": route, "key": key, "created_at": iso_ms(ms)}
 
     def update(self, route: str, key: str, fields: dict, source: str | None = None) -> dict:
         """Merge ``fields`` into an entity (created if missing); ``"+f": n`` entries increment."""
-        check_route(route)
-        key = check_key(self.expand_key(key))
-        if not isinstance(fields, dict) or not fields:
-            raise InvalidPayload("update needs an object of fields to merge")
-        _check_object(fields)
-        plain, incs = split_increments(fields)
-        self._write(ops.UPDATE, route, key, plain, incs or None, 0, source)
+        key, plain, incs = prepare_update(route, key, fields, self.expand_key)
+        self._write(ops.UPDATE, route, key, plain, incs, 0, source)
         return self.get(route, key)
 
     def incr(self, route: str, key: str, amounts: dict, source: str | None = None) -> dict:
@@ -624,6 +603,35 @@ def _looks_like_increment(item) -> bool:
 
 
 _COMPILED_PREFIXES = frozenset("+~%")
+
+
+def prepare_save(route, payload, key, keep, expand_key) -> tuple:
+    """Validate a ``save`` (every store's): ``(kind, key, body, incs or None, expires_in)``."""
+    check_route(route)
+    expires_in = _keep_ms(keep)
+    if key is None:
+        if isinstance(payload, dict):
+            _check_object(payload)
+            if any(isinstance(k, str) and k.startswith("+") for k in payload):
+                raise InvalidPayload("\"+field\" increments need a key: events are never changed")
+        return ops.EVENT, None, payload, None, expires_in
+    key = check_key(expand_key(key))
+    if not isinstance(payload, dict):
+        return ops.VALUE, key, payload, None, expires_in
+    _check_object(payload)
+    body, incs = split_increments(payload)
+    return ops.SAVE, key, body, incs or None, expires_in
+
+
+def prepare_update(route, key, fields, expand_key) -> tuple:
+    """Validate an ``update`` (every store's): ``(key, plain fields, incs or None)``."""
+    check_route(route)
+    key = check_key(expand_key(key))
+    if not isinstance(fields, dict) or not fields:
+        raise InvalidPayload("update needs an object of fields to merge")
+    _check_object(fields)
+    plain, incs = split_increments(fields)
+    return key, plain, incs or None
 
 
 def _prepare_drop(item, expand_key=None) -> tuple:

@@ -18,10 +18,10 @@ import time
 
 from .. import timekeys
 from ..engine import ops
-from ..engine.engine import _check_object, _keep_ms, _prepare_drop
+from ..engine.engine import _prepare_drop, prepare_save, prepare_update
 from ..errors import (EngineClosed, InvalidAmount, InvalidParameter, InvalidPayload, NotFound, NotSupported,
                       OceanError, PayloadTooLarge)
-from ..model import check_increments, check_key, check_route, iso_ms, now_ms, split_increments
+from ..model import check_increments, check_key, check_route, iso_ms, now_ms
 from ..settings import Settings
 from . import layout, replies
 from .connection import connect, load_functions, refresh_topology, translate
@@ -59,34 +59,13 @@ class RedisEngine:
     # -- writes ------------------------------------------------------------
     def save(self, route: str, payload, key: str | None = None, keep=None, source: str | None = None) -> dict:
         """Write a drop: an event (no key) or an entity's new plain fields (with a key)."""
-        check_route(route)
-        expires_in = _keep_ms(keep)
-        if key is None:
-            kind, body, incs = ops.EVENT, payload, None
-            if isinstance(payload, dict):
-                _check_object(payload)
-                if any(isinstance(k, str) and k.startswith("+") for k in payload):
-                    raise InvalidPayload("\"+field\" increments need a key: events are never changed")
-        else:
-            key = check_key(self.expand_key(key))
-            if isinstance(payload, dict):
-                _check_object(payload)
-                kind = ops.SAVE
-                body, incs = split_increments(payload)
-                incs = incs or None
-            else:
-                kind, body, incs = ops.VALUE, payload, None
+        kind, key, body, incs, expires_in = prepare_save(route, payload, key, keep, self.expand_key)
         return self._receipt(route, key, self._write(kind, route, key, body, incs, expires_in, source))
 
     def update(self, route: str, key: str, fields: dict, source: str | None = None) -> dict:
         """Merge ``fields`` into an entity (created if missing); ``"+f": n`` entries increment."""
-        check_route(route)
-        key = check_key(self.expand_key(key))
-        if not isinstance(fields, dict) or not fields:
-            raise InvalidPayload("update needs an object of fields to merge")
-        _check_object(fields)
-        plain, incs = split_increments(fields)
-        self._write(ops.UPDATE, route, key, plain, incs or None, 0, source)
+        key, plain, incs = prepare_update(route, key, fields, self.expand_key)
+        self._write(ops.UPDATE, route, key, plain, incs, 0, source)
         return self.get(route, key)
 
     def incr(self, route: str, key: str, amounts: dict, source: str | None = None) -> dict:
