@@ -2,9 +2,10 @@
 
 The engine validates, numbers (seq) and publishes writes; a store makes them
 durable and applies them. ``LocalStore`` keeps the state in memory with a
-write-ahead log and snapshots in one directory. A later backend (for example
-Redis Cluster, for users who outgrow one machine) implements the same methods;
-the engine and its callers do not change.
+write-ahead log and snapshots in one directory. The Redis store does not sit
+here: there the numbering, applying and publishing all happen in Redis, in one
+atomic call per write, so it stands beside ``Engine`` as a whole
+(``ocean.redisstore.engine.RedisEngine``, with the same public methods).
 """
 from __future__ import annotations
 
