@@ -136,12 +136,18 @@ def _value(v) -> bytes | None:
     return None
 
 
+def _head(seq: int, ms: int, route: str, key: str, amounts: dict, source) -> list:
+    """An incr record's head: the fixed fields, the route, the key and the source if any."""
+    parts = [_INCR_HEAD.pack(b"I", 1 if source is not None else 0, len(amounts), seq, ms), _str(route), _str(key)]
+    if source is not None:
+        parts.append(_str(source))
+    return parts
+
+
 def _encode_adds(seq: int, ms: int, route: str, key: str, amounts: dict, source) -> bytes | None:
     """An incr record with sketch adds: numbers as ``i``/``f`` entries, value lists as ``l``."""
     try:
-        parts = [_INCR_HEAD.pack(b"I", 1 if source is not None else 0, len(amounts), seq, ms), _str(route), _str(key)]
-        if source is not None:
-            parts.append(_str(source))
+        parts = _head(seq, ms, route, key, amounts, source)
         for name, amount in amounts.items():
             if type(name) is not str:
                 return None
@@ -170,9 +176,7 @@ def encode_incr(seq: int, ms: int, route: str, key: str, amounts: dict, source=N
     if any(type(a) is list for a in amounts.values()):
         return _encode_adds(seq, ms, route, key, amounts, source)
     try:
-        parts = [_INCR_HEAD.pack(b"I", 1 if source is not None else 0, len(amounts), seq, ms), _str(route), _str(key)]
-        if source is not None:
-            parts.append(_str(source))
+        parts = _head(seq, ms, route, key, amounts, source)
         for name, amount in amounts.items():
             if type(name) is not str:
                 return None

@@ -293,13 +293,7 @@ def _p_incr(c: _Cursor) -> tuple:
         raise c.error("`incr` needs at least one .field, like .page_views; usage: "
                       + commands.BY_NAME["incr"].syntax)
     while not c.at_end():
-        tok = c.take("a field")
-        if tok.kind not in ("field", "qfield"):
-            raise c.error(f"expected a .field (like .page_views or .\"POST /drop\"), got {_quote(tok.text)}", tok)
-        try:
-            name = check_field(tok.value)
-        except OceanError as exc:
-            raise c.error(exc.message, tok, type(exc)) from None
+        tok, name = _field(c, '.page_views or ."POST /drop"')
         amount = 1
         nxt = c.peek()
         if nxt is not None and nxt.kind in ("int", "float"):
@@ -318,6 +312,17 @@ def _p_incr(c: _Cursor) -> tuple:
     return route, key, tuple(amounts.items())
 
 
+def _field(c: _Cursor, like: str) -> tuple:
+    """The next ``.field`` token of ``incr``/``uniq``/``observe`` and its checked name."""
+    tok = c.take("a field")
+    if tok.kind not in ("field", "qfield"):
+        raise c.error(f"expected a .field (like {like}), got {_quote(tok.text)}", tok)
+    try:
+        return tok, check_field(tok.value)
+    except OceanError as exc:
+        raise c.error(exc.message, tok, type(exc)) from None
+
+
 def _sketch_adds(c: _Cursor, prefix: str) -> tuple:
     """``uniq``/``observe``: ``ROUTE @KEY .FIELD VALUE [VALUE]... [.FIELD ...]``, each value checked
     where it stands; a field named twice gets the values of both."""
@@ -330,13 +335,7 @@ def _sketch_adds(c: _Cursor, prefix: str) -> tuple:
                       + commands.BY_NAME[c.name].syntax)
     adds: dict = {}
     while not c.at_end():
-        tok = c.take("a field")
-        if tok.kind not in ("field", "qfield"):
-            raise c.error(f"expected a .field (like {example.split()[0]}), got {_quote(tok.text)}", tok)
-        try:
-            name = check_field(tok.value)
-        except OceanError as exc:
-            raise c.error(exc.message, tok, type(exc)) from None
+        tok, name = _field(c, example.split()[0])
         values = adds.setdefault(name, [])
         start = len(values)
         while c.peek() is not None and c.peek().kind not in ("field", "qfield"):
