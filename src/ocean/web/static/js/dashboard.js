@@ -145,31 +145,35 @@ export class Dashboard {
     else if (res.ok && res.body) this.backupInfo = res.body.last_backup;
   }
 
-  /** The button: make a backup into the server's backup_dir, then show it. */
+  /** The button: make a backup into the server's backup_dir, then show it.
+   *
+   * The button is restored in the same step that shows the outcome, so a page never shows the
+   * result beside a button still saying "Backing up…" (the storage refresh comes after). */
   async runBackup() {
     const button = $("#backup-run");
     if (button) {
       button.disabled = true;
       button.textContent = "Backing up…";
     }
+    let res;
     try {
-      const res = await request("/admin/backup", { method: "POST", timeoutMs: BACKUP_TIMEOUT_MS });
-      if (res.ok && res.body) {
-        this.backupInfo = res.body;
-        this.backupDenied = false;
-        this.notify("info", `Backup written: ${res.body.path} (seq ${fmtInt(res.body.seq)}, ${fmtBytes(res.body.bytes)}, writes paused ${fmtMs(res.body.pause_ms)}).`);
-      } else if (res.status === 403) {
-        this.notify("error", "Backups need an admin key; this key is not one.");
-      } else {
-        this.notify("error", `The backup failed: ${res.problem}.`);
-      }
-      await this.refreshStorage();
+      res = await request("/admin/backup", { method: "POST", timeoutMs: BACKUP_TIMEOUT_MS });
     } finally {
       if (button) {
         button.disabled = false;
         button.textContent = "Back up now";
       }
     }
+    if (res.ok && res.body) {
+      this.backupInfo = res.body;
+      this.backupDenied = false;
+      this.notify("info", `Backup written: ${res.body.path} (seq ${fmtInt(res.body.seq)}, ${fmtBytes(res.body.bytes)}, writes paused ${fmtMs(res.body.pause_ms)}).`);
+    } else if (res.status === 403) {
+      this.notify("error", "Backups need an admin key; this key is not one.");
+    } else {
+      this.notify("error", `The backup failed: ${res.problem}.`);
+    }
+    await this.refreshStorage();
   }
 
   _storageSoon() {
