@@ -21,13 +21,11 @@ from ..engine import ops
 from ..engine.engine import _prepare_drop, prepare_save, prepare_update
 from ..errors import (EngineClosed, InvalidAmount, InvalidParameter, InvalidPayload, NotFound, NotSupported,
                       OceanError, PayloadTooLarge)
-from ..model import check_increments, check_key, check_route, iso_ms, now_ms
+from ..model import check_field, check_increments, check_key, check_route, check_sketch_values, iso_ms, now_ms
 from ..settings import Settings
-from . import layout, replies
+from . import layout, replies, sketches
 from .connection import connect, load_functions, refresh_topology, translate
 
-_NO_SKETCHES = ("sketch fields (uniq, observe, \"~field\", \"%field\") are not in the Redis store yet; "
-                "they work with the embedded store (docs/scale-out.md)")
 _dumps = ops._dumps  # the embedded log's JSON encoder: the same refusals (NaN, sets) and messages
 PAGE = 1000
 
@@ -79,25 +77,34 @@ class RedisEngine:
         return self._write(ops.INCR, route, key, None, incs, 0, source)[3]
 
     def uniq(self, route: str, key: str, values: dict, source: str | None = None) -> dict:
-        """Not in this store yet: sketch fields live in the embedded engine only (NotSupported)."""
-        check_route(route)
-        raise NotSupported(_NO_SKETCHES)
+        """Add values to uniq fields atomically (``PFADD`` in the write's call); ``{field: estimate}``."""
+        return self._add_to_sketches("~", route, key, values, source)
 
     def observe(self, route: str, key: str, values: dict, source: str | None = None) -> dict:
-        """Not in this store yet (NotSupported). The server's own request times (accounting's
-        ``_admin/* .ms``, several times a second) are dropped quietly instead: refusing them
-        would log an error at every accounting flush; the dashboard shows no percentiles here."""
-        check_route(route)
-        if source == "server" and route.startswith("_admin/"):
-            return {}
-        raise NotSupported(_NO_SKETCHES)
+        """Add numbers to dist fields atomically; ``{field: summary}`` (``redisstore/sketches.py``)."""
+        return self._add_to_sketches("%", route, key, values, source)
+
+    def _add_to_sketches(self, prefix: str, route: str, key: str, values: dict, source) -> dict:
+        check_route(route)  # the embedded Engine._add_to_sketches's checks, in its order
+        key = check_key(self.expand_key(key))
+        if type(values) is not dict or not values:
+            raise InvalidAmount(f"{'uniq' if prefix == '~' else 'observe'} needs at least one field and its values")
+        incs = {prefix + check_field(name): check_sketch_values(prefix, v, name) for name, v in values.items()}
+        return self._write(ops.INCR, route, key, None, incs, 0, source)[3]
 
     def entity_sketches(self, route: str, key: str) -> dict:
-        """No entity here holds a sketch field (SQL's merges find none)."""
-        return {}
+        """``{field: Hll or Dist}`` of an entity's sketch fields, read from Redis (empty when none):
+        the kernel's objects with the embedded store's bytes, for SQL's merges and Drops."""
+        from redis.client import NEVER_DECODE
+        check_route(route)
+        reply = self._redis(self.client.execute_command, "FCALL_RO", "ocean_sketches", 1, layout.meta(route),
+                            route, key, **{NEVER_DECODE: True})
+        return sketches.from_reply(reply) if reply else {}
 
     def route_has_sketches(self, route: str) -> bool:
-        return False
+        """True once some entity of ``route`` got a sketch field (a hint before a scan: it stays
+        set after they are removed)."""
+        return bool(self._redis(self.client.hexists, layout.meta(route), "sk"))
 
     def remove(self, route: str, key: str, source: str | None = None) -> dict:
         """Delete an entity with its counters; NotFound if absent."""
@@ -176,12 +183,15 @@ class RedisEngine:
         except RecursionError:
             raise InvalidPayload("payload is nested too deeply") from None
         size = len(text.encode())
+        adds = None
         if incs and ops.has_adds(incs):
-            raise NotSupported(_NO_SKETCHES)
+            incs, adds = ops.split_adds(incs)
         if incs:
             for name, amount in incs.items():
                 args += [name, layout.amount_text(amount)]
                 size += len(name) + 24
+        if adds:
+            size += sketches.add_args(adds, args)
         if size > self.settings.max_payload_bytes:
             raise PayloadTooLarge(f"payload is over the {self.settings.max_payload_bytes}-byte limit "
                                   f"(setting max_payload_bytes)")

@@ -14,8 +14,16 @@ to the route's change stream and SPUBLISHes it, all in the same atomic step:
   o:{R}:h:<key>    list  history, newest first: JSON [version, seq, ms, op, payload]
   o:{R}:ev         stream events; entry id <seq>-<ms>; p payload JSON, x expires, s source, t own time
   o:{R}:x          stream change stream (capped); entry id <seq>-<ms>; o kind, e epoch, k key, d published JSON
+  o:{R}:s:<key>    hash  the entity's sketch fields: name -> '~' .. estimate (uniq) or '%' .. summary JSON (dist)
+  o:{R}:u:<key>:<f> string the uniq field f: a Redis HyperLogLog (PFADD; the registers are ocean's Hll's)
+  o:{R}:d:<key>:<f> hash  the dist field f: n count, z zero count, s sum, lo/hi min/max (texts), P<k>/N<k>
+                         bin k of the positive/negative store -> count, hP/lP hN/lN highest/lowest key
   o:{R}:tmp        hash  scratch, inside one call only (exact int64 sums of plain fields becoming counters)
   o:{R}            shard channel: the same message as the change stream entry, [id, epoch, kind, key, data]
+
+A sketch field's place among the plain fields is kept by a marker in o:{R}:f:<key>: the text
+'~' (uniq) or '%' (dist), never a JSON text; every read puts the summary from o:{R}:s:<key> there,
+as the embedded store puts sketches.shown over its markers.
 
 A seq is per route (HINCRBY o:{R}:m seq); the stream id <seq>-<ms> names one write. Each change
 stream entry also carries the epoch of the process life that wrote it (see epoch()): after a
@@ -27,7 +35,7 @@ them into the same ocean.errors types and messages as the embedded engine.
 Integers are never added in Lua (doubles lose int64 precision): HINCRBY does it in C.
 --]]
 
-local VERSION = 7
+local VERSION = 8
 
 local function fail(code, detail)  -- "OCEAN code TAB detail TAB": detail is a field name, or name TAB old TAB amount
   return error({err = 'OCEAN ' .. code .. '\t' .. (detail or '') .. '\t'})
@@ -54,7 +62,58 @@ end
 local function names(route, key)
   local b = 'o:{' .. route .. '}:'
   return {m = b .. 'm', k = b .. 'k', e = b .. 'e:' .. key, f = b .. 'f:' .. key, c = b .. 'c:' .. key,
-          h = b .. 'h:' .. key, x = b .. 'x', tmp = b .. 'tmp', ev = b .. 'ev', ch = 'o:{' .. route .. '}'}
+          h = b .. 'h:' .. key, x = b .. 'x', tmp = b .. 'tmp', ev = b .. 'ev', ch = 'o:{' .. route .. '}',
+          s = b .. 's:' .. key, u = b .. 'u:' .. key .. ':', d = b .. 'd:' .. key .. ':'}
+end
+
+-- ---- sketch fields (engine/sketches.py is the embedded store's; docs/scale-out.md) -------------
+-- uniq: Redis's own HyperLogLog, whose hash, registers and estimator ocean's Hll copies.
+-- dist: DDSketch bins; the worker computes each value's bin (the kernel's mapping), this file
+-- applies them with the kernel's 2048-bin collapse and answers the summary (count, sum, min,
+-- max, p50..p99) with the kernel's walk over the bins. GAMMA and ONE_PLUS_A are Python's
+-- DIST_GAMMA and 1 + DIST_RELATIVE_ACCURACY, written so they read back to the same doubles
+-- (tests/redis/test_sketches.py checks them).
+local GAMMA, ONE_PLUS_A, BIN_LIMIT = 1.02020202020202, 1.01, 2048
+local QUANTILES = {{'p50', 0.5}, {'p90', 0.9}, {'p95', 0.95}, {'p99', 0.99}}
+
+local function sketch_data(n, kind, name)  -- kind '~' or '%'
+  return (kind == '~' and n.u or n.d) .. name
+end
+
+local function held_of(n)  -- name -> kind char .. shown JSON, and the names in the order they came
+  local raw = redis.call('HGETALL', n.s)
+  local out, order = {}, {}
+  for i = 1, #raw, 2 do out[raw[i]] = raw[i + 1]; order[#order + 1] = raw[i] end
+  return out, order
+end
+
+local function sketch_keys(n)  -- every key holding the entity's sketches (its meta hash first)
+  local raw = redis.call('HGETALL', n.s)
+  local out = {n.s}
+  for i = 1, #raw, 2 do out[#out + 1] = sketch_data(n, string.sub(raw[i + 1], 1, 1), raw[i]) end
+  return out
+end
+
+local function drop_sketches(n)
+  local ks = sketch_keys(n)
+  redis.call('DEL', unpack(ks))
+end
+
+local function is_marker(v)  -- '~' or '%' (a JSON text never is one)
+  return v == '~' or v == '%'
+end
+
+-- The plain fields (HGETALL o:{R}:f:<key>) with each sketch's marker replaced by its summary.
+local function shown_fields(n)
+  local raw = redis.call('HGETALL', n.f)
+  local held = nil
+  for i = 2, #raw, 2 do
+    if is_marker(raw[i]) then
+      held = held or held_of(n)
+      raw[i] = string.sub(held[raw[i - 1]] or 'xnull', 2)
+    end
+  end
+  return raw
 end
 
 -- The epoch: a token of this Redis process's life as a master, taken at its first write. A
@@ -88,6 +147,7 @@ local function load(n, key, ms)
   local raw = redis.call('HGETALL', n.e)
   if #raw == 0 then
     redis.call('DEL', n.f, n.c)  -- leftovers of an entity Redis expired part by part
+    drop_sketches(n)
     return nil
   end
   local ent = {}
@@ -95,6 +155,7 @@ local function load(n, key, ms)
   local x = tonumber(ent.x or '0')
   if x > 0 and x <= ms then
     redis.call('DEL', n.e, n.f, n.c)
+    drop_sketches(n)
     redis.call('ZREM', n.k, key)
     return nil
   end
@@ -108,7 +169,7 @@ local function kv_json(hash_raw)  -- HGETALL of f or c -> the inside of a JSON o
 end
 
 local function merged_json(n)  -- plain fields then counters, as State.payload merges them
-  local a, b = kv_json(redis.call('HGETALL', n.f)), kv_json(redis.call('HGETALL', n.c))
+  local a, b = kv_json(shown_fields(n)), kv_json(redis.call('HGETALL', n.c))
   if a ~= '' and b ~= '' then return '{' .. a .. ',' .. b .. '}' end
   return '{' .. a .. b .. '}'
 end
@@ -183,8 +244,10 @@ end
 local function keep_alive(n, x, old)
   if x > 0 then
     for _, k in ipairs({n.e, n.f, n.c}) do redis.call('PEXPIREAT', k, num(x)) end
+    for _, k in ipairs(sketch_keys(n)) do redis.call('PEXPIREAT', k, num(x)) end
   elseif old > 0 then
     redis.call('PERSIST', n.e); redis.call('PERSIST', n.f); redis.call('PERSIST', n.c)
+    for _, k in ipairs(sketch_keys(n)) do redis.call('PERSIST', k) end
   end
 end
 
@@ -194,13 +257,181 @@ local function record(n, limit, version, seq, ms, op, payload)
   redis.call('LTRIM', n.h, 0, limit - 1)
 end
 
+-- A dist add's items (the worker's, redisstore/sketches.py), space-separated texts:
+--   'a STORE KEY COUNT VALUE'  VALUE added COUNT times; STORE P, N (bin KEY of |VALUE|) or Z (zero)
+--   'm COUNT ZERO SUM MIN MAX' a whole sketch merged in: its scalars; its bins follow as
+--   'b STORE KEY COUNT'
+local function split(text)
+  local out = {}
+  for w in string.gmatch(text, '%S+') do out[#out + 1] = w end
+  return out
+end
+
+-- Why adding items to the dist D (nil: a new one) must be refused, or nil: the count passing
+-- 2**63 - 1 (HINCRBY on the scratch hash says so exactly) or the sum turning NaN, summed in the
+-- kernel's order (sketches.dist_overflow).
+local function dist_overflow(n, D, items)
+  local count, total = '0', 0.0
+  if D then
+    count = redis.call('HGET', D, 'n') or '0'
+    total = tonumber(redis.call('HGET', D, 's') or '0')
+  end
+  redis.call('HSET', n.tmp, 'n', count)
+  local over = false
+  for _, it in ipairs(items) do
+    local w = split(it)
+    local c = (w[1] == 'a' and w[4]) or (w[1] == 'm' and w[2]) or nil
+    if c then
+      local r = redis.pcall('HINCRBY', n.tmp, 'n', c)
+      if type(r) == 'table' and r.err then over = true; break end
+      if w[1] == 'a' then total = total + tonumber(w[5]) * tonumber(c) else total = total + tonumber(w[4]) end
+    end
+  end
+  redis.call('DEL', n.tmp)
+  if over then return 'its count would pass 2**63 - 1' end
+  if total ~= total then return 'its sum would leave the float range both ways (+inf and -inf)' end
+  return nil
+end
+
+-- Count c at bin k of store st ('P' or 'N'): past BIN_LIMIT keys the lowest fold into the new
+-- floor, so each value ends at max(its key, highest - 2047) in any order (the kernel's store).
+local function bin_add(D, st, k, c)
+  local hf, lf = 'h' .. st, 'l' .. st
+  local hi = redis.call('HGET', D, hf)
+  if not hi then
+    redis.call('HSET', D, hf, num(k), lf, num(k))
+  else
+    hi = tonumber(hi)
+    local lo = tonumber(redis.call('HGET', D, lf))
+    if k > hi then
+      redis.call('HSET', D, hf, num(k))
+      local floor = k - BIN_LIMIT + 1
+      if floor > lo then
+        local raw = redis.call('HGETALL', D)
+        for i = 1, #raw, 2 do
+          local f = raw[i]
+          if string.sub(f, 1, 1) == st and tonumber(string.sub(f, 2)) < floor then
+            redis.call('HDEL', D, f)
+            redis.call('HINCRBY', D, st .. num(floor), raw[i + 1])
+          end
+        end
+        redis.call('HSET', D, lf, num(floor))
+      end
+    else
+      if k < hi - BIN_LIMIT + 1 then k = hi - BIN_LIMIT + 1 end
+      if k < lo then redis.call('HSET', D, lf, num(k)) end
+    end
+  end
+  redis.call('HINCRBY', D, st .. num(k), c)
+end
+
+local function dist_apply(D, items)
+  local empty = (redis.call('HGET', D, 'n') or '0') == '0'
+  local total = tonumber(redis.call('HGET', D, 's') or '0')
+  local lo, hi = redis.call('HGET', D, 'lo'), redis.call('HGET', D, 'hi')
+  for _, it in ipairs(items) do
+    local w = split(it)
+    if w[1] == 'a' then
+      local vt = w[5]
+      local v = tonumber(vt)
+      if w[2] == 'Z' then redis.call('HINCRBY', D, 'z', w[4]) else bin_add(D, w[2], tonumber(w[3]), w[4]) end
+      if empty then lo, hi, empty = vt, vt, false
+      elseif v < tonumber(lo) then lo = vt
+      elseif v > tonumber(hi) then hi = vt end
+      redis.call('HINCRBY', D, 'n', w[4])
+      total = total + v * tonumber(w[4])
+    elseif w[1] == 'm' then
+      if empty then lo, hi, empty = w[5], w[6], false
+      else
+        if tonumber(w[5]) < tonumber(lo) then lo = w[5] end
+        if tonumber(w[6]) > tonumber(hi) then hi = w[6] end
+      end
+      redis.call('HINCRBY', D, 'n', w[2])
+      redis.call('HINCRBY', D, 'z', w[3])
+      total = total + tonumber(w[4])
+    else
+      bin_add(D, w[2], tonumber(w[3]), w[4])
+    end
+  end
+  redis.call('HSET', D, 's', fmt_float(total))
+  if empty then redis.call('HSET', D, 'n', '0') else redis.call('HSET', D, 'lo', lo, 'hi', hi) end
+end
+
+-- The summary reads show (sketches.shown): {count, sum, min, max, p50, p90, p95, p99}, each
+-- quantile the bin holding the value at rank q * (count - 1), as the kernel walks them: the
+-- negative store from its highest key, the zeros, the positive store; clamped to [min, max].
+-- NOTE: counts are summed as doubles here: exact up to 2**53 values in one sketch.
+local function dist_summary(D)
+  local raw = redis.call('HGETALL', D)
+  local h, pos, neg = {}, {}, {}
+  for i = 1, #raw, 2 do
+    local f, c = raw[i], string.sub(raw[i], 1, 1)
+    if c == 'P' then pos[#pos + 1] = {tonumber(string.sub(f, 2)), tonumber(raw[i + 1])}
+    elseif c == 'N' then neg[#neg + 1] = {tonumber(string.sub(f, 2)), tonumber(raw[i + 1])}
+    else h[f] = raw[i + 1] end
+  end
+  local total = tonumber(h.s or '0')
+  local parts = {'{"count":', h.n or '0', ',"sum":', finite(total) and fmt_float(total) or 'null'}
+  if (h.n or '0') == '0' then
+    parts[#parts + 1] = ',"min":null,"max":null,"p50":null,"p90":null,"p95":null,"p99":null}'
+    return table.concat(parts)
+  end
+  local by_key = function(a, b) return a[1] < b[1] end
+  table.sort(pos, by_key)
+  table.sort(neg, by_key)
+  local count, zero, lo, hi = tonumber(h.n), tonumber(h.z or '0'), tonumber(h.lo), tonumber(h.hi)
+  parts[#parts + 1] = ',"min":' .. fmt_float(lo) .. ',"max":' .. fmt_float(hi)
+  for _, q in ipairs(QUANTILES) do
+    local rank, seen, v = q[2] * (count - 1), 0, nil
+    for i = #neg, 1, -1 do
+      seen = seen + neg[i][2]
+      if seen > rank then v = -((GAMMA ^ (neg[i][1] - 1)) * ONE_PLUS_A); break end
+    end
+    if not v then
+      seen = seen + zero
+      if seen > rank then v = 0.0
+      else
+        v = hi
+        for i = 1, #pos do
+          seen = seen + pos[i][2]
+          if seen > rank then v = (GAMMA ^ (pos[i][1] - 1)) * ONE_PLUS_A; break end
+        end
+      end
+    end
+    if v < lo then v = lo end
+    if hi < v then v = hi end
+    parts[#parts + 1] = ',"' .. q[1] .. '":' .. fmt_float(v)
+  end
+  parts[#parts + 1] = '}'
+  return table.concat(parts)
+end
+
+-- A uniq add's items: 'v' .. a value's text (PFADD), or 'h' .. a Redis HyperLogLog string
+-- (a whole sketch merged in: PFMERGE). Returns the new estimate's text.
+local function uniq_apply(n, U, items)
+  local vals = {}
+  for _, it in ipairs(items) do
+    if string.sub(it, 1, 1) == 'v' then
+      vals[#vals + 1] = string.sub(it, 2)
+    else
+      redis.call('SET', n.tmp, string.sub(it, 2))
+      redis.call('PFMERGE', U, n.tmp)
+      redis.call('DEL', n.tmp)
+    end
+  end
+  if #vals == 0 then redis.call('PFADD', U) end  -- made, if new, even with no value
+  for i = 1, #vals, 1000 do redis.call('PFADD', U, unpack(vals, i, math.min(i + 999, #vals))) end
+  return num(redis.call('PFCOUNT', U))
+end
+
 --[[ ocean_write: one drop. KEYS[1] = o:{R}:m. ARGV:
   1 kind (s save, u update, i incr, v value, r remove, e event)   2 route   3 key ('' for events)
   4 source ('' none)   5 keep ms (0 none)   6 history limit   7 event retention   8 change stream cap
   9 own time of an imported event ('' none)   10 body JSON (plain fields object, value or event payload)
   11 number of plain fields P, then P triplets (name, JSON, number text: '' not a number, '?' not an amount),
-  then pairs (name, amount text) of increments.
-Answer: {seq, ms, id, totals (flat name, value), payload JSON or false}. ]]
+  then pairs (name, amount text) of increments, then each sketch add as '\1' .. '~' or '%' .. name,
+  its number of items M, and M items (uniq_apply, dist_overflow above).
+Answer: {seq, ms, id, totals (flat name, value), payload JSON or false, sketch totals (flat name, JSON)}. ]]
 local function write(keys, args)
   local kind, route, key, source = args[1], args[2], args[3], args[4]
   local keep, hlimit, retention, cap = tonumber(args[5]), tonumber(args[6]), tonumber(args[7]), tonumber(args[8])
@@ -225,6 +456,7 @@ local function write(keys, args)
     local seq, id = publish(n, route, ms, 'remove', key, '{}', cap)
     record(n, hlimit, tonumber(ent.n) + 1, seq, ms, 'remove', 'null')
     redis.call('DEL', n.e, n.f, n.c)
+    drop_sketches(n)
     redis.call('ZREM', n.k, key)
     return {seq, num(ms), id, {}, false}
   end
@@ -232,6 +464,7 @@ local function write(keys, args)
     local version = ent and tonumber(ent.n) + 1 or 1
     local seq, id = publish(n, route, ms, 'save', key, body, cap)
     redis.call('DEL', n.f, n.c, n.e)
+    drop_sketches(n)
     local x = keep > 0 and ms + keep or 0
     redis.call('HSET', n.e, 'c', ent and ent.c or num(ms), 'u', num(ms), 'n', num(version), 'x', num(x), 'v', body)
     redis.call('ZADD', n.k, 0, key)
@@ -242,13 +475,27 @@ local function write(keys, args)
   -- save / update / incr: State._write, checks first, in the same order
   local replace = kind == 's'
   local plain, p = {}, tonumber(args[11])
-  local incs = {}
-  for i = 12 + 3 * p, #args, 2 do incs[#incs + 1] = {args[i], args[i + 1]} end
-  if ent and ent.v and (#incs > 0 or not replace) then return fail('plain_value', '') end
+  local incs, adds, i = {}, {}, 12 + 3 * p
+  while i <= #args do
+    local name = args[i]
+    if string.byte(name, 1) == 1 then  -- a sketch add (no field name holds a control character)
+      local m, items = tonumber(args[i + 1]), {}
+      for j = i + 2, i + 1 + m do items[#items + 1] = args[j] end
+      adds[#adds + 1] = {kind = string.sub(name, 2, 2), name = string.sub(name, 3), items = items}
+      i = i + 2 + m
+    else
+      incs[#incs + 1] = {name, args[i + 1]}
+      i = i + 2
+    end
+  end
+  if ent and ent.v and (#incs > 0 or #adds > 0 or not replace) then return fail('plain_value', '') end
+  local held, held_order = {}, {}
+  if ent and not ent.v then held, held_order = held_of(n) end
   local sets, plain_names = {}, {}
   for i = 12, 11 + 3 * p, 3 do
     local name, json, numtext = args[i], args[i + 1], args[i + 2]
     plain_names[name] = true
+    if held[name] then return fail('sketch_set', name .. '\t' .. string.sub(held[name], 1, 1)) end
     if ent and redis.call('HEXISTS', n.c, name) == 1 then
       if numtext == '' then return fail('not_a_counter_set', name) end
       if numtext == '?' then return fail('invalid_amount', name) end
@@ -262,12 +509,14 @@ local function write(keys, args)
   -- number?) and, for a plain field becoming a counter, summed then (on a scratch key of this slot:
   -- exact int64 sums need HINCRBY); then the other increments are added. New counters appear in
   -- that order too: the others, then the promoted ones.
-  local promoted, rest = {}, {}
+  local promoted, rest, inc_names = {}, {}, {}
   for _, inc in ipairs(incs) do
     local name = inc[1]
+    inc_names[name] = true
     if plain_names[name] then  -- set as a plain field or as a counter, and incremented
       return fail('both', name)
     end
+    if held[name] then return fail('sketch_incr', name .. '\t' .. string.sub(held[name], 1, 1)) end
     local old = (ent and not replace and not ent.v) and redis.call('HGET', n.f, name)
     if old then
       if not is_number(old) then return fail('not_a_number', name .. '\t' .. old) end
@@ -277,6 +526,26 @@ local function write(keys, args)
       promoted[#promoted + 1] = t[1]
     else
       rest[#rest + 1] = inc
+    end
+  end
+  -- sketches._check_adds: each add's field must be free or a sketch of its kind
+  for _, a in ipairs(adds) do
+    local name, h = a.name, held[a.name]
+    if plain_names[name] then return fail('sketch_both', name .. '\tset\t' .. a.kind) end
+    if inc_names[name] then return fail('sketch_both', name .. '\tincremented\t' .. a.kind) end
+    if a.kind == '%' then
+      local why = dist_overflow(n, (h and string.sub(h, 1, 1) == '%') and sketch_data(n, '%', name) or nil, a.items)
+      if why then return fail('sketch_overflow', name .. '\t' .. why) end
+    end
+    if h then
+      if string.sub(h, 1, 1) ~= a.kind then
+        return fail('sketch_kind', name .. '\t' .. string.sub(h, 1, 1) .. '\t' .. a.kind)
+      end
+    else
+      if ent and redis.call('HEXISTS', n.c, name) == 1 then return fail('sketch_counter', name .. '\t' .. a.kind) end
+      local old = (ent and not replace) and redis.call('HGET', n.f, name)
+      if old then return fail('sketch_plain', name .. '\t' .. a.kind .. '\t' .. old) end
+      a.new = true
     end
   end
   local totals, problem, detail = add_counters(n.c, rest, {})
@@ -289,6 +558,23 @@ local function write(keys, args)
   for _, s in ipairs(sets) do redis.call('HSET', n.c, s[1], s[2]) end
   if replace and ent then redis.call('DEL', n.f) end
   for _, pf in ipairs(plain) do redis.call('HSET', n.f, pf[1], pf[2]) end
+  if replace then  -- a save keeps an entity's sketches, as it keeps its counters
+    for _, name in ipairs(held_order) do redis.call('HSET', n.f, name, string.sub(held[name], 1, 1)) end
+  end
+  local sketched = {}
+  for _, a in ipairs(adds) do
+    if a.new then redis.call('HSET', n.f, a.name, a.kind); redis.call('HSET', n.m, 'sk', '1') end
+    local shown
+    if a.kind == '~' then shown = uniq_apply(n, sketch_data(n, '~', a.name), a.items)
+    else
+      local D = sketch_data(n, '%', a.name)
+      dist_apply(D, a.items)
+      shown = dist_summary(D)
+    end
+    redis.call('HSET', n.s, a.name, a.kind .. shown)
+    sketched[#sketched + 1] = {a.name, shown}
+    totals[#totals + 1] = {a.name, shown}
+  end
   local version, x
   if not ent then
     version, x = 1, (kind ~= 'i' and keep > 0) and ms + keep or 0
@@ -315,17 +601,28 @@ local function write(keys, args)
   local op = kind == 'i' and 'incr' or (replace and 'save' or 'update')
   local seq, id = publish(n, route, ms, op, key, published, cap)
   if kind ~= 'i' then record(n, hlimit, version, seq, ms, op, payload) end
-  return {seq, num(ms), id, flat(totals), payload}
+  local numbers = flat(totals)
+  if #sketched > 0 then numbers = flat({unpack(totals, 1, #totals - #sketched)}) end
+  return {seq, num(ms), id, numbers, payload, flat(sketched)}
 end
 
-local function entity_reply(n, key, now)
+-- An entity as reads show it; with more (an export), also its sketch fields ('~' or '%' .. name,
+-- in the order they came) and its expiry.
+local function entity_reply(n, key, now, more)
   local raw = redis.call('HGETALL', n.e)
   if #raw == 0 then return false end
   local ent = {}
   for i = 1, #raw, 2 do ent[raw[i]] = raw[i + 1] end
   local x = tonumber(ent.x or '0')
   if x > 0 and x <= now then return false end
-  return {key, ent.c, ent.u, ent.n, ent.v or false, redis.call('HGETALL', n.f), redis.call('HGETALL', n.c)}
+  local out = {key, ent.c, ent.u, ent.n, ent.v or false, shown_fields(n), redis.call('HGETALL', n.c)}
+  if more then
+    local held, order = held_of(n)
+    local kinds = {}
+    for _, name in ipairs(order) do kinds[#kinds + 1] = string.sub(held[name], 1, 1) .. name end
+    out[8], out[9] = kinds, ent.x or '0'
+  end
+  return out
 end
 
 local function now_of()
@@ -338,13 +635,13 @@ local function get(keys, args)
   return entity_reply(names(args[1], args[2]), args[2], now_of())
 end
 
--- ocean_list: KEYS[1] = o:{R}:m; ARGV route, after ('' from the start), limit
+-- ocean_list: KEYS[1] = o:{R}:m; ARGV route, after ('' from the start), limit[, 'more' (entity_reply)]
 -- -> {live entities in key order, the last key looked at or false}. One call looks at no more than
 -- LIST_BUDGET keys (expired ones are skipped), so it never holds Redis long; when it stops early the
 -- caller goes on from the key it returns.
 local LIST_BUDGET = 2000
 local function list(keys, args)
-  local route, after, limit = args[1], args[2], tonumber(args[3])
+  local route, after, limit, more = args[1], args[2], tonumber(args[3]), args[4] == 'more'
   local k = names(route, '').k
   local out, now, start = {}, now_of(), after == '' and '-' or '(' .. after
   local budget, last = LIST_BUDGET, false
@@ -353,7 +650,7 @@ local function list(keys, args)
     local page = redis.call('ZRANGEBYLEX', k, start, '+', 'LIMIT', 0, math.min(limit - #out, budget))
     if #page == 0 then break end
     for _, key in ipairs(page) do
-      local r = entity_reply(names(route, key), key, now)
+      local r = entity_reply(names(route, key), key, now, more)
       if r then out[#out + 1] = r end
       start, last = '(' .. key, key
     end
@@ -392,6 +689,22 @@ local function sweep(keys, args)
   return {removed, #page == LIST_BUDGET and page[#page] or false}
 end
 
+-- ocean_sketches: KEYS[1] = o:{R}:m; ARGV route, key -> flat {'~' or '%' .. name, data}: a uniq
+-- field's HyperLogLog string, a dist field's hash (HGETALL); {} when the entity is gone.
+local function sketches(keys, args)
+  local n = names(args[1], args[2])
+  if not entity_reply(n, args[2], now_of()) then return {} end
+  local held, order = held_of(n)
+  local out = {}
+  for _, name in ipairs(order) do
+    local kind = string.sub(held[name], 1, 1)
+    local data = sketch_data(n, kind, name)
+    out[#out + 1] = kind .. name
+    out[#out + 1] = kind == '~' and (redis.call('GET', data) or '') or redis.call('HGETALL', data)
+  end
+  return out
+end
+
 local function version(keys, args)
   return VERSION
 end
@@ -400,4 +713,5 @@ redis.register_function('ocean_write', write)
 redis.register_function{function_name = 'ocean_get', callback = get, flags = {'no-writes'}}
 redis.register_function{function_name = 'ocean_list', callback = list, flags = {'no-writes'}}
 redis.register_function('ocean_sweep', sweep)
+redis.register_function{function_name = 'ocean_sketches', callback = sketches, flags = {'no-writes'}}
 redis.register_function{function_name = 'ocean_version', callback = version, flags = {'no-writes'}}

@@ -17,8 +17,11 @@ from . import layout
 def written(reply, at) -> tuple:
     """``ocean_write``'s answer as ``(seq, ms, stream id, totals, own time or None)``."""
     totals = reply[3]
-    return (int(reply[0]), int(reply[1]), reply[2],
-            {totals[i]: layout.number(totals[i + 1]) for i in range(0, len(totals), 2)}, at)
+    out = {totals[i]: layout.number(totals[i + 1]) for i in range(0, len(totals), 2)}
+    if len(reply) > 5 and reply[5]:  # sketch fields' summaries, after the counters (as State._write)
+        shown = reply[5]
+        out.update({shown[i]: json.loads(shown[i + 1]) for i in range(0, len(shown), 2)})
+    return int(reply[0]), int(reply[1]), reply[2], out, at
 
 
 def number_text(value) -> str:
@@ -55,6 +58,9 @@ def ocean_error(text: str, route, key, body) -> OceanError:
     if code == "overflow":
         return CounterOverflow(f"counter {name!r} would overflow int64 ({layout.number(detail[1])} + "
                                f"{layout.number(detail[2])}); it is unchanged")
+    if code.startswith("sketch_"):
+        from .sketches import error
+        return error(code, detail)
     if code == "float_overflow":
         return CounterOverflow(f"counter {name!r} would leave the float64 range ({layout.number(detail[1])} + "
                                f"{layout.number(detail[2])}); it is unchanged")
