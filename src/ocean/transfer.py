@@ -106,7 +106,8 @@ def _cell(value) -> str:
         return _std_dumps(value)
 
 
-def csv_columns(engine, target: str, since: Since | None = None, page: int = PAGE, upto: int | None = None):
+def csv_columns(engine, target: str, since: Since | None = None, page: int = PAGE, upto: int | None = None,
+                read=pages):
     """First pass: yields ``b""`` after each page (a turn), and at the end the column list.
 
     The columns are ``route, key, seq, created_at, updated_at`` and then every top-level
@@ -114,7 +115,7 @@ def csv_columns(engine, target: str, since: Since | None = None, page: int = PAG
     like one of the first five is hidden by it, as in SQL.
     """
     names: dict = {}
-    for recs in pages(engine, target, since, page, upto):
+    for recs in read(engine, target, since, page, upto):
         for rec in recs:
             payload = rec["payload"]
             if type(payload) is dict:
@@ -127,17 +128,18 @@ def csv_columns(engine, target: str, since: Since | None = None, page: int = PAG
     yield list(SYSTEM_COLUMNS) + [n for n in names if n not in SYSTEM_COLUMNS]
 
 
-def csv_chunks(engine, target: str, since: Since | None = None, page: int = PAGE):
+def csv_chunks(engine, target: str, since: Since | None = None, page: int = PAGE, read=pages):
     """The CSV export of ``target``: a header of the union of payload fields (a first pass over
     the same records, whose empty chunks are turns), then one page a chunk.
 
     Nested values are JSON text, ``null`` is an empty cell, booleans are ``true``/``false``.
     NOTE: events are the same in both passes (both stop at the seq of the start); an entity
     given a new field between the passes is written without that field (NDJSON has it all).
+    ``read`` gives the pages of records (the Redis store's own: ``redisstore/export.py``).
     """
     upto = engine.seq
     columns = None
-    for item in csv_columns(engine, target, since, page, upto):
+    for item in csv_columns(engine, target, since, page, upto, read):
         if type(item) is list:
             columns = item
         else:
@@ -147,7 +149,7 @@ def csv_chunks(engine, target: str, since: Since | None = None, page: int = PAGE
     out = csv.writer(buf)
     out.writerow(columns)
     yield buf.getvalue().encode()
-    for recs in pages(engine, target, since, page, upto):
+    for recs in read(engine, target, since, page, upto):
         buf.seek(0)
         buf.truncate()
         rows = []

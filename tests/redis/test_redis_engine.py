@@ -542,19 +542,3 @@ def test_listing_past_many_expired_entities_and_sweeping_them(redis_single):
         assert [e["payload"] for e in red.events("exp")] == [{"e": "stays"}]
     finally:
         red.close()
-
-
-def test_sketch_adds_are_refused_with_nothing_changed(redis_single):
-    red = RedisEngine(redis_single.url)
-    try:
-        red.incr("sk/daily", "d1", {"page_views": 1})
-        for write in (lambda: red.uniq("sk/daily", "d1", {"visitors": "u1"}),
-                      lambda: red.observe("sk/daily", "d1", {"ms": 1}),
-                      lambda: red.drop("sk/daily", {"+page_views": 1, "~visitors": "u1"}, key="d1"),
-                      lambda: red.update("sk/daily", "d1", {"%ms": 3})):
-            with pytest.raises(errors.NotSupported):
-                write()
-        assert red.get("sk/daily", "d1")["payload"] == {"page_views": 1}
-        assert red.entity_sketches("sk/daily", "d1") == {} and not red.route_has_sketches("sk/daily")
-    finally:
-        red.close()

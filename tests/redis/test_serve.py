@@ -285,8 +285,10 @@ def test_replay_stream_json_and_export_on_the_other_node(nodes):
         assert live.wait(lambda r: len(r.data()) >= 3) and live.data()[-1]["i"] == 5
     finally:
         live.close()
-    status, out = call(b, "GET", "/export/r/*?format=csv")  # not yet: a typed refusal, never a 500
-    assert status == 501 and out["code"] == "not_supported"
+    with urllib.request.urlopen(urllib.request.Request(b.url + "/export/r/*?format=csv",
+                                                       headers={"X-Ocean-Key": b.key}), timeout=10) as resp:
+        rows = resp.read().decode().splitlines()
+    assert rows[0] == "route,key,seq,created_at,updated_at,v,i" and len(rows) == 1 + 1 + 6, rows
     req = urllib.request.Request(b.url + "/import", method="POST", headers={"X-Ocean-Key": b.key},
                                  data=b'{"route": "r/imp", "key": "z", "payload": {"v": 2}}\n')
     with urllib.request.urlopen(req, timeout=10) as resp:

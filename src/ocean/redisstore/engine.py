@@ -95,11 +95,8 @@ class RedisEngine:
     def entity_sketches(self, route: str, key: str) -> dict:
         """``{field: Hll or Dist}`` of an entity's sketch fields, read from Redis (empty when none):
         the kernel's objects with the embedded store's bytes, for SQL's merges and Drops."""
-        from redis.client import NEVER_DECODE
         check_route(route)
-        reply = self._redis(self.client.execute_command, "FCALL_RO", "ocean_sketches", 1, layout.meta(route),
-                            route, key, **{NEVER_DECODE: True})
-        return sketches.from_reply(reply) if reply else {}
+        return sketches.from_reply(sketches.read(self, route, key))
 
     def route_has_sketches(self, route: str) -> bool:
         """True once some entity of ``route`` got a sketch field (a hint before a scan: it stays

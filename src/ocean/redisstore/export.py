@@ -2,8 +2,8 @@
 
 Why its own module: ``ocean.engine.export`` pages through the embedded store's memory. Here
 entities come from ``ocean_list`` (counters kept apart, so the record names them in
-``counters`` and an import adds them back as counters) and events from the route's stream.
-An entity's ``keep`` is not exported (the list reply does not carry it). CSV is not served yet.
+``counters`` and an import adds them back as counters; sketch fields' bytes under ``sketches``,
+read with ``ocean_sketches``; ``keep`` as ``expires_at``) and events from the route's stream.
 """
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ import json
 
 import orjson
 
+from .. import transfer
 from ..engine.export import routes_of
+from ..engine.sketches import encode
 from ..model import iso_ms
-from . import layout
+from . import layout, sketches
 
 PAGE = 1000
 
@@ -28,9 +30,9 @@ def _line(rec: dict) -> bytes:
 def entity_records(engine, route: str, since_ms: int | None):
     cursor = ""
     while True:  # bounded: each call moves the cursor past the keys it looked at
-        page, more = engine._fcall("ocean_list", route, [route, cursor, PAGE], read=True)
+        page, more = engine._fcall("ocean_list", route, [route, cursor, PAGE, "more"], read=True)
         out = []
-        for key, created, updated, version, value, fields, counters in page:
+        for key, created, updated, version, value, fields, counters, kinds, expires in page:
             if since_ms is not None and int(updated) < since_ms:
                 continue
             rec = {"route": route, "key": key}
@@ -43,7 +45,11 @@ def entity_records(engine, route: str, since_ms: int | None):
                 rec["payload"] = payload
                 if names:
                     rec["counters"] = names
+                if kinds:
+                    rec["sketches"] = _sketch_bytes(engine, route, key)
             rec.update(created_at=iso_ms(int(created)), updated_at=iso_ms(int(updated)), version=int(version))
+            if expires != "0":
+                rec["expires_at"] = iso_ms(int(expires))
             out.append(rec)
         if out:
             yield out
@@ -52,10 +58,18 @@ def entity_records(engine, route: str, since_ms: int | None):
         cursor = more or page[-1][0]
 
 
-def event_records(engine, route: str, since):
+def _sketch_bytes(engine, route: str, key: str) -> dict:
+    """``{"~field" or "%field": base64}``: the embedded export's ``sketch_bytes`` of the same sketches."""
+    reply = sketches.read(engine, route, key)
+    tags = [reply[i].decode()[0] for i in range(0, len(reply), 2)]
+    return {tag + name: encode(s) for tag, (name, s) in zip(tags, sketches.from_reply(reply).items())}
+
+
+def event_records(engine, route: str, since, end: str = "+"):
+    """Pages of a route's live events, oldest first, up to the stream id ``end`` (inclusive)."""
     start, now = ("(%d-18446744073709551615" % since.seq) if since.seq else "-", engine._now()
     while True:
-        page = engine._redis(engine.client.xrange, layout.events(route), start, "+", count=PAGE)
+        page = engine._redis(engine.client.xrange, layout.events(route), start, end, count=PAGE)
         out = []
         for sid, f in page:
             expires = int(f.get("x", 0))
@@ -76,11 +90,35 @@ def event_records(engine, route: str, since):
         start = f"({page[-1][0]}"
 
 
+def records(engine, target: str, since, ends: dict | None = None):
+    """Pages of records: per route (in name order) its entities, then its events. With ``ends``
+    (``{route: last event stream id}``, ``event_ends``), those routes only, their events up to there."""
+    for route in routes_of(engine, target) if ends is None else ends:
+        if since.seq is None:
+            yield from entity_records(engine, route, since.ms)
+        yield from event_records(engine, route, since, "+" if ends is None else ends[route])
+
+
 def ndjson_chunks(engine, target: str, since):
     """One chunk per page: per route (in name order) its entities, then its events."""
-    for route in routes_of(engine, target):
-        if since.seq is None:
-            for recs in entity_records(engine, route, since.ms):
-                yield b"".join(_line(r) for r in recs)
-        for recs in event_records(engine, route, since):
-            yield b"".join(_line(r) for r in recs)
+    for recs in records(engine, target, since):
+        yield b"".join(_line(r) for r in recs)
+
+
+def event_ends(engine, target: str) -> dict:
+    """``{route: its newest event's stream id ("0-0": none)}`` of the routes ``target`` covers, now."""
+    routes = routes_of(engine, target)
+    if not routes:
+        return {}
+    pipe = engine.client.pipeline(transaction=False)
+    for route in routes:
+        pipe.xrevrange(layout.events(route), count=1)
+    return {r: page[0][0] if page else "0-0" for r, page in zip(routes, engine._redis(pipe.execute))}
+
+
+def csv_chunks(engine, target: str, since):
+    """The embedded CSV export (``transfer.csv_chunks``: its two passes, its columns and cells) over
+    these records; both passes read the routes and events there were at the start."""
+    ends = event_ends(engine, target)
+    return transfer.csv_chunks(engine, target, since, read=lambda engine, target, since, page, upto:
+                               records(engine, target, since, ends))

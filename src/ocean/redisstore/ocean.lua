@@ -14,7 +14,9 @@ to the route's change stream and SPUBLISHes it, all in the same atomic step:
   o:{R}:h:<key>    list  history, newest first: JSON [version, seq, ms, op, payload]
   o:{R}:ev         stream events; entry id <seq>-<ms>; p payload JSON, x expires, s source, t own time
   o:{R}:x          stream change stream (capped); entry id <seq>-<ms>; o kind, e epoch, k key, d published JSON
-  o:{R}:s:<key>    hash  the entity's sketch fields: name -> '~' .. estimate (uniq) or '%' .. summary JSON (dist)
+  o:{R}:s:<key>    hash  the entity's sketch fields in the order they came: name -> '~' (uniq) or '%' (dist)
+                         (short values keep Redis's listpack, and so the order: summaries live apart)
+  o:{R}:t:<key>    hash  each sketch field's summary as reads show it: an estimate, or a dist's JSON
   o:{R}:u:<key>:<f> string the uniq field f: a Redis HyperLogLog (PFADD; the registers are ocean's Hll's)
   o:{R}:d:<key>:<f> hash  the dist field f: n count, z zero count, s sum, lo/hi min/max (texts), P<k>/N<k>
                          bin k of the positive/negative store -> count, hP/lP hN/lN highest/lowest key
@@ -22,7 +24,7 @@ to the route's change stream and SPUBLISHes it, all in the same atomic step:
   o:{R}            shard channel: the same message as the change stream entry, [id, epoch, kind, key, data]
 
 A sketch field's place among the plain fields is kept by a marker in o:{R}:f:<key>: the text
-'~' (uniq) or '%' (dist), never a JSON text; every read puts the summary from o:{R}:s:<key> there,
+'~' (uniq) or '%' (dist), never a JSON text; every read puts the summary from o:{R}:t:<key> there,
 as the embedded store puts sketches.shown over its markers.
 
 A seq is per route (HINCRBY o:{R}:m seq); the stream id <seq>-<ms> names one write. Each change
@@ -63,7 +65,7 @@ local function names(route, key)
   local b = 'o:{' .. route .. '}:'
   return {m = b .. 'm', k = b .. 'k', e = b .. 'e:' .. key, f = b .. 'f:' .. key, c = b .. 'c:' .. key,
           h = b .. 'h:' .. key, x = b .. 'x', tmp = b .. 'tmp', ev = b .. 'ev', ch = 'o:{' .. route .. '}',
-          s = b .. 's:' .. key, u = b .. 'u:' .. key .. ':', d = b .. 'd:' .. key .. ':'}
+          s = b .. 's:' .. key, t = b .. 't:' .. key, u = b .. 'u:' .. key .. ':', d = b .. 'd:' .. key .. ':'}
 end
 
 -- ---- sketch fields (engine/sketches.py is the embedded store's; docs/scale-out.md) -------------
@@ -80,17 +82,17 @@ local function sketch_data(n, kind, name)  -- kind '~' or '%'
   return (kind == '~' and n.u or n.d) .. name
 end
 
-local function held_of(n)  -- name -> kind char .. shown JSON, and the names in the order they came
+local function held_of(n)  -- name -> kind char ('~' or '%'), and the names in the order they came
   local raw = redis.call('HGETALL', n.s)
   local out, order = {}, {}
   for i = 1, #raw, 2 do out[raw[i]] = raw[i + 1]; order[#order + 1] = raw[i] end
   return out, order
 end
 
-local function sketch_keys(n)  -- every key holding the entity's sketches (its meta hash first)
+local function sketch_keys(n)  -- every key holding the entity's sketches (its two hashes first)
   local raw = redis.call('HGETALL', n.s)
-  local out = {n.s}
-  for i = 1, #raw, 2 do out[#out + 1] = sketch_data(n, string.sub(raw[i + 1], 1, 1), raw[i]) end
+  local out = {n.s, n.t}
+  for i = 1, #raw, 2 do out[#out + 1] = sketch_data(n, raw[i + 1], raw[i]) end
   return out
 end
 
@@ -106,11 +108,15 @@ end
 -- The plain fields (HGETALL o:{R}:f:<key>) with each sketch's marker replaced by its summary.
 local function shown_fields(n)
   local raw = redis.call('HGETALL', n.f)
-  local held = nil
+  local shown = nil
   for i = 2, #raw, 2 do
     if is_marker(raw[i]) then
-      held = held or held_of(n)
-      raw[i] = string.sub(held[raw[i - 1]] or 'xnull', 2)
+      if not shown then
+        shown = {}
+        local t = redis.call('HGETALL', n.t)
+        for j = 1, #t, 2 do shown[t[j]] = t[j + 1] end
+      end
+      raw[i] = shown[raw[i - 1]] or 'null'
     end
   end
   return raw
@@ -495,7 +501,7 @@ local function write(keys, args)
   for i = 12, 11 + 3 * p, 3 do
     local name, json, numtext = args[i], args[i + 1], args[i + 2]
     plain_names[name] = true
-    if held[name] then return fail('sketch_set', name .. '\t' .. string.sub(held[name], 1, 1)) end
+    if held[name] then return fail('sketch_set', name .. '\t' .. held[name]) end
     if ent and redis.call('HEXISTS', n.c, name) == 1 then
       if numtext == '' then return fail('not_a_counter_set', name) end
       if numtext == '?' then return fail('invalid_amount', name) end
@@ -516,7 +522,7 @@ local function write(keys, args)
     if plain_names[name] then  -- set as a plain field or as a counter, and incremented
       return fail('both', name)
     end
-    if held[name] then return fail('sketch_incr', name .. '\t' .. string.sub(held[name], 1, 1)) end
+    if held[name] then return fail('sketch_incr', name .. '\t' .. held[name]) end
     local old = (ent and not replace and not ent.v) and redis.call('HGET', n.f, name)
     if old then
       if not is_number(old) then return fail('not_a_number', name .. '\t' .. old) end
@@ -534,12 +540,12 @@ local function write(keys, args)
     if plain_names[name] then return fail('sketch_both', name .. '\tset\t' .. a.kind) end
     if inc_names[name] then return fail('sketch_both', name .. '\tincremented\t' .. a.kind) end
     if a.kind == '%' then
-      local why = dist_overflow(n, (h and string.sub(h, 1, 1) == '%') and sketch_data(n, '%', name) or nil, a.items)
+      local why = dist_overflow(n, h == '%' and sketch_data(n, '%', name) or nil, a.items)
       if why then return fail('sketch_overflow', name .. '\t' .. why) end
     end
     if h then
-      if string.sub(h, 1, 1) ~= a.kind then
-        return fail('sketch_kind', name .. '\t' .. string.sub(h, 1, 1) .. '\t' .. a.kind)
+      if h ~= a.kind then
+        return fail('sketch_kind', name .. '\t' .. h .. '\t' .. a.kind)
       end
     else
       if ent and redis.call('HEXISTS', n.c, name) == 1 then return fail('sketch_counter', name .. '\t' .. a.kind) end
@@ -559,11 +565,15 @@ local function write(keys, args)
   if replace and ent then redis.call('DEL', n.f) end
   for _, pf in ipairs(plain) do redis.call('HSET', n.f, pf[1], pf[2]) end
   if replace then  -- a save keeps an entity's sketches, as it keeps its counters
-    for _, name in ipairs(held_order) do redis.call('HSET', n.f, name, string.sub(held[name], 1, 1)) end
+    for _, name in ipairs(held_order) do redis.call('HSET', n.f, name, held[name]) end
   end
   local sketched = {}
   for _, a in ipairs(adds) do
-    if a.new then redis.call('HSET', n.f, a.name, a.kind); redis.call('HSET', n.m, 'sk', '1') end
+    if a.new then
+      redis.call('HSET', n.f, a.name, a.kind)
+      redis.call('HSET', n.s, a.name, a.kind)
+      redis.call('HSET', n.m, 'sk', '1')
+    end
     local shown
     if a.kind == '~' then shown = uniq_apply(n, sketch_data(n, '~', a.name), a.items)
     else
@@ -571,7 +581,7 @@ local function write(keys, args)
       dist_apply(D, a.items)
       shown = dist_summary(D)
     end
-    redis.call('HSET', n.s, a.name, a.kind .. shown)
+    redis.call('HSET', n.t, a.name, shown)
     sketched[#sketched + 1] = {a.name, shown}
     totals[#totals + 1] = {a.name, shown}
   end
@@ -619,7 +629,7 @@ local function entity_reply(n, key, now, more)
   if more then
     local held, order = held_of(n)
     local kinds = {}
-    for _, name in ipairs(order) do kinds[#kinds + 1] = string.sub(held[name], 1, 1) .. name end
+    for _, name in ipairs(order) do kinds[#kinds + 1] = held[name] .. name end
     out[8], out[9] = kinds, ent.x or '0'
   end
   return out
@@ -697,7 +707,7 @@ local function sketches(keys, args)
   local held, order = held_of(n)
   local out = {}
   for _, name in ipairs(order) do
-    local kind = string.sub(held[name], 1, 1)
+    local kind = held[name]
     local data = sketch_data(n, kind, name)
     out[#out + 1] = kind .. name
     out[#out + 1] = kind == '~' and (redis.call('GET', data) or '') or redis.call('HGETALL', data)

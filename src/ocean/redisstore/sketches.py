@@ -23,6 +23,7 @@ from .._reference import sketch as ref
 from ..engine.state import _show
 from ..errors import CounterOverflow, InvalidPayload, NotACounter, NotASketch
 from ..kernels import core
+from . import layout
 
 REGISTERS = ref.HLL_REGISTERS
 SPARSE_MAX = ref.HLL_SPARSE_MAX
@@ -166,6 +167,13 @@ def dist_from_hash(fields: dict):
         stores.append(ref._DIST_STORE.pack(lo, hi - lo + 1)
                       + b"".join(ref._uvarint(bins.get(k, 0)) for k in range(lo, hi + 1)))
     return core().Dist(head + b"".join(stores))
+
+
+def read(engine, route: str, key: str) -> list:
+    """``ocean_sketches``'s reply for one entity, undecoded (a HyperLogLog is binary)."""
+    from redis.client import NEVER_DECODE
+    return engine._redis(engine.client.execute_command, "FCALL_RO", "ocean_sketches", 1, layout.meta(route),
+                         route, key, **{NEVER_DECODE: True})
 
 
 def from_reply(reply: list) -> dict:

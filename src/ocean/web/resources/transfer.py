@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ... import transfer
 from ...engine import export
-from ...errors import BadRequest, InvalidParameter, NotSupported
+from ...errors import BadRequest, InvalidParameter
 from ...model import check_prefix
 from .. import auth, body
 from . import drop
@@ -48,10 +48,8 @@ class Export:
             raise InvalidParameter(f"format must be one of {', '.join(transfer.FORMATS)}, got {fmt[:20]!r}")
         since = export.parse_since(req.get_param("since"))
         if getattr(self.svc.engine, "per_route_seq", False):  # the Redis store pages through Redis itself
-            if fmt == "csv":
-                raise NotSupported("CSV export is not served by the Redis store yet: use format=ndjson")
-            from ...redisstore.export import ndjson_chunks
-            chunks = ndjson_chunks(self.svc.engine, target, since)
+            from ...redisstore.export import csv_chunks, ndjson_chunks
+            chunks = (csv_chunks if fmt == "csv" else ndjson_chunks)(self.svc.engine, target, since)
         else:
             chunks = (transfer.csv_chunks if fmt == "csv" else transfer.ndjson_chunks)(self.svc.engine, target, since)
         resp.content_type = _MEDIA[fmt]
