@@ -90,11 +90,16 @@ def check_store(settings) -> None:
     from .errors import OceanError
     try:
         from .redisstore import RedisEngine
-        RedisEngine(settings.store, settings=settings, retries=0).close()
+        with RedisEngine(settings.store, settings=settings, retries=0) as engine:
+            plan = engine.durability  # what --fsync gets from this Redis (redisstore/durability.py)
     except ImportError:
         raise Refusal("--store redis://... needs redis-py: pip install 'redis[hiredis]'") from None
     except OceanError as exc:
         raise Refusal(f"cannot use the store {settings.store}: {exc.message}") from None
+    if plan["refusal"]:
+        raise Refusal(f"cannot use the store {settings.store}: {plan['refusal']}")
+    for warning in plan["warnings"]:
+        print(f"ocean: warning: {warning}", file=sys.stderr)
 
 
 def check_host(host: str) -> None:

@@ -186,6 +186,11 @@ class StorageError(OceanError):
     status = 503
 
 
+class NotReplicated(StorageError):
+    """Redis mode with `--fsync always`: the write was applied, but no replica confirmed it in time (`replica_wait_ms`); a failover of its master now may lose it."""
+    code = "not_replicated"
+
+
 class DataDirLocked(OceanError):
     """Another engine or process already owns this data directory."""
     code = "data_dir_locked"
@@ -211,7 +216,7 @@ class CoreNotBuilt(OceanError):
 
 
 class NotSupported(OceanError):
-    """The store in use does not offer this yet (sketch fields with ``--store redis://``)."""
+    """The store in use does not offer this (`POST /admin/backup` with `--store redis://`: Redis backs itself up)."""
     code = "not_supported"
     status = 501
 

@@ -19,11 +19,11 @@ import time
 from .. import timekeys
 from ..engine import ops
 from ..engine.engine import _prepare_drop, prepare_save, prepare_update
-from ..errors import (EngineClosed, InvalidAmount, InvalidParameter, InvalidPayload, NotFound, NotSupported,
-                      OceanError, PayloadTooLarge)
+from ..errors import (EngineClosed, InvalidAmount, InvalidParameter, InvalidPayload, NotFound, NotReplicated,
+                      NotSupported, OceanError, PayloadTooLarge)
 from ..model import check_field, check_increments, check_key, check_route, check_sketch_values, iso_ms, now_ms
 from ..settings import Settings
-from . import layout, replies, sketches
+from . import durability, layout, replies, sketches
 from .connection import connect, load_functions, refresh_topology, translate
 
 _dumps = ops._dumps  # the embedded log's JSON encoder: the same refusals (NaN, sets) and messages
@@ -46,6 +46,10 @@ class RedisEngine:
         self.url = url
         self.client, self.is_cluster = connect(url, retries)
         self.functions_version = self._redis(load_functions, self.client, self.is_cluster)
+        # --fsync here (durability.py): what Redis was found to do, and whether writes wait for a replica
+        self.durability = durability.plan(self.settings.fsync,
+                                          self._redis(durability.inspect, self.client, self.is_cluster, url))
+        self._replica_wait_ms = self.settings.replica_wait_ms if self.durability["mode"] == durability.WAIT else 0
         self.now_ms = now_ms
         self.started = time.time()
         self._registered: set[str] = set()
@@ -148,6 +152,12 @@ class RedisEngine:
                     results[i] = self._refused(reply, route, key, body)
                 else:
                     results[i] = self._receipt(route, key, replies.written(reply, at))
+        if self._replica_wait_ms and calls:  # --fsync always: a replica has them, or they say it may not
+            written = {route for i, route, *_ in calls if type(results[i]) is dict}
+            missing, why = durability.unconfirmed(self, written, self._replica_wait_ms)
+            for i, route, *_ in calls:
+                if route in missing and type(results[i]) is dict:
+                    results[i] = NotReplicated(why)
         return results
 
     def _receipt(self, route, key, written) -> dict:
@@ -159,7 +169,10 @@ class RedisEngine:
         """One ``ocean_write`` call; returns ``(seq, ms, stream id, totals, own time or None)``."""
         args = self._args(kind, route, key, body, incs, expires_in, source, at)
         self._register(route)
-        return replies.written(self._fcall("ocean_write", route, args, body=body, key=key), at)
+        out = replies.written(self._fcall("ocean_write", route, args, body=body, key=key), at)
+        if self._replica_wait_ms:  # --fsync always (durability.py)
+            durability.wait_for_replica(self, route, self._replica_wait_ms)
+        return out
 
     def _args(self, kind, route, key, body, incs, expires_in, source, at) -> list:
         """``ocean_write``'s arguments (layout in ``ocean.lua``); the payload's JSON and size checks."""
@@ -370,7 +383,16 @@ class RedisEngine:
                 out.append({"address": address, "ok": True})
             except redis.RedisError as exc:
                 out.append({"address": address, "ok": False, "error": f"{type(exc).__name__}: {exc}"[:200]})
-        return {"ok": all(m["ok"] for m in out), "masters": out}
+        found = plan = None
+        try:  # what each master does for --fsync now (docs/scale-out.md); the wait mode stays the start's
+            found = durability.inspect(self.client, self.is_cluster, self.url)
+            plan = durability.plan(self.settings.fsync, found)
+        except redis.RedisError:
+            pass
+        dur = {"fsync": self.settings.fsync, "mode": self.durability["mode"],
+               "replica_wait_ms": self._replica_wait_ms or None,
+               "masters": found, "warnings": plan["warnings"] if plan else None}
+        return {"ok": all(m["ok"] for m in out), "masters": out, "durability": dur}
 
     # -- live: the route's change stream ------------------------------------
     def changes(self, route: str, after: str | None = None, limit: int = 1000) -> tuple[bool, list[dict]]:
