@@ -81,7 +81,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("timezone", str, "UTC", "IANA time zone of the `{day}` `{hour}` `{week}` `{month}` key placeholders and "
             "of the _admin/* day and hour keys (like Europe/Paris).", check=check_timezone),
     # durability
-    Setting("fsync", str, "everysec", "When the log is fsynced: always (group commit), everysec, no.", FSYNC_POLICIES),
+    Setting("fsync", str, "everysec", "When the log is fsynced: always (group commit), everysec, no; with `store`, "
+            "what a Redis write waits for (docs/scale-out.md).", FSYNC_POLICIES),
     Setting("replica_wait_ms", int, 1000, "With `store` and `--fsync always`: how long a write waits for a Redis "
             "replica to confirm it (WAIT) before it answers 503 not_replicated (docs/scale-out.md)."),
     Setting("snapshot_every", int, 200000, "Log records between background snapshots (0: never)."),

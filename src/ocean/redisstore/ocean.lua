@@ -98,7 +98,7 @@ end
 
 local function drop_sketches(n)
   local ks = sketch_keys(n)
-  redis.call('DEL', unpack(ks))
+  if #ks > 2 then redis.call('DEL', unpack(ks)) end  -- none: no sketch key exists (made together)
 end
 
 local function is_marker(v)  -- '~' or '%' (a JSON text never is one)
@@ -495,8 +495,10 @@ local function write(keys, args)
     end
   end
   if ent and ent.v and (#incs > 0 or #adds > 0 or not replace) then return fail('plain_value', '') end
+  -- the entity's sketch fields; an incr without sketch adds (the hot path) finds them by their
+  -- markers in the plain fields it reads anyway (below)
   local held, held_order = {}, {}
-  if ent and not ent.v then held, held_order = held_of(n) end
+  if ent and not ent.v and (kind ~= 'i' or #adds > 0) then held, held_order = held_of(n) end
   local sets, plain_names = {}, {}
   for i = 12, 11 + 3 * p, 3 do
     local name, json, numtext = args[i], args[i + 1], args[i + 2]
@@ -525,6 +527,7 @@ local function write(keys, args)
     if held[name] then return fail('sketch_incr', name .. '\t' .. held[name]) end
     local old = (ent and not replace and not ent.v) and redis.call('HGET', n.f, name)
     if old then
+      if is_marker(old) then return fail('sketch_incr', name .. '\t' .. old) end
       if not is_number(old) then return fail('not_a_number', name .. '\t' .. old) end
       local t, problem, detail = add_counters(n.tmp, {inc}, {[name] = old})
       redis.call('DEL', n.tmp)
