@@ -15,6 +15,7 @@ import pytest
 from ocean import errors
 from ocean.redisstore import RedisEngine, durability
 from ocean.settings import Settings
+from cluster import free_ports
 from serverproc import SRC, Server
 from test_serve import call
 
@@ -109,7 +110,7 @@ def test_always_on_one_server_without_a_replica(redis_single, tmp_path):
     """Nothing can confirm a write: ``ocean serve`` refuses to start, in one line, unless the server
     fsyncs its AOF on every write (then that stands in for the replica: no wait)."""
     out = subprocess.run([sys.executable, "-m", "ocean", "serve", "--store", redis_single.url, "--fsync", "always",
-                          "--port", "1"], capture_output=True, text=True, timeout=60,
+                          "--port", str(free_ports(1)[0])], capture_output=True, text=True, timeout=60,
                          env=dict(os.environ, PYTHONPATH=SRC))
     assert out.returncode == 1, out
     assert "--fsync always needs every Redis master to have a replica" in out.stderr
