@@ -64,3 +64,19 @@ def redis_single(redis_single_session):
     """The session's single server, emptied before the test."""
     redis_single_session.flush()
     return redis_single_session
+
+
+@pytest.fixture(params=["cluster", "single"])
+def pair(request, tmp_path):
+    """``(embedded Engine, RedisEngine)`` with the same settings, on an empty cluster or single server:
+    the differential tests run each call on both and compare (test_redis_engine.py, test_sketches.py)."""
+    from ocean import Engine
+    from ocean.redisstore import RedisEngine
+    from ocean.settings import Settings
+    server = request.getfixturevalue("redis_cluster" if request.param == "cluster" else "redis_single")
+    settings = Settings.load(history_limit=5, event_retention=30)
+    emb = Engine(str(tmp_path / "data"), settings=settings, maintenance=False)
+    red = RedisEngine(server.url, settings=settings)
+    yield emb, red
+    emb.close()
+    red.close()

@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from ocean import Engine, errors
+from ocean import errors
 from ocean.redisstore import RedisEngine
 from ocean.settings import Settings
 
@@ -58,18 +58,6 @@ def outcome(call):
         return ("ok", strip(call()))
     except errors.OceanError as exc:
         return ("error", type(exc).__name__, exc.message)
-
-
-@pytest.fixture(params=["cluster", "single"])
-def pair(request, tmp_path):
-    """``(embedded Engine, RedisEngine)`` with the same settings, on an empty cluster or single server."""
-    server = request.getfixturevalue("redis_cluster" if request.param == "cluster" else "redis_single")
-    settings = Settings.load(history_limit=5, event_retention=30)
-    emb = Engine(str(tmp_path / "data"), settings=settings, maintenance=False)
-    red = RedisEngine(server.url, settings=settings)
-    yield emb, red
-    emb.close()
-    red.close()
 
 
 def both(pair, method, *args, **kw):

@@ -13,7 +13,6 @@ import time
 
 import pytest
 
-from ocean import errors
 from ocean._reference import sketch as ref
 from ocean.engine.sketches import encode
 from ocean.kernels import core
@@ -21,7 +20,7 @@ from ocean.redisstore import RedisEngine
 from ocean.redisstore import sketches as rsk
 from ocean.redisstore.connection import LUA_PATH
 from ocean.sql import query
-from test_redis_engine import both, pair, strip  # noqa: F401  (pair is a fixture)
+from test_redis_engine import both, strip
 
 R = "an/daily"
 _HUGE = core().Dist()
@@ -249,7 +248,8 @@ def test_random_sketch_sequences_give_the_same_answers(pair, seed):
     for _ in range(60):
         key = f"k{rng.randrange(3)}"
         if rng.random() < 0.5:
-            both(pair, "uniq", R, key, {rng.choice("ab"): [f"v{rng.randrange(5000)}" for _ in range(rng.randrange(40))]})
+            values = [f"v{rng.randrange(5000)}" for _ in range(rng.randrange(40))]
+            both(pair, "uniq", R, key, {rng.choice("ab"): values})
         else:
             values = [rng.lognormvariate(0, 4) * rng.choice((1, -1, 0)) for _ in range(rng.randrange(40))]
             both(pair, "observe", R, key, {rng.choice("bc"): values})  # "b" may be a uniq field: refused alike
