@@ -76,6 +76,8 @@ class _Link:
             if self.used and not got:
                 raise _Stale() from None
             raise
+        except hiredis.ProtocolError as exc:  # not Redis speaking: the link is lost, as a reset would be
+            raise ConnectionAbortedError(f"Redis's reply could not be read: {exc}") from None
         self.used = True
         return out
 
