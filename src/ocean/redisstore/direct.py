@@ -13,13 +13,13 @@ Redis's answers are handled as redis-py would, but only where a retry cannot app
 
 - ``MOVED`` / ``ASK``: the call goes again to the address named (``ASKING`` first), at most
   ``REDIRECTS`` times, and the topology is refreshed (throttled);
-- ``CLUSTERDOWN`` / ``TRYAGAIN`` / ``LOADING`` / ``MASTERDOWN``, or a master that cannot be
-  connected to: nothing ran, so the call waits (50 ms doubling, at most 0.5 s) and tries again,
-  ``retries`` times, refreshing the topology each time, then raises (the engine answers 503);
+- ``CLUSTERDOWN`` / ``TRYAGAIN`` / ``LOADING`` / ``MASTERDOWN`` / ``READONLY``, or a master that
+  cannot be connected to: nothing ran, so the call waits (50 ms doubling, at most 0.5 s) and
+  tries again, ``retries`` times, refreshing the topology each time, then raises (503);
 - a reused idle connection found closed before any reply byte (Redis restarted, or its idle
-  ``timeout``): tried once more on a fresh connection; a connection lost after a reply began,
-  or a timeout waiting for one, is raised at once -- the write may have landed, as for any
-  lost answer (redis-py would resend it).
+  ``timeout``): tried once more on a fresh connection. A connection lost once the command may
+  have reached Redis, or a timeout waiting for the reply, is raised at once: the write may have
+  landed, as for any lost answer (redis-py would send it again).
 
 Errors are redis-py's exception types, so ``connection.translate`` maps them as before. A
 connection goes back to its free list only after a whole exchange; one interrupted (a
@@ -41,7 +41,7 @@ from .connection import TIMEOUT_S, refresh
 
 REDIRECTS = 5
 MAX_IDLE = 32  # idle connections kept per master; more are closed when handed back
-_RETRY_LATER = ("CLUSTERDOWN", "TRYAGAIN", "LOADING", "MASTERDOWN")
+_RETRY_LATER = ("CLUSTERDOWN", "TRYAGAIN", "LOADING", "MASTERDOWN", "READONLY")  # refused: nothing ran
 _REDIRECT_OR_LATER = ("MOVED ", "ASK ") + _RETRY_LATER
 
 
@@ -184,12 +184,12 @@ class Direct:
                 waits += 1
             elif moved:
                 redirects += 1
-            todo = [(i, address or self._address(commands[i][0], fresh=True), asking)
+            todo = [(i, address or self._address(commands[i][0]), asking)
                     for i, address, asking in again]
         return out
 
     # -- connections -------------------------------------------------------------
-    def _address(self, key: str, fresh: bool = False) -> tuple:
+    def _address(self, key: str) -> tuple:
         """``key``'s master now, as ``(host, port)`` (redis-py's topology: refreshed elsewhere)."""
         if self.nodes is None:
             return self.single
