@@ -124,3 +124,46 @@ def test_a_redis_that_is_gone_is_storage_unavailable_after_bounded_retries(redis
             red.drop_many([{"route": "gone/r", "key": "k", "payload": {"+n": 1}}])
     finally:
         red.close()
+
+
+INTERRUPTED = r"""
+from gevent import monkey; monkey.patch_all()
+import sys, gevent
+from ocean.redisstore import RedisEngine
+eng = RedisEngine(sys.argv[1])
+done, cut = {}, {}
+def work(j):
+    done[j] = cut[j] = last = 0
+    for i in range(150):
+        try:  # every third call is cut at its first wait: sent, its reply never read
+            with gevent.Timeout(0 if i % 3 == 0 else 10):
+                out = eng.incr("cut/r", f"g{j}", {f"n{j}": 1})
+        except gevent.Timeout:
+            cut[j] += 1
+            continue
+        assert list(out) == [f"n{j}"], out  # never another call's reply
+        assert out[f"n{j}"] > last, (out, last)
+        last = out[f"n{j}"]
+        done[j] += 1
+gevent.joinall([gevent.spawn(work, j) for j in range(8)], raise_error=True)
+for j in range(8):
+    total = eng.get("cut/r", f"g{j}")["payload"][f"n{j}"]
+    assert done[j] <= total <= done[j] + cut[j], (j, done[j], cut[j], total)
+print(sum(cut.values()), sum(done.values()))
+eng.close()
+"""
+
+
+def test_a_call_cut_by_a_gevent_timeout_never_hands_its_reply_to_another(redis_cluster):
+    """A greenlet interrupted after sending (``gevent.Timeout``): its connection is closed, not
+    returned with an unread reply that the next caller would take for its own."""
+    import os
+    import subprocess
+    import sys
+
+    src = os.path.dirname(os.path.dirname(os.path.abspath(errors.__file__)))
+    out = subprocess.run([sys.executable, "-c", INTERRUPTED, redis_cluster.url], capture_output=True, text=True,
+                         timeout=120, env=dict(os.environ, PYTHONPATH=src))
+    assert out.returncode == 0, out.stderr[-2000:]
+    cut, done = map(int, out.stdout.split())
+    assert cut > 0 and done == 8 * 150 - cut
