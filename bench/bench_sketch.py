@@ -23,15 +23,16 @@ from __future__ import annotations
 
 import gc
 import os
-import shutil
 import socket
-import subprocess
+import sys
 import tempfile
-import time
 import tracemalloc
 
 import pytest
 from benchutil import Counted, rate
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "redis"))
+import cluster  # noqa: E402  (tests/redis/cluster.py: the throwaway Redis servers)
 
 import ocean._core as compiled
 import ocean._reference as pure
@@ -58,32 +59,11 @@ def _expected_count() -> int:
 
 @pytest.fixture(scope="module")
 def redis_port():
-    """A redis-server on a free loopback port, persistence off (sketches live in memory here)."""
-    exe = shutil.which("redis-server")
-    if exe is None:
-        if os.environ.get("OCEAN_REQUIRE_SYSTEM_TOOLS") == "1":
-            pytest.fail("redis-server is not installed")
-        pytest.skip("redis-server is not installed")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    tmp = tempfile.mkdtemp(prefix="ocean-bench-redis-")
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp, "--save", "",
-                             "--appendonly", "no", "--protected-mode", "no"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with Resp(port) as r:
-                assert r.call(b"PING") == b"+PONG"
-            break
-        except OSError:
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-    yield port
-    proc.terminate()
-    proc.wait(10)
-    shutil.rmtree(tmp, ignore_errors=True)
+    """A redis-server on a free loopback port (``cluster.SingleServer``), persistence off (sketches
+    live in memory here)."""
+    cluster.require()
+    with cluster.SingleServer(extra=["--appendonly", "no", "--protected-mode", "no"]) as server:
+        yield server.port
 
 
 def resp(*args: str | bytes) -> bytes:

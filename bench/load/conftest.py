@@ -5,18 +5,19 @@ runs longer and bigger. Each benchmark asserts its answer.
 """
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+TESTS = os.path.join(os.path.dirname(os.path.dirname(HERE)), "tests")
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "tests"))
+sys.path.insert(0, TESTS)
+sys.path.insert(0, os.path.join(TESTS, "redis"))
 
-from serverproc import Server, free_port  # noqa: E402
+import cluster  # noqa: E402  (tests/redis/cluster.py: the throwaway Redis servers)
+from serverproc import Server  # noqa: E402
 
 LONG = os.environ.get("OCEAN_BENCH_LONG") == "1"
 
@@ -49,29 +50,11 @@ def stock_server():
 
 @pytest.fixture(scope="module")
 def redis_server():
-    """A real redis-server with AOF everysec (the durability ocean's default matches)."""
-    exe = shutil.which("redis-server")
-    if exe is None:
-        if os.environ.get("OCEAN_REQUIRE_SYSTEM_TOOLS") == "1":
-            pytest.fail("redis-server is not installed")
-        pytest.skip("redis-server is not installed")
-    redis = pytest.importorskip("redis")
-    tmp = tempfile.mkdtemp(prefix="ocean-redis-")
-    port = free_port()
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp, "--appendonly", "yes",
-                             "--appendfsync", "everysec", "--save", "", "--protected-mode", "no"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    client = redis.Redis(host="127.0.0.1", port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-    yield client
-    client.close()
-    proc.terminate()
-    proc.wait(10)
-    shutil.rmtree(tmp, ignore_errors=True)
+    """A real redis-server (``cluster.SingleServer``: AOF everysec, the durability ocean's default
+    matches) as a redis-py client; stopped by pid."""
+    cluster.require()
+    import redis
+    with cluster.SingleServer(extra=["--protected-mode", "no"]) as server:
+        client = redis.Redis(host="127.0.0.1", port=server.port)
+        yield client
+        client.close()

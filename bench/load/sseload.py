@@ -29,9 +29,10 @@ BATCH, PACE_S = 64, 0.001
 
 
 class Fleet:
-    """``n`` clients on ``GET path``; ``wait_open()``, ``pump()``, ``close()``."""
+    """``n`` clients on ``GET path``; ``wait_open()``, ``pump()``, ``close()``. ``port`` may be a list:
+    the clients are spread over those servers in turn (one node each of a Redis-mode fleet)."""
 
-    def __init__(self, port: int, path: str, key: str, n: int):
+    def __init__(self, port: int | list[int], path: str, key: str, n: int):
         self.poll = select.epoll()
         self.socks: dict[int, socket.socket] = {}
         self.carry: dict[int, bytes] = {}  # fd -> the unfinished line of its last read
@@ -39,8 +40,9 @@ class Fleet:
         self.latencies: list[float] = []
         self.received = 0
         req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Ocean-Key: {key}\r\nAccept: text/event-stream\r\n\r\n".encode()
-        for _ in range(n):
-            s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        ports = port if isinstance(port, list) else [port]
+        for i in range(n):
+            s = socket.create_connection(("127.0.0.1", ports[i % len(ports)]), timeout=30)
             s.sendall(req)
             s.setblocking(False)
             self.socks[s.fileno()] = s

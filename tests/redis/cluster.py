@@ -35,6 +35,25 @@ def available() -> bool:
     return os.path.exists(REDIS_SERVER) and os.path.exists(REDIS_CLI)
 
 
+def require(redis_py: bool = True) -> None:
+    """In a pytest fixture: skip without ``redis-server``/``redis-cli`` (or redis-py), or fail where
+    the tools are required (``OCEAN_REQUIRE_SYSTEM_TOOLS=1``: CI)."""
+    import pytest
+
+    def missing(what: str):
+        if os.environ.get("OCEAN_REQUIRE_SYSTEM_TOOLS") == "1":
+            pytest.fail(f"{what} is required here (OCEAN_REQUIRE_SYSTEM_TOOLS=1)")
+        pytest.skip(f"{what} is not available")
+
+    if not available():
+        missing("redis-server and redis-cli")
+    if redis_py:
+        try:
+            import redis  # noqa: F401
+        except ImportError:
+            missing("redis-py (pip install 'redis[hiredis]')")
+
+
 def free_ports(n: int) -> list[int]:
     """``n`` distinct TCP ports free on 127.0.0.1 now (held open together, so never the same one twice)."""
     socks = []
@@ -147,12 +166,18 @@ class _Servers:
 
 
 class SingleServer(_Servers):
-    """One plain (non-cluster) ``redis-server``: ``url``, ``client()``, ``flush()``, ``stop()``."""
+    """One plain (non-cluster) ``redis-server``: ``port``, ``url``, ``client()``, ``flush()``, ``stop()``.
 
-    def __init__(self, timeout: float = 15):
+    AOF on (``appendfsync everysec``, Redis's default: the durability ocean's default matches);
+    ``extra`` arguments come last, so they override (``["--appendonly", "no"]``). The one throwaway
+    server of every suite and benchmark (``tests/unit/test_sketch.py``, ``bench/bench_sketch.py``,
+    ``bench/load/conftest.py`` use it too).
+    """
+
+    def __init__(self, timeout: float = 15, extra: list[str] | tuple = ()):
         super().__init__("ocean-redis-single-")
         try:
-            self.node = Node(self.root, free_ports(1)[0], [])
+            self.node = Node(self.root, free_ports(1)[0], list(extra))
             self.nodes.append(self.node)
             self.node.wait_ping(time.monotonic() + timeout)
         except BaseException:

@@ -14,19 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cluster as harness  # noqa: E402
 
 
-def _missing(what: str):
-    if os.environ.get("OCEAN_REQUIRE_SYSTEM_TOOLS") == "1":
-        pytest.fail(f"{what} is required here (OCEAN_REQUIRE_SYSTEM_TOOLS=1)")
-    pytest.skip(f"{what} is not available")
-
-
-def _require() -> None:
-    if not harness.available():
-        _missing("redis-server and redis-cli")
-    try:
-        import redis  # noqa: F401
-    except ImportError:
-        _missing("redis-py (pip install 'redis[hiredis]')")
+_require = harness.require
 
 
 @pytest.fixture

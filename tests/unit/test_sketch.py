@@ -9,9 +9,7 @@ from __future__ import annotations
 import math
 import os
 import pickle
-import shutil
-import subprocess
-import tempfile
+import sys
 import time
 
 import numpy as np
@@ -287,35 +285,16 @@ def test_hll_bad_bytes_same_on_both():
 
 @pytest.fixture(scope="module")
 def redis_client():
-    exe = shutil.which("redis-server")
-    if exe is None:
-        if os.environ.get("OCEAN_REQUIRE_SYSTEM_TOOLS") == "1":
-            pytest.fail("redis-server is not installed")
-        pytest.skip("redis-server is not installed")
-    redis = pytest.importorskip("redis")
-    import socket
+    """A redis-server (``cluster.SingleServer``) with dense HLLs from the first value, as a redis-py client."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "redis"))
+    import cluster  # tests/redis/cluster.py: the throwaway Redis servers
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    tmp = tempfile.mkdtemp(prefix="ocean-sketch-redis-")
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp, "--save", "",
-                             "--appendonly", "no", "--hll-sparse-max-bytes", "0"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    client = redis.Redis(host="127.0.0.1", port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-    yield client
-    client.close()
-    proc.terminate()
-    proc.wait(10)
-    shutil.rmtree(tmp, ignore_errors=True)
+    cluster.require()
+    import redis
+    with cluster.SingleServer(extra=["--appendonly", "no", "--hll-sparse-max-bytes", "0"]) as server:
+        client = redis.Redis(host="127.0.0.1", port=server.port)
+        yield client
+        client.close()
 
 
 @pytest.mark.parametrize("n", [1, 10, 2000, 30_000])

@@ -133,9 +133,16 @@ def refresh_topology(client, exc) -> None:
     half second, and the first write after the promotion lands.
     """
     import redis
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterError)):
+        refresh(client)
+
+
+def refresh(client) -> None:
+    """Ask the cluster who serves what now (``CLUSTER SLOTS``), at most once per ``REFRESH_EVERY_S``;
+    a single server's client has no topology to refresh."""
+    import redis
     nodes = getattr(client, "nodes_manager", None)
-    if nodes is None or not isinstance(exc, (redis.ConnectionError, redis.TimeoutError,
-                                             redis.exceptions.ClusterError)):
+    if nodes is None:
         return
     now = time.monotonic()
     if now - getattr(client, "_ocean_refreshed", 0.0) < REFRESH_EVERY_S:

@@ -25,6 +25,7 @@ from ..model import check_field, check_increments, check_key, check_route, check
 from ..settings import Settings
 from . import durability, layout, replies, sketches
 from .connection import connect, load_functions, refresh_topology, translate
+from .direct import Direct
 
 _dumps = ops._dumps  # the embedded log's JSON encoder: the same refusals (NaN, sets) and messages
 PAGE = 1000
@@ -45,6 +46,7 @@ class RedisEngine:
         timekeys.check_timezone(self.settings.timezone)
         self.url = url
         self.client, self.is_cluster = connect(url, retries)
+        self.direct = Direct(self.client, self.is_cluster, retries)  # the function calls' own path
         self.functions_version = self._redis(load_functions, self.client, self.is_cluster)
         # --fsync here (durability.py): what Redis was found to do, and whether writes wait for a replica
         self.durability = durability.plan(self.settings.fsync,
@@ -140,15 +142,17 @@ class RedisEngine:
                 calls.append((i, route, key, body, at, args))
             except OceanError as exc:
                 results[i] = exc
+        import redis
         for start in range(0, len(calls), PAGE):
             page = calls[start:start + PAGE]
-            pipe = self.client.pipeline(transaction=False)
-            for _, route, _, _, _, args in page:
-                pipe.fcall("ocean_write", 1, layout.meta(route), *args)
-            answers = self._redis(pipe.execute, raise_on_error=False)
+            answers = self.direct.execute([(meta, ("FCALL", "ocean_write", 1, meta, *args))
+                                           for meta, args in ((layout.meta(c[1]), c[5]) for c in page)])
+            lost = next((r for r in answers if isinstance(r, redis.RedisError)
+                         and not isinstance(r, redis.ResponseError)), None)
+            if lost is not None:  # a master lost midway: which of its drops landed is unknown
+                raise translate(lost)
             for (i, route, key, body, at, _), reply in zip(page, answers):
                 if isinstance(reply, Exception):
-                    refresh_topology(self.client, reply)
                     results[i] = self._refused(reply, route, key, body)
                 else:
                     results[i] = self._receipt(route, key, replies.written(reply, at))
@@ -483,10 +487,10 @@ class RedisEngine:
     def publish(self, route: str, data: dict):
         """A message for this worker's subscribers only, not stored (``_admin/events`` per request):
         shipping every request's event through Redis would cost a write per request."""
-        from .live import LiveMessage
         hub = self._hub
         if hub is None or not hub.subs:
             return None
+        from .live import LiveMessage
         self._published += 1  # a seq of this worker's own: its subscribers' positions keep moving
         n, ms = self._published, self.now_ms()
         msg = LiveMessage(route, {"seq": n, "key": None, "op": "event", "data": data, "at": ms,
@@ -536,6 +540,7 @@ class RedisEngine:
                 self._hub.stop()
                 for sub in list(self._hub.subs):
                     sub.close()
+            self.direct.close()
             self.client.close()
 
     def __enter__(self):
@@ -556,12 +561,10 @@ class RedisEngine:
 
     def _fcall(self, name: str, route: str, args: list, *, read=False, body=None, key=None):
         import redis
+        meta = layout.meta(route)
         try:
-            if read:
-                return self.client.fcall_ro(name, 1, layout.meta(route), *args)
-            return self.client.fcall(name, 1, layout.meta(route), *args)
-        except redis.RedisError as exc:
-            refresh_topology(self.client, exc)
+            return self.direct.call(meta, "FCALL_RO" if read else "FCALL", name, 1, meta, *args)
+        except redis.RedisError as exc:  # the topology is refreshed already where it helps (``Direct``)
             raise self._refused(exc, route, key, body) from None
 
     @staticmethod
