@@ -205,16 +205,6 @@ class Bus:
                     for sub in list(subs):
                         sub.push(msg)
 
-    def publish_many(self, messages: list) -> None:
-        """``publish`` each (a batch of drops), in order."""
-        if self._by_prefix:
-            for msg in messages:
-                self.publish(msg)
-            return
-        user, system = self.user.append, self.system.append  # PERF: no subscriber: ring them only
-        for msg in messages:
-            (system if msg.route.startswith("_") else user)(msg)
-
     def subscribe(self, prefix: str, after_seq: int | None = None, last: int | None = None,
                   maxsize: int | None = None) -> Subscription:
         """Watch ``prefix``; replay from after ``after_seq`` or the last ``last`` drops first."""

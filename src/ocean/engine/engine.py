@@ -201,8 +201,8 @@ class Engine:
         """Write ``drops[start]`` and the drops after it that the compiled path would not take
         (``_run_end``), under one lock and one log write; returns ``(next index, ticket)``.
 
-        PERF: one pass per stage over the run, with the receipt's parts bound once: 1000 events
-        in ~4 ms, not ~12 (bench_engine ``engine-events-1000``).
+        PERF: receipts and messages are made by the compiled ``Writer.publish_run``; the
+        figures are bench_engine's ``engine-events-1000`` group.
         """
         end = self._run_end(drops, start)
         expand = self.expand_key
@@ -229,19 +229,7 @@ class Engine:
                 where.append(i)
             first = self._writer.seq + 1
             outcomes, ticket = self.store.write_many(batch, self.settings.max_payload_bytes, first, parsed)
-            messages, instance, names, event = [], self.instance, ops.NAMES, ops.EVENT
-            head = drop_id(instance, 0)[:19]  # the instance's part of every drop id (model.drop_id)
-            for i, op, outcome in zip(where, batch, outcomes):
-                if type(outcome) is not tuple:
-                    results[i] = outcome
-                    continue
-                seq, route, key = op[1], op[3], op[4]
-                at = ms if op[6] is None or op[0] != event else op[6]
-                messages.append(Message(seq, route, key, names[op[0]], outcome[1], at, instance, outcome[2]))
-                results[i] = {"drop_id": f"{head}{seq >> 48:04x}-{seq & 0xFFFFFFFFFFFF:012x}", "seq": seq,
-                              "route": route, "key": key, "created_at": created_at if at == ms else iso_ms(at)}
-                written.append(op)
-            self.bus.publish_many(messages)
+            self._writer.publish_run(where, batch, outcomes, results, ms, created_at, ops.NAMES, written)
             for op in reversed(batch):  # the last logged op (refused ones hold seq 0) holds the newest seq
                 if op[1]:
                     self._writer.seq = max(self._writer.seq, op[1])

@@ -117,7 +117,9 @@ def encode_parsed(op: list) -> bytes:
         body = _orjson_dumps(op, None, _ORJSON)
     except TypeError:
         return _dumps(op).encode("utf-8")
-    if b"null" in body and body.count(b"null") != op.count(None):
+    # an op's own None slots: key, body, incs and source (kind, seq, ms, route and expiry never are)
+    if b"null" in body and body.count(b"null") != (op[4] is None) + (op[5] is None) + (op[6] is None) + (
+            op[8] is None):
         return _dumps(op).encode("utf-8")
     return body
 
