@@ -1029,7 +1029,7 @@ cdef class Writer:
 
         An event's ``created_at`` is its own time when it has one (``ops.event_ms``), else
         ``created_at`` (``ms``'s). PERF: ~0.7 us a drop less than the same loop in Python
-        (bench_engine ``engine-events-1000``).
+        (bench_drops ``drops-post-1000``).
         """
         cdef Py_ssize_t j, n = len(where)
         cdef list op

@@ -202,7 +202,7 @@ class Engine:
         (``_run_end``), under one lock and one log write; returns ``(next index, ticket)``.
 
         PERF: receipts and messages are made by the compiled ``Writer.publish_run``; the
-        figures are bench_engine's ``engine-events-1000`` group.
+        figures are bench_drops's ``drops-post-1000`` group.
         """
         end = self._run_end(drops, start)
         expand = self.expand_key

@@ -109,7 +109,7 @@ def encode_parsed(op: list) -> bytes:
     more ``null``s than the op's own None slots is encoded again by ``_dumps``, which decides.
     It would write a UUID or an enum where ``_dumps`` refuses them: none comes from a parser,
     which is why ``encode`` (any Python data) does not take this way.
-    PERF: an event record in ~0.3 us against ~2.1 us (bench_engine ``engine-events-1000``).
+    PERF: an event record in ~0.5 us against ~2.1 us (bench_drops ``drops-post-1000``).
     """
     if op[0] == INCR:
         return encode(op)
@@ -118,8 +118,7 @@ def encode_parsed(op: list) -> bytes:
     except TypeError:
         return _dumps(op).encode("utf-8")
     # an op's own None slots: key, body, incs and source (kind, seq, ms, route and expiry never are)
-    if b"null" in body and body.count(b"null") != (op[4] is None) + (op[5] is None) + (op[6] is None) + (
-            op[8] is None):
+    if body.count(b"null") != (op[4] is None) + (op[5] is None) + (op[6] is None) + (op[8] is None):
         return _dumps(op).encode("utf-8")
     return body
 
