@@ -249,7 +249,7 @@ class Engine:
         end, total, get = start + 1, len(drops), self.state.entities.get
         while end < total:
             item = drops[end]
-            if _looks_like_increment(item):
+            if type(item) is dict and len(item) == 3 and _looks_like_increment(item):  # PERF: an event has 2
                 route, key = item.get("route"), item["key"]
                 if type(route) is str and type(key) is str and get(route, key) is not None:
                     break
