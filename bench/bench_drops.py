@@ -10,9 +10,14 @@ Groups:
   own cost, which bounds the script) and the script on a null engine (Drops' own cost:
   lexing, cached parsing, access checks, dispatch, results).
 - ``drops-mixed-script``: a 1,000-line script of every command family on a real engine.
+- ``drops-post-1000``: what ``POST /drop`` does with a body of 1000 drops (parse, write,
+  answer) on a real engine, without the HTTP server: bench_scale's events, its counter drops
+  creating their entities and incrementing existing ones; beside it the floor of any handler
+  in Python (the body parsed, 1000 receipts answered, nothing written).
 """
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -165,3 +170,79 @@ def test_mixed_script_on_engine(benchmark, fresh_engine):
     assert len(results) == commands
     assert all(r["ok"] for r in results), next(r for r in results if not r["ok"])
     benchmark.extra_info["commands/s"] = rate(benchmark, commands)
+
+
+# -- POST /drop batches (issue 14): the handler's work in process, without the HTTP server -------
+BATCH = 1000
+
+
+class _Writer:
+    source = "bench"
+
+    def check_write(self, route):
+        return route
+
+
+def _post(engine, text: str) -> bytes:
+    """What ``Drop.on_post`` does with a batch body: parse, write, answer."""
+    from ocean.web import body
+    from ocean.web.resources import drop
+    results = drop.write(engine, _Writer(), body.parse_json(text), parsed=True)
+    return body.dumps([{"ok": True, **out} if type(out) is dict else out.to_dict() for out in results])
+
+
+def _event_batches(n: int) -> list[str]:
+    return [json.dumps([{"route": "bench/scale", "payload": {"path": f"/p/{i % 1000}", "status": 200 if i % 4 else 404,
+                                                            "ms": 12.5}} for i in range(s, s + BATCH)])
+            for s in range(0, n, BATCH)]
+
+
+def _counter_batch(first: int, field: str) -> str:
+    return json.dumps([{"route": "bench/ents", "key": f"e{i}", "payload": {field: 1}} for i in range(first, first + BATCH)])
+
+
+@pytest.mark.benchmark(group="drops-post-1000")
+def test_post_1000_events(benchmark, fresh_engine):
+    """bench_scale's event batches: 1000 events a body."""
+    engine, batches = fresh_engine(), iter(_event_batches(BATCH * 40))
+    out = benchmark.pedantic(lambda: _post(engine, next(batches)), rounds=30, iterations=1, warmup_rounds=2)
+    assert out.count(b'"ok":true') == BATCH
+    assert engine.route_size("bench/scale") == BATCH * 32 and engine.events("bench/scale", 1)[0]["payload"]["ms"] == 12.5
+    benchmark.extra_info["drops/s"] = rate(benchmark, BATCH)
+
+
+@pytest.mark.benchmark(group="drops-post-1000")
+def test_post_1000_new_counter_entities(benchmark, fresh_engine):
+    """bench_scale's counter batches, first pass: each drop creates its entity (the Python path)."""
+    engine, batches = fresh_engine(), iter([_counter_batch(first, "+c0") for first in range(0, BATCH * 40, BATCH)])
+    out = benchmark.pedantic(lambda: _post(engine, next(batches)), rounds=30, iterations=1, warmup_rounds=2)
+    assert out.count(b'"ok":true') == BATCH and engine.route_size("bench/ents") == BATCH * 32
+    benchmark.extra_info["drops/s"] = rate(benchmark, BATCH)
+
+
+@pytest.mark.benchmark(group="drops-post-1000")
+def test_post_1000_increments_to_existing_entities(benchmark, fresh_engine):
+    """bench_scale's counter batches after the first pass: the compiled path."""
+    engine = fresh_engine()
+    _post(engine, _counter_batch(0, "+c0"))
+    body = _counter_batch(0, "+c1")
+    out = benchmark.pedantic(lambda: _post(engine, body), rounds=30, iterations=1, warmup_rounds=2)
+    assert out.count(b'"ok":true') == BATCH
+    assert engine.get("bench/ents", "e7")["payload"] == {"c0": 1, "c1": 32}
+    benchmark.extra_info["drops/s"] = rate(benchmark, BATCH)
+
+
+@pytest.mark.benchmark(group="drops-post-1000")
+def test_post_1000_parse_and_answer_floor(benchmark):
+    """The baseline: the same event body parsed and 1000 receipts answered, nothing written."""
+    from ocean.web import body
+    text = _event_batches(BATCH)[0]
+    receipt = {"drop_id": "0123abcd-0123-4567-0000-000000000001", "seq": 1, "route": "bench/scale", "key": None,
+               "created_at": "2026-12-06T21:00:00.000Z"}
+
+    def floor():
+        doc = body.parse_json(text)
+        return body.dumps([{"ok": True, **receipt} for _ in doc])
+    out = benchmark.pedantic(floor, rounds=30, iterations=1, warmup_rounds=2)
+    assert out.count(b'"ok":true') == BATCH
+    benchmark.extra_info["drops/s"] = rate(benchmark, BATCH)

@@ -1021,6 +1021,55 @@ cdef class Writer:
         finally:
             self.lock._release()
 
+    def publish_run(self, list where, list batch, list outcomes, list results, long long ms, created_at,
+                    dict names, list written):
+        """``Engine._drop_run``'s last step, under the write lock: for each op of ``batch`` (drop
+        ``where[j]``) that ``LocalStore.write_many`` applied, its receipt in ``results``, its message
+        on the bus (as ``Bus.publish``) and the op in ``written``; a refused op's error in ``results``.
+
+        An event's ``created_at`` is its own time when it has one (``ops.event_ms``), else
+        ``created_at`` (``ms``'s). PERF: ~0.7 us a drop less than the same loop in Python
+        (bench_drops ``drops-post-1000``).
+        """
+        cdef Py_ssize_t j, n = len(where)
+        cdef list op
+        cdef tuple done
+        cdef object outcome, at_obj, route, kind
+        cdef long long seq, at
+        cdef Message msg
+        instance = self.instance  # set after __init__ by a test that gives two engines one instance
+        self.id_prefix = f"{instance[:8]}-{instance[8:12]}-{instance[12:16]}-".encode("ascii")
+        for j in range(n):
+            outcome = <object>PyList_GET_ITEM(outcomes, j)
+            if type(outcome) is not tuple:
+                results[<Py_ssize_t>where[j]] = outcome
+                continue
+            done = <tuple>outcome
+            op = <list>PyList_GET_ITEM(batch, j)
+            kind = op[0]
+            route = op[3]
+            seq = op[1]
+            at_obj = op[6]
+            at = at_obj if kind == "e" and type(at_obj) is int else ms
+            msg = Message.__new__(Message)
+            msg.seq = seq
+            msg.route = route
+            msg.key = op[4]
+            msg.op = names[kind]
+            msg.fields = done[1]
+            msg.ms = at
+            msg.instance = self.instance
+            msg.size = done[2]
+            if (<str>route).startswith("_"):
+                self.system_ring._append(msg)
+            else:
+                self.ring._append(msg)
+            if self.subscribed:
+                self.bus._fanout(msg)
+            results[<Py_ssize_t>where[j]] = {"drop_id": self._drop_id(seq), "seq": seq, "route": route, "key": op[4],
+                                             "created_at": created_at if at == ms else _iso_ms(at)}
+            written.append(op)
+
 
 # -- replay ------------------------------------------------------------------------
 

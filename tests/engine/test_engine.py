@@ -1,7 +1,10 @@
 """Engine operations: entities, counters, events, history, validation, atomicity."""
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ocean import errors
+from ocean.engine import ops
 
 
 def test_incr_creates_entity_and_merges_counters(engine):
@@ -229,6 +232,60 @@ def test_drop_many_one_write_per_batch_with_per_drop_results(engine):
     assert engine.store.wal.appended == appended + 1000  # 999 + the refused-by-apply one, logged
     assert sub.pending() == 999 and sub.get(timeout=1).data["n"] == 1
     assert engine.seq == 1000
+
+
+def test_a_batch_creating_counter_entities_is_one_run(engine, monkeypatch):
+    engine.drop_many([{"route": "c", "key": "old", "payload": {"+n": 1}}])
+    runs = []
+    real = engine.store.write_many
+    monkeypatch.setattr(engine.store, "write_many", lambda batch, *a: runs.append(len(batch)) or real(batch, *a))
+    items = [{"route": "c", "key": f"k{i}", "payload": {"+n": i}} for i in range(300)]
+    items[100:100] = [{"route": "c", "key": "old", "payload": {"+n": 1}}] * 5  # the compiled path's
+    items.append({"route": "c", "key": "k7", "payload": {"+n": 1}})  # created by this batch: compiled
+    items.append({"route": "c", "key": "k0", "payload": {"+n": 1, "s": "x"}})  # an update: Python
+    out = engine.drop_many(items)
+    # new entities in two runs around the existing one's increments (which the pure twin's
+    # Writer also leaves to _drop_run, a run each), not one run a drop
+    assert runs[0] == 100 and sorted(runs)[-2:] in ([100, 200], [100, 201]) and len(runs) <= 9
+    assert [r["seq"] for r in out] == list(range(2, 2 + len(items)))
+    assert engine.get("c", "old")["payload"] == {"n": 6}
+    assert engine.get("c", "k7")["payload"] == {"n": 8}
+    assert engine.get("c", "k0")["payload"] == {"n": 1, "s": "x"}
+    assert sum(engine.get("c", f"k{i}")["payload"]["n"] for i in range(300)) == sum(range(300)) + 2
+
+
+def test_parsed_drops_refuse_what_the_json_encoder_refuses(make_engine):
+    eng = make_engine()
+    items = [{"route": "e", "payload": {"a": float("nan")}}, {"route": "e", "payload": {"big": 2 ** 70, "s": "null"}},
+             {"route": "e", "payload": {"x": None, "inf": [float("inf")]}}, {"route": "e", "payload": {"x": None}},
+             {"route": "d", "key": "k", "payload": {"deep": [[[[[[1]]]]]] * 3, "no": None}}]
+    out = eng.drop_many(items, parsed=True)
+    assert [type(r).__name__ for r in out] == ["InvalidPayload", "dict", "InvalidPayload", "dict", "dict"]
+    kept = [e["payload"] for e in eng.events("e")][::-1]
+    eng.close()
+    eng = make_engine()
+    assert [e["payload"] for e in eng.events("e")][::-1] == kept == [{"big": 2 ** 70, "s": "null"}, {"x": None}]
+    assert eng.get("d", "k")["payload"] == {"deep": [[[[[[1]]]]]] * 3, "no": None}
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2 ** 70), 2 ** 70) | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=20)
+
+
+@given(payload=_json_values, key=st.none() | st.just("k"), source=st.none() | st.just("src"))
+@settings(max_examples=300, deadline=None)
+def test_parsed_ops_log_what_the_json_encoder_logs(payload, key, source):
+    kind = ops.EVENT if key is None else ops.SAVE
+    op = [kind, 7, 1700000000000, "r/x", key, payload, None, 0, source]
+    try:
+        want = ops.decode(ops.encode(op))
+    except ValueError:  # NaN or infinity: refused the same way
+        with pytest.raises(ValueError):
+            ops.encode_parsed(op)
+        return
+    assert repr(ops.decode(ops.encode_parsed(op))) == repr(want)  # repr: 1 and 1.0, -0.0 and 0.0 differ
 
 
 def test_drop_many_replays(make_engine):

@@ -57,6 +57,16 @@ def test_drop_batch_refusals_keep_their_places(web):
     assert web.engine.get("a/x", "k")["payload"] == {"n": 2} and web.engine.events("b/y") == []
 
 
+def test_drop_batch_items_without_a_route_or_with_a_non_json_number_fail_alone(web):
+    body = b'[{"route": "e", "payload": {"a": 1}}, {"payload": 2}, {"route": "e", "payload": {"x": NaN}},' \
+           b' {"route": "e", "payload": {"b": null, "big": 123456789012345678901234567890}}]'
+    out = web.client.simulate_post("/drop", body=body, headers={"Content-Type": "application/json"}).json
+    assert [o["ok"] for o in out] == [True, False, False, True]
+    assert out[1]["code"] == "invalid_route" and out[2]["code"] == "invalid_payload"
+    assert [e["payload"] for e in web.engine.events("e")] == [{"b": None, "big": 123456789012345678901234567890},
+                                                              {"a": 1}]
+
+
 def test_drop_batch_over_max_batch_is_413(make_web):
     w = make_web(max_batch=3)
     r = w.client.simulate_post("/drop", json=[{"route": "a", "payload": 1}] * 4)

@@ -187,6 +187,22 @@ class Writer:
         """Takes no drop: the engine's Python path writes them all (``(start, 0, 0)``)."""
         return start, 0, 0
 
+    def publish_run(self, where, batch, outcomes, results, ms, created_at, names, written):
+        """``Engine._drop_run``'s last step: receipts, messages on the bus, applied ops (see ``_writer.pxi``)."""
+        for i, op, outcome in zip(where, batch, outcomes):
+            if type(outcome) is not tuple:
+                results[i] = outcome
+                continue
+            seq, route, key = op[1], op[3], op[4]
+            at = op[6] if op[0] == "e" and type(op[6]) is int else ms
+            msg = Message(seq, route, key, names[op[0]], outcome[1], at, self.instance, outcome[2])
+            (self._system_ring if route.startswith("_") else self._ring).append(msg)
+            if self._subscribed:
+                self._bus._fanout(msg)
+            results[i] = {"drop_id": drop_id(self.instance, seq), "seq": seq, "route": route, "key": key,
+                          "created_at": created_at if at == ms else iso_ms(at)}
+            written.append(op)
+
 
 def replay(bodies, counters, routes, after_seq, apply_json, apply_op):
     """Apply record bodies in log order after ``after_seq``; returns ``(last seq, count, last user seq)``."""

@@ -205,11 +205,6 @@ class Bus:
                     for sub in list(subs):
                         sub.push(msg)
 
-    def publish_many(self, messages: list) -> None:
-        """``publish`` each (a batch of drops)."""
-        for msg in messages:
-            self.publish(msg)
-
     def subscribe(self, prefix: str, after_seq: int | None = None, last: int | None = None,
                   maxsize: int | None = None) -> Subscription:
         """Watch ``prefix``; replay from after ``after_seq`` or the last ``last`` drops first."""

@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import json
 
+import orjson
+
 from ..errors import InvalidPayload
 from ..kernels import kernel
 from ..model import SKETCH_PREFIXES
@@ -91,6 +93,34 @@ def encode(op: list) -> bytes:
         if body is not None:  # None: a name too long for the binary layout, or a non-str source
             return body
     return _dumps(op).encode("utf-8")
+
+
+# orjson refuses (TypeError) what it would write differently from ``_dumps``: subclasses of
+# builtins, datetimes, dataclasses, integers beyond 64 bits, lone surrogates, deep nesting.
+_ORJSON = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+_orjson_dumps = orjson.dumps
+
+
+def encode_parsed(op: list) -> bytes:
+    """``encode``, for an op whose body and incs came from a JSON parser (dicts, lists, str, int,
+    float, bool and None only; ``POST /drop``): the same values, read back by ``decode``.
+
+    orjson writes a non-finite float as ``null`` where ``_dumps`` refuses it: a body holding
+    more ``null``s than the op's own None slots is encoded again by ``_dumps``, which decides.
+    It would write a UUID or an enum where ``_dumps`` refuses them: none comes from a parser,
+    which is why ``encode`` (any Python data) does not take this way.
+    PERF: an event record in ~0.5 us against ~2.1 us (bench_drops ``drops-post-1000``).
+    """
+    if op[0] == INCR:
+        return encode(op)
+    try:
+        body = _orjson_dumps(op, None, _ORJSON)
+    except TypeError:
+        return _dumps(op).encode("utf-8")
+    # an op's own None slots: key, body, incs and source (kind, seq, ms, route and expiry never are)
+    if body.count(b"null") != (op[4] is None) + (op[5] is None) + (op[6] is None) + (op[8] is None):
+        return _dumps(op).encode("utf-8")
+    return body
 
 
 def decode_many(bodies: list[bytes]) -> list[list]:

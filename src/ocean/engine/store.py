@@ -46,8 +46,9 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def write_many(self, batch: list, max_bytes: int, first_seq: int):
-        """Number ops from ``first_seq`` (skipping refused ones), log them in one write, apply each.
+    def write_many(self, batch: list, max_bytes: int, first_seq: int, parsed: bool = False):
+        """Number ops from ``first_seq`` (skipping refused ones), log them in one write, apply each;
+        ``parsed``: the ops' data came from a JSON parser (``ops.encode_parsed`` may log them).
 
         Returns ``(outcomes, ticket)``: per op ``(result, published, size)`` or an ``OceanError``.
         """
@@ -235,13 +236,16 @@ class LocalStore(Store):
 
     # -- writing -----------------------------------------------------------
     @staticmethod
-    def _encode(op: list, max_bytes: int) -> bytes:
+    def _encode(op: list, max_bytes: int, encode=ops.encode) -> bytes:
         try:
-            body = ops.encode(op)
+            body = encode(op)
         except (TypeError, ValueError) as exc:
             raise InvalidPayload(f"payload is not JSON data: {exc}") from None
         except RecursionError:
             raise InvalidPayload("payload is nested too deeply") from None
+        if encode is not ops.encode and 2 * len(body) > max_bytes:
+            # the limit counts ``ops.encode``'s bytes, which may write a float longer (1e+16, not 1e16)
+            return LocalStore._encode(op, max_bytes)
         if len(body) > max_bytes and len(body) - len(ops.encode(op[:5] + [None] * 4)) > max_bytes:
             raise PayloadTooLarge(f"payload is over the {max_bytes}-byte limit (setting max_payload_bytes)")
         return body
@@ -256,25 +260,31 @@ class LocalStore(Store):
             raise
         return result, published, ticket, len(body)
 
-    def write_many(self, batch: list, max_bytes: int, first_seq: int):
-        outcomes, bodies, sizes, seq = [], [], [], first_seq
+    def write_many(self, batch: list, max_bytes: int, first_seq: int, parsed: bool = False):
+        """Log ``batch`` (one append) and apply each op; ``parsed``: its data came from a JSON parser
+        (``ops.encode_parsed``). Returns one outcome per op (``apply``'s and the record size, or
+        the ``OceanError`` that refused it) and the log ticket."""
+        outcomes, bodies, seq = [], [], first_seq
+        check = self._encode
+        encode = ops.encode_parsed if parsed else ops.encode
         for op in batch:
             op[1] = seq
             try:
-                bodies.append(self._encode(op, max_bytes))
-                sizes.append(len(bodies[-1]))
-                outcomes.append(None)
-                seq += 1
+                body = check(op, max_bytes, encode)
             except OceanError as exc:
                 op[1] = 0
                 outcomes.append(exc)
+                continue
+            bodies.append(body)
+            outcomes.append(len(body))  # the record's size until apply's outcome joins it
+            seq += 1
         ticket = self.wal.append_many(bodies) if bodies else self.wal.appended
-        sizes.reverse()
+        apply = self.state.apply
         for i, op in enumerate(batch):
-            if outcomes[i] is None:
-                size = sizes.pop()
+            size = outcomes[i]
+            if type(size) is int:
                 try:
-                    outcomes[i] = (*self.state.apply(op), size)
+                    outcomes[i] = (*apply(op), size)
                 except OceanError as exc:
                     outcomes[i] = exc  # logged and refused: replay refuses it the same way
         return outcomes, ticket

@@ -123,8 +123,11 @@ class RedisEngine:
             raise out
         return out
 
-    def drop_many(self, drops: list, source: str | None = None, times: list | None = None) -> list:
+    def drop_many(self, drops: list, source: str | None = None, times: list | None = None,
+                  parsed: bool = False) -> list:
         """Many drops, in order, each atomic on its own; one receipt or ``OceanError`` per drop.
+
+        ``parsed`` (``Engine.drop_many``'s hint that the drops came from a JSON parser) changes nothing here.
 
         ``times`` (``POST /import``) gives an event its own time (epoch ms), as in ``Engine.drop_many``.
         The calls go out pipelined (one round trip per master and ``PAGE`` drops, not one per drop);

@@ -29,22 +29,27 @@ def _route_of(item):
     return route if type(route) is str else None
 
 
-def write(engine, access, items: list, times: list | None = None) -> list:
+def write(engine, access, items: list, times: list | None = None, parsed: bool = False) -> list:
     """Write ``items`` for ``access``; one receipt dict or ``OceanError`` per item, in order.
 
-    ``times`` (``POST /import``): an event's own time beside each item (``Engine.drop_many``).
+    ``times`` (``POST /import``): an event's own time beside each item (``Engine.drop_many``);
+    ``parsed``: the items came from a JSON parser (``Engine.drop_many``).
     """
     # PERF: a batch names few routes; each is checked once, and a batch with no refusal (the
     # common case) goes to the engine as it is.
-    routes = {_route_of(item) for item in items}
-    routes.discard(None)
-    refused = {route: exc for route in routes for exc in (_refusal(access, route),) if exc is not None}
+    try:
+        routes = {item["route"] for item in items}  # PERF: one C-level pass when every item has one
+    except (TypeError, KeyError):  # an item that is no dict, has no route, or an unhashable one
+        routes = {_route_of(item) for item in items}
+    refused = {route: exc for route in routes if type(route) is str
+               for exc in (_refusal(access, route),) if exc is not None}
     if not refused:
-        return engine.drop_many(items, source=access.source, times=times)
+        return engine.drop_many(items, source=access.source, times=times, parsed=parsed)
     results: list = [refused.get(_route_of(item)) for item in items]
     where = [i for i, out in enumerate(results) if out is None]
     kept = None if times is None else [times[i] for i in where]
-    for i, out in zip(where, engine.drop_many([items[i] for i in where], source=access.source, times=kept)):
+    for i, out in zip(where, engine.drop_many([items[i] for i in where], source=access.source, times=kept,
+                                              parsed=parsed)):
         results[i] = out
     return results
 
@@ -60,7 +65,7 @@ class Drop:
         body.check_type(req)
         doc = body.parse_json(body.read_text(req, self.svc.settings.max_body_bytes))
         if isinstance(doc, dict):
-            [out] = write(self.svc.engine, access, [doc])
+            [out] = write(self.svc.engine, access, [doc], parsed=True)
             if isinstance(out, OceanError):
                 raise out
             resp.data = body.dumps({"ok": True, **out})
@@ -70,4 +75,4 @@ class Drop:
         if len(doc) > self.svc.settings.max_batch:
             raise PayloadTooLarge(f"a batch holds at most {self.svc.settings.max_batch} drops (setting max_batch); got {len(doc)}")
         resp.data = body.dumps([{"ok": True, **out} if type(out) is dict else out.to_dict()
-                                for out in write(self.svc.engine, access, doc)])
+                                for out in write(self.svc.engine, access, doc, parsed=True)])
