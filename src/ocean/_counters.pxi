@@ -34,13 +34,14 @@ cdef extern from "<pthread.h>" nogil:
     int pthread_mutex_trylock(pthread_mutex_t* mutex)
     int pthread_mutex_lock(pthread_mutex_t* mutex)
     int pthread_mutex_unlock(pthread_mutex_t* mutex)
-from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
+from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF, Py_REFCNT
 from cpython.dict cimport PyDict_Next
 from cpython.float cimport PyFloat_FromDouble
 from cpython.long cimport PyLong_FromLongLong
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport malloc, free
-from cpython.mem cimport PyMem_Realloc, PyMem_Free
+from cpython.mem cimport PyMem_Malloc, PyMem_Free
+from libc.string cimport memcpy, memmove
 from libc.math cimport isfinite
 cimport cython
 
@@ -61,6 +62,7 @@ cdef extern from "Python.h":
     PyObject* _ocn_tuple_get "PyTuple_GET_ITEM"(PyObject* t, Py_ssize_t i)
     PyObject** _ocn_seq_items "PySequence_Fast_ITEMS"(object o)
     Py_ssize_t _ocn_seq_size "PySequence_Fast_GET_SIZE"(object o)
+    void* PyMem_Calloc(size_t nelem, size_t elsize)
 
 cdef extern from *:
     """
@@ -73,6 +75,19 @@ cdef extern from *:
         if (v == NULL && PyErr_Occurred()) PyErr_Clear();
         return v;
     }
+    /* Exact str equality without Python code (under a stripe lock): identity, then length,
+       kind, the cached hashes when both are known, then the bytes. */
+    static inline int ocean_str_eq(PyObject* a, PyObject* b) {
+        Py_ssize_t n;
+        Py_hash_t ha, hb;
+        if (a == b) return 1;
+        n = PyUnicode_GET_LENGTH(a);
+        if (n != PyUnicode_GET_LENGTH(b) || PyUnicode_KIND(a) != PyUnicode_KIND(b)) return 0;
+        ha = ((PyASCIIObject*)a)->hash;
+        hb = ((PyASCIIObject*)b)->hash;
+        if (ha != -1 && hb != -1 && ha != hb) return 0;
+        return memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)n * PyUnicode_KIND(a)) == 0;
+    }
     static inline int ocean_add_i64(int64_t a, int64_t b, int64_t *out) {
     #if defined(__GNUC__) || defined(__clang__)
         return __builtin_add_overflow(a, b, out);
@@ -84,6 +99,7 @@ cdef extern from *:
     }
     """
     bint ocean_add_i64(int64_t a, int64_t b, int64_t* out) nogil
+    bint ocean_str_eq(PyObject* a, PyObject* b) noexcept
     PyObject* _ocn_dict_get "ocean_dict_get"(PyObject* d, PyObject* k)
 
 
@@ -99,7 +115,8 @@ ctypedef struct _ocn_op:          # one increment of a batch, staged outside the
     unsigned char atag, otag, ntag, inserted
 
 ctypedef struct _ocn_cell:        # a value copied out under the lock, boxed after it
-    PyObject* owner               # (route, key) tuple, or NULL
+    PyObject* route               # NULL when the caller knows it
+    PyObject* key
     PyObject* field
     _ocn_num v
     unsigned char tag
@@ -107,11 +124,8 @@ ctypedef struct _ocn_cell:        # a value copied out under the lock, boxed aft
 cdef enum:
     _OCN_INT = 0                  # value tags
     _OCN_FLOAT = 1
-    _OCN_FREE = 2                 # slot on the free list (vals[s].i = next free)
     _OCN_STACK_OPS = 16           # batches up to this size stage on the stack
-
-# Slot numbers as int objects shared by every entity (dict values must be objects).
-cdef list _ocn_slot_ints = list(range(1024))
+    _OCN_SCAN = 8                 # entities up to this many counters find a field by a scan
 
 
 cdef inline void _ocn_lock(pthread_mutex_t* lock) noexcept:
@@ -167,99 +181,193 @@ cdef object _ocn_overflow(object field, _ocn_op* op):
         f"counter {field!r} would leave the float64 range ({old} + {amount}); it is unchanged")
 
 
+cdef inline PyObject* _ocn_pooled(PyObject* pool, PyObject* field) noexcept:
+    """The shard's shared copy of a field name (``field`` itself when it is the first), with a new
+    reference for the caller; NULL when out of memory. Plain C under the stripe lock: a dict
+    insert allocates no GC-tracked object."""
+    cdef PyObject* p = _ocn_dict_get(pool, field)
+    if p == NULL:
+        if _ocn_dict_set(pool, field, field) < 0:
+            return NULL
+        p = field
+    Py_INCREF(<object>p)
+    return p
+
+
+cdef inline void _ocn_unpool(PyObject* pool, PyObject* name) noexcept:
+    """Give back a reference from ``_ocn_pooled``; the pool forgets a name no entity holds
+    (its key and value are two references, the caller's the third)."""
+    if Py_REFCNT(<object>name) == 3 and _ocn_dict_get(pool, name) == name:
+        _ocn_dict_del(pool, name)
+    Py_DECREF(<object>name)
+
+
 @cython.final
-@cython.no_gc        # holds only str keys and shared ints: it can never be in a cycle
+@cython.no_gc        # holds only str names: it can never be in a cycle
 cdef class _CounterEntity:
-    """One entity's counters: ``slots`` maps field -> index into ``vals``/``tags``."""
-    cdef dict slots
-    cdef _ocn_num* vals
-    cdef unsigned char* tags
-    cdef Py_ssize_t cap, top, free_head
+    """One entity's counters in insertion order: slot ``s`` is ``names[s]`` (the shard's pooled
+    copy of the field name), ``vals[s]`` and ``tags[s]``, all three in one allocation.
+
+    PERF/memory (issue 14): no dict per entity. An entity of up to ``_OCN_SCAN`` counters finds a
+    field by a scan (pointer, then hash and bytes); a larger one keeps ``hix``, an open-addressing
+    table of slot numbers keyed by the names' cached hashes. Five counters take 96 bytes here
+    plus this 64-byte object (a dict of five took ~180 and a separate int64 array more).
+    """
+    cdef char* block              # [vals: cap x 8][names: cap x 8][tags: cap x 1]
+    cdef int* hix                 # slot + 1 per position, 0 empty; NULL while top <= _OCN_SCAN
+    cdef int cap, top, hcap
     # Where it is stored, for callers that keep it (the writer caches it on the entity's
     # record): its table's serial, its shard, and whether it is still in that shard's map.
-    cdef long long table
-    cdef Py_ssize_t shard
+    cdef int shard
     cdef bint live
-
-    def __cinit__(self):
-        self.slots = {}
-        self.free_head = -1
+    cdef long long table
 
     def __dealloc__(self):
-        PyMem_Free(self.vals)
-        PyMem_Free(self.tags)
+        cdef Py_ssize_t s
+        cdef PyObject** names = self.names()
+        for s in range(self.top):
+            Py_DECREF(<object>names[s])   # (a pooled name's pool entry goes with its shard's map)
+        PyMem_Free(self.block)
+        PyMem_Free(self.hix)
 
-    cdef Py_ssize_t alloc_slot(self) noexcept:
-        """A free slot index, or -1 when out of memory. Safe under the lock: PyMem
-        (pymalloc) allocates no GC-tracked object and runs no Python code, and
+    cdef inline _ocn_num* vals(self) noexcept:
+        return <_ocn_num*>self.block
+
+    cdef inline PyObject** names(self) noexcept:
+        return <PyObject**>(self.block + self.cap * sizeof(_ocn_num))
+
+    cdef inline unsigned char* tags(self) noexcept:
+        return <unsigned char*>(self.block + self.cap * (sizeof(_ocn_num) + sizeof(PyObject*)))
+
+    cdef int grow(self) noexcept:
+        """Room for one more slot: 0, or -1 when out of memory (nothing changed). PyMem is safe
+        under the lock: pymalloc allocates no GC-tracked object and runs no Python code, and
         tracemalloc sees it (bench_counters measures bytes per counter with it)."""
-        cdef Py_ssize_t s, cap
-        cdef void* p
-        if self.free_head >= 0:
-            s = self.free_head
-            self.free_head = <Py_ssize_t>self.vals[s].i
-            return s
-        if self.top == self.cap:
-            cap = 4 if self.cap == 0 else self.cap * 2
-            p = PyMem_Realloc(self.vals, cap * sizeof(_ocn_num))
-            if p == NULL:
-                return -1
-            self.vals = <_ocn_num*>p
-            p = PyMem_Realloc(self.tags, cap * sizeof(unsigned char))
-            if p == NULL:
-                return -1
-            self.tags = <unsigned char*>p
-            self.cap = cap
-        s = self.top
-        self.top += 1
-        return s
+        cdef int cap = 2 if self.cap == 0 else (self.cap + 2 if self.cap < 8 else self.cap + self.cap // 2)
+        cdef char* b = <char*>PyMem_Malloc(cap * (sizeof(_ocn_num) + sizeof(PyObject*) + 1))
+        if b == NULL:
+            return -1
+        if self.top:
+            memcpy(b, self.block, self.top * sizeof(_ocn_num))
+            memcpy(b + cap * sizeof(_ocn_num), self.names(), self.top * sizeof(PyObject*))
+            memcpy(b + cap * (sizeof(_ocn_num) + sizeof(PyObject*)), self.tags(), self.top)
+        PyMem_Free(self.block)
+        self.block = b
+        self.cap = cap
+        return 0
 
-    cdef inline void free_slot(self, Py_ssize_t s) noexcept:
-        self.tags[s] = _OCN_FREE
-        self.vals[s].i = self.free_head
-        self.free_head = s
+    cdef int reindex(self) noexcept:
+        """Rebuild ``hix`` for the current slots (dropped at or below ``_OCN_SCAN``): 0, or -1
+        when out of memory (then it is dropped, and ``slot_of`` scans)."""
+        cdef int hcap = 16, s, h
+        cdef PyObject** names = self.names()
+        PyMem_Free(self.hix)
+        self.hix = NULL
+        self.hcap = 0
+        if self.top <= _OCN_SCAN:
+            return 0
+        while hcap < self.top * 3:
+            hcap *= 2
+        self.hix = <int*>PyMem_Calloc(hcap, sizeof(int))
+        if self.hix == NULL:
+            return -1
+        self.hcap = hcap
+        for s in range(self.top):
+            h = <int>(<uint64_t>_ocn_hash(names[s]) & <uint64_t>(hcap - 1))
+            while self.hix[h] != 0:
+                h = (h + 1) & (hcap - 1)
+            self.hix[h] = s + 1
+        return 0
 
+    cdef inline Py_ssize_t find(self, PyObject* field) noexcept:
+        """The field's slot, or -1."""
+        cdef PyObject** names = self.names()
+        cdef Py_ssize_t s
+        cdef int h, m
+        if self.hix == NULL:
+            for s in range(self.top):
+                if names[s] == field:
+                    return s
+            for s in range(self.top):
+                if ocean_str_eq(names[s], field):
+                    return s
+            return -1
+        m = self.hcap - 1
+        h = <int>(<uint64_t>_ocn_hash(field) & <uint64_t>m)
+        while self.hix[h] != 0:
+            s = self.hix[h] - 1
+            if ocean_str_eq(names[s], field):
+                return s
+            h = (h + 1) & m
+        return -1
 
-    cdef Py_ssize_t slot_of(self, PyObject* field, bint create, unsigned char* inserted) noexcept:
+    cdef Py_ssize_t slot_of(self, PyObject* pool, PyObject* field, bint create, unsigned char* inserted) noexcept:
         """The field's slot; with ``create`` a new zero int slot (``inserted`` set).
         -1: absent, -2: out of memory."""
-        cdef PyObject* p = _ocn_dict_get(<PyObject*>self.slots, field)
-        cdef Py_ssize_t s
+        cdef Py_ssize_t s = self.find(field)
+        cdef PyObject* name
         inserted[0] = 0
-        if p != NULL:
-            return _ocn_as_ssize(p)
-        if not create:
-            return -1
-        s = self.alloc_slot()
-        if s < 0:
+        if s >= 0 or not create:
+            return s
+        if self.top == self.cap and self.grow() < 0:
             return -2
-        if s >= len(_ocn_slot_ints) and _ocn_grow_slot_ints(s) < 0:
-            self.free_slot(s)
+        name = _ocn_pooled(pool, field)
+        if name == NULL:
             return -2
-        if _ocn_dict_set(<PyObject*>self.slots, field,
-                         <PyObject*>(<list>_ocn_slot_ints)[s]) < 0:
-            self.free_slot(s)
-            return -2
-        self.vals[s].i = 0
-        self.tags[s] = _OCN_INT
+        s = self.top
+        self.top += 1
+        self.names()[s] = name
+        self.vals()[s].i = 0
+        self.tags()[s] = _OCN_INT
+        if self.top > _OCN_SCAN and (self.hix == NULL or self.top * 3 > self.hcap * 2):
+            self.reindex()            # out of memory: left without it, found by a scan
+        elif self.hix != NULL:
+            self._index(s)
         inserted[0] = 1
         return s
 
-    cdef void unset(self, PyObject* field, Py_ssize_t s) noexcept:
-        _ocn_dict_del(<PyObject*>self.slots, field)      # present: cannot fail
-        self.free_slot(s)
+    cdef inline void _index(self, Py_ssize_t s) noexcept:
+        cdef int m = self.hcap - 1
+        cdef int h = <int>(<uint64_t>_ocn_hash(self.names()[s]) & <uint64_t>m)
+        while self.hix[h] != 0:
+            h = (h + 1) & m
+        self.hix[h] = <int>s + 1
 
-    cdef void rollback(self, PyObject** fields, _ocn_op* ops, Py_ssize_t n) noexcept:
+    cdef void unset(self, PyObject* pool, Py_ssize_t s) noexcept:
+        """Remove slot ``s``; the later slots move down one (insertion order is kept)."""
+        cdef PyObject* name = self.names()[s]
+        cdef Py_ssize_t rest = self.top - s - 1
+        if rest:
+            memmove(self.vals() + s, self.vals() + s + 1, rest * sizeof(_ocn_num))
+            memmove(self.names() + s, self.names() + s + 1, rest * sizeof(PyObject*))
+            memmove(self.tags() + s, self.tags() + s + 1, rest)
+        self.top -= 1
+        _ocn_unpool(pool, name)
+        if self.hix != NULL:
+            self.reindex()
+
+    cdef void clear(self, PyObject* pool) noexcept:
+        """Give back every name (the entity leaves its shard's map)."""
+        cdef Py_ssize_t s
+        cdef PyObject** names = self.names()
+        for s in range(self.top):
+            _ocn_unpool(pool, names[s])
+        self.top = 0
+        PyMem_Free(self.hix)
+        self.hix = NULL
+        self.hcap = 0
+
+    cdef void rollback(self, PyObject* pool, _ocn_op* ops, Py_ssize_t n) noexcept:
         """Undo the first ``n`` ops, newest first (so duplicates restore correctly)."""
         cdef Py_ssize_t t
         for t in range(n - 1, -1, -1):
             if ops[t].inserted:
-                self.unset(fields[t], ops[t].slot)
+                self.unset(pool, ops[t].slot)   # the newest slot: nothing moves
             else:
-                self.vals[ops[t].slot] = ops[t].old
-                self.tags[ops[t].slot] = ops[t].otag
+                self.vals()[ops[t].slot] = ops[t].old
+                self.tags()[ops[t].slot] = ops[t].otag
 
-    cdef Py_ssize_t apply(self, PyObject** fields, _ocn_op* ops, Py_ssize_t n,
+    cdef Py_ssize_t apply(self, PyObject* pool, PyObject** fields, _ocn_op* ops, Py_ssize_t n,
                           Py_ssize_t* created) noexcept:
         """Apply ``n`` staged increments in order. Returns -1 when all applied, the
         failing index on overflow, -2 when out of memory; on failure nothing changed."""
@@ -270,18 +378,18 @@ cdef class _CounterEntity:
         created[0] = 0
         for j in range(n):
             op = &ops[j]
-            s = self.slot_of(fields[j], True, &op.inserted)
+            s = self.slot_of(pool, fields[j], True, &op.inserted)
             if s == -2:
-                self.rollback(fields, ops, j)
+                self.rollback(pool, ops, j)
                 created[0] = 0
                 return -2
             created[0] += op.inserted
             op.slot = s
-            op.old = self.vals[s]
-            op.otag = self.tags[s]
+            op.old = self.vals()[s]
+            op.otag = self.tags()[s]
             if op.otag == _OCN_INT and op.atag == _OCN_INT:
                 if ocean_add_i64(op.old.i, op.amt.i, &r):
-                    self.rollback(fields, ops, j + 1)
+                    self.rollback(pool, ops, j + 1)
                     created[0] = 0
                     return j
                 op.new.i = r
@@ -290,25 +398,14 @@ cdef class _CounterEntity:
                 d = (<double>op.old.i if op.otag == _OCN_INT else op.old.d) + \
                     (<double>op.amt.i if op.atag == _OCN_INT else op.amt.d)
                 if not isfinite(d):
-                    self.rollback(fields, ops, j + 1)
+                    self.rollback(pool, ops, j + 1)
                     created[0] = 0
                     return j
                 op.new.d = d
                 op.ntag = _OCN_FLOAT
-            self.vals[s] = op.new
-            self.tags[s] = op.ntag
+            self.vals()[s] = op.new
+            self.tags()[s] = op.ntag
         return -1
-
-
-cdef int _ocn_grow_slot_ints(Py_ssize_t s) except -1:
-    # Rare, amortised growth of the shared slot numbers. Runs under a stripe
-    # lock: list growth and int creation allocate no GC-tracked object, so no
-    # collection (hence no finaliser, no Python callback) can start here.
-    cdef Py_ssize_t n = len(_ocn_slot_ints)
-    while n <= s:
-        _ocn_slot_ints.append(n)
-        n += 1
-    return 0
 
 
 cdef long long _ocn_tables = 0   # serials of CounterTables made in this process
@@ -328,7 +425,8 @@ cdef class CounterTable:
 
     cdef readonly Py_ssize_t shards
     cdef long long serial             # this table's, set in its entities (see ``_add_ops_at``)
-    cdef list _maps                   # per shard: dict (route, key) -> _CounterEntity
+    cdef list _maps                   # per shard: dict route -> dict key -> _CounterEntity
+    cdef list _pools                  # per shard: dict field name -> the one copy its entities share
     cdef pthread_mutex_t* _locks
     cdef Py_ssize_t _inited           # mutexes initialised so far (destroyed in __dealloc__)
     cdef Py_ssize_t* _counts          # per shard: number of counters
@@ -357,6 +455,7 @@ cdef class CounterTable:
                 raise MemoryError()
             self._inited = i + 1
         self._maps = [{} for i in range(shards)]
+        self._pools = [{} for i in range(shards)]
         self.shards = shards
 
     def __dealloc__(self):
@@ -376,38 +475,65 @@ cdef class CounterTable:
         h ^= h >> 29
         return <Py_ssize_t>(h % <uint64_t>self.shards)
 
-    cdef _CounterEntity _entity(self, Py_ssize_t i, tuple k, bint create):
-        """The entity for ``k`` in shard ``i``; the caller holds the shard lock.
-        With ``create`` a missing one is made -- outside the lock, since a new
-        object may start a GC collection -- and the lock is taken again."""
-        cdef PyObject* m = <PyObject*>self._maps[i]
-        cdef PyObject* p = _ocn_dict_get(m, <PyObject*>k)
-        cdef _CounterEntity fresh
+    cdef inline PyObject* _pool(self, Py_ssize_t i) noexcept:
+        return <PyObject*>self._pools[i]
+
+    cdef inline _CounterEntity _find(self, Py_ssize_t i, object route, object key):
+        """The entity of (route, key) in shard ``i`` or None (the caller holds the lock, or the GIL
+        with no other thread inside: the maps change only under it)."""
+        cdef PyObject* p = _ocn_dict_get(<PyObject*>self._maps[i], <PyObject*>route)
         if p != NULL:
-            return <_CounterEntity>p
-        if not create:
-            return None
+            p = _ocn_dict_get(p, <PyObject*>key)
+        return <_CounterEntity>p if p != NULL else None
+
+    cdef _CounterEntity _entity(self, Py_ssize_t i, object route, object key):
+        """The entity for (route, key) in shard ``i``, made when missing; the caller holds
+        the shard lock. A new one -- and its route's key map -- is made outside the lock,
+        since a new object may start a GC collection, and the lock is taken again."""
+        cdef _CounterEntity found = self._find(i, route, key)
+        cdef _CounterEntity fresh
+        cdef dict keys
+        cdef PyObject* m = <PyObject*>self._maps[i]
+        cdef PyObject* r
+        if found is not None:
+            return found
         pthread_mutex_unlock(&self._locks[i])
         try:
             fresh = _CounterEntity.__new__(_CounterEntity)
+            keys = {}
         finally:
             _ocn_lock(&self._locks[i])
-        p = _ocn_dict_get(m, <PyObject*>k)
-        if p != NULL:                 # another thread made it meanwhile
-            return <_CounterEntity>p
-        if _ocn_dict_set(m, <PyObject*>k, <PyObject*>fresh) < 0:
+        found = self._find(i, route, key)
+        if found is not None:         # another thread made it meanwhile
+            return found
+        r = _ocn_dict_get(m, <PyObject*>route)
+        if r == NULL:
+            if _ocn_dict_set(m, <PyObject*>route, <PyObject*>keys) < 0:
+                raise MemoryError()
+            r = <PyObject*>keys
+        if _ocn_dict_set(r, <PyObject*>key, <PyObject*>fresh) < 0:
             raise MemoryError()
         fresh.table = self.serial
-        fresh.shard = i
+        fresh.shard = <int>i
         fresh.live = True
         return fresh
 
-    cdef inline void _drop_if_empty(self, Py_ssize_t i, tuple k, _CounterEntity ent) noexcept:
+    cdef void _unlink(self, Py_ssize_t i, object route, object key, _CounterEntity ent) noexcept:
+        """Take ``ent`` out of shard ``i``'s map (and an emptied route map with it), giving back
+        its names. The caller still references ``ent``, so it is not freed under the lock."""
+        cdef PyObject* m = <PyObject*>self._maps[i]
+        cdef PyObject* r = _ocn_dict_get(m, <PyObject*>route)
+        ent.clear(self._pool(i))
+        ent.live = False
+        if r != NULL:
+            _ocn_dict_del(r, <PyObject*>key)
+            if _ocn_dict_size(r) == 0:
+                _ocn_dict_del(m, <PyObject*>route)
+
+    cdef inline void _drop_if_empty(self, Py_ssize_t i, object route, object key, _CounterEntity ent) noexcept:
         # Invariant: no empty entity is stored (entity_count counts holders only).
-        # The caller still references ``ent``, so it is not freed under the lock.
-        if _ocn_dict_size(<PyObject*>ent.slots) == 0:
-            _ocn_dict_del(<PyObject*>self._maps[i], <PyObject*>k)
-            ent.live = False
+        if ent.top == 0:
+            self._unlink(i, route, key, ent)
 
     def add(self, route, key, field, amount):
         """Add ``amount`` to one counter and return its new value."""
@@ -419,15 +545,14 @@ cdef class CounterTable:
         _ocn_check_amount(<PyObject*>amount, f, &op.amt, &op.atag)
         _ocn_check_name(<PyObject*>route)
         _ocn_check_name(<PyObject*>key)
-        k = (route, key)
         i = self._shard(<PyObject*>route, <PyObject*>key)
         _ocn_lock(&self._locks[i])
         try:
-            ent = self._entity(i, k, True)
-            bad = ent.apply(&f, &op, 1, &created)
+            ent = self._entity(i, route, key)
+            bad = ent.apply(self._pool(i), &f, &op, 1, &created)
             self._counts[i] += created
             if bad != -1:
-                self._drop_if_empty(i, k, ent)
+                self._drop_if_empty(i, route, key, ent)
         finally:
             pthread_mutex_unlock(&self._locks[i])
         if bad == -1:
@@ -439,26 +564,24 @@ cdef class CounterTable:
     cdef _CounterEntity _lookup(self, object route, object key):
         """The counter entity of (route, key) or None, for a caller to keep and pass to
         ``_add_ops_at`` (no lock: with the GIL held, the map is not changing)."""
-        cdef tuple k = (route, key)
-        cdef PyObject* p = _ocn_dict_get(<PyObject*>self._maps[self._shard(<PyObject*>route, <PyObject*>key)],
-                                         <PyObject*>k)
-        return <_CounterEntity>p if p != NULL else None
+        return self._find(self._shard(<PyObject*>route, <PyObject*>key), route, key)
 
-    cdef inline Py_ssize_t _apply_held(self, Py_ssize_t i, tuple k, _CounterEntity ent, PyObject** fs,
-                                       _ocn_op* ops, Py_ssize_t n) noexcept:
+    cdef inline Py_ssize_t _apply_held(self, Py_ssize_t i, object route, object key, _CounterEntity ent,
+                                       PyObject** fs, _ocn_op* ops, Py_ssize_t n) noexcept:
         """``ent.apply`` with shard ``i``'s lock held; counts the counters it made. On failure
-        nothing changed, so only an entity this call made can be left empty: ``k`` is its key
-        in the map, to drop it (None for an entity found before, which keeps its counters)."""
+        nothing changed, so only an entity this call made can be left empty: ``route``/``key``
+        are its place in the map, to drop it (None for an entity found before, which keeps its
+        counters)."""
         cdef Py_ssize_t created = 0
-        cdef Py_ssize_t bad = ent.apply(fs, ops, n, &created)
+        cdef Py_ssize_t bad = ent.apply(self._pool(i), fs, ops, n, &created)
         self._counts[i] += created
-        if bad != -1 and k is not None:
-            self._drop_if_empty(i, k, ent)
+        if bad != -1 and key is not None:
+            self._drop_if_empty(i, route, key, ent)
         return bad
 
     cdef int _add_ops_at(self, _CounterEntity ent, PyObject** fs, _ocn_op* ops, Py_ssize_t n) except -1:
-        """``_add_ops`` on a counter entity found before (``_lookup``), without the (route, key)
-        tuple and the map look-up: 1 (nothing done) when it is no longer in this table.
+        """``_add_ops`` on a counter entity found before (``_lookup``), without the map
+        look-ups: 1 (nothing done) when it is no longer in this table.
 
         PERF: ~600 of the ~5,200 instructions of an ``Engine.incr`` call.
         """
@@ -469,7 +592,7 @@ cdef class CounterTable:
         try:
             if not ent.live:
                 return 1
-            bad = self._apply_held(i, None, ent, fs, ops, n)
+            bad = self._apply_held(i, None, None, ent, fs, ops, n)
         finally:
             pthread_mutex_unlock(&self._locks[i])
         return _ocn_raise_bad(bad, fs, ops)
@@ -480,11 +603,10 @@ cdef class CounterTable:
         The core of ``add_many``, also called by the compiled write path (``_writer.pxi``).
         """
         cdef Py_ssize_t i, bad
-        k = (route, key)
         i = self._shard(<PyObject*>route, <PyObject*>key)
         _ocn_lock(&self._locks[i])
         try:
-            bad = self._apply_held(i, k, self._entity(i, k, True), fs, ops, n)
+            bad = self._apply_held(i, route, key, self._entity(i, route, key), fs, ops, n)
         finally:
             pthread_mutex_unlock(&self._locks[i])
         return _ocn_raise_bad(bad, fs, ops)
@@ -495,8 +617,7 @@ cdef class CounterTable:
         cdef _ocn_op* ops = stack_ops
         cdef PyObject** fs
         cdef PyObject** am
-        cdef Py_ssize_t n, j, i, created, bad
-        cdef _CounterEntity ent
+        cdef Py_ssize_t n, j
         cdef list out
         if len(fields) != len(amounts):
             raise ValueError("fields and amounts differ in length")
@@ -541,18 +662,17 @@ cdef class CounterTable:
         _ocn_check_amount(<PyObject*>value, f, &v, &tag)
         _ocn_check_name(<PyObject*>route)
         _ocn_check_name(<PyObject*>key)
-        k = (route, key)
         i = self._shard(<PyObject*>route, <PyObject*>key)
         _ocn_lock(&self._locks[i])
         try:
-            ent = self._entity(i, k, True)
-            s = ent.slot_of(f, True, &inserted)
+            ent = self._entity(i, route, key)
+            s = ent.slot_of(self._pool(i), f, True, &inserted)
             if s >= 0:
-                ent.vals[s] = v
-                ent.tags[s] = tag
+                ent.vals()[s] = v
+                ent.tags()[s] = tag
                 self._counts[i] += inserted
             else:
-                self._drop_if_empty(i, k, ent)
+                self._drop_if_empty(i, route, key, ent)
         finally:
             pthread_mutex_unlock(&self._locks[i])
         if s < 0:
@@ -562,23 +682,21 @@ cdef class CounterTable:
         """One counter's value, or None."""
         cdef PyObject* f = <PyObject*>field
         cdef Py_ssize_t i, s = -1
-        cdef unsigned char inserted
         cdef _ocn_num v
         cdef unsigned char tag
         cdef _CounterEntity ent
         _ocn_check_name(f)
         _ocn_check_name(<PyObject*>route)
         _ocn_check_name(<PyObject*>key)
-        k = (route, key)
         i = self._shard(<PyObject*>route, <PyObject*>key)
         _ocn_lock(&self._locks[i])
         try:
-            ent = self._entity(i, k, False)
+            ent = self._find(i, route, key)
             if ent is not None:
-                s = ent.slot_of(f, False, &inserted)
+                s = ent.find(f)
                 if s >= 0:
-                    v = ent.vals[s]
-                    tag = ent.tags[s]
+                    v = ent.vals()[s]
+                    tag = ent.tags()[s]
         finally:
             pthread_mutex_unlock(&self._locks[i])
         if s < 0:
@@ -593,15 +711,14 @@ cdef class CounterTable:
         cdef dict out = {}
         _ocn_check_name(<PyObject*>route)
         _ocn_check_name(<PyObject*>key)
-        k = (route, key)
         i = self._shard(<PyObject*>route, <PyObject*>key)
         _ocn_lock(&self._locks[i])
         try:
-            ent = self._entity(i, k, False)
+            ent = self._find(i, route, key)
             if ent is not None:
-                cells = <_ocn_cell*>malloc((_ocn_dict_size(<PyObject*>ent.slots) + 1) * sizeof(_ocn_cell))
+                cells = <_ocn_cell*>malloc((ent.top + 1) * sizeof(_ocn_cell))
                 if cells != NULL:
-                    n = _ocn_copy_cells(ent, NULL, cells)
+                    n = _ocn_copy_cells(ent, NULL, NULL, cells)
         finally:
             pthread_mutex_unlock(&self._locks[i])
         if ent is not None and cells == NULL:
@@ -619,15 +736,13 @@ cdef class CounterTable:
         cdef _CounterEntity ent
         _ocn_check_name(<PyObject*>route)
         _ocn_check_name(<PyObject*>key)
-        k = (route, key)
         i = self._shard(<PyObject*>route, <PyObject*>key)
         _ocn_lock(&self._locks[i])
         try:
-            ent = self._entity(i, k, False)      # kept alive past the lock by this reference
+            ent = self._find(i, route, key)      # kept alive past the lock by this reference
             if ent is not None:
-                n = _ocn_dict_size(<PyObject*>ent.slots)
-                _ocn_dict_del(<PyObject*>self._maps[i], <PyObject*>k)
-                ent.live = False
+                n = ent.top
+                self._unlink(i, route, key, ent)
                 self._counts[i] -= n
         finally:
             pthread_mutex_unlock(&self._locks[i])
@@ -637,22 +752,20 @@ cdef class CounterTable:
         """Drop one counter; True when it existed."""
         cdef PyObject* f = <PyObject*>field
         cdef Py_ssize_t i, s = -1
-        cdef unsigned char inserted
         cdef _CounterEntity ent
         _ocn_check_name(f)
         _ocn_check_name(<PyObject*>route)
         _ocn_check_name(<PyObject*>key)
-        k = (route, key)
         i = self._shard(<PyObject*>route, <PyObject*>key)
         _ocn_lock(&self._locks[i])
         try:
-            ent = self._entity(i, k, False)
+            ent = self._find(i, route, key)
             if ent is not None:
-                s = ent.slot_of(f, False, &inserted)
+                s = ent.find(f)
                 if s >= 0:
-                    ent.unset(f, s)
+                    ent.unset(self._pool(i), s)
                     self._counts[i] -= 1
-                    self._drop_if_empty(i, k, ent)
+                    self._drop_if_empty(i, route, key, ent)
         finally:
             pthread_mutex_unlock(&self._locks[i])
         return s >= 0
@@ -660,8 +773,10 @@ cdef class CounterTable:
     def export(self):
         """Every counter as ``(route, key, field, value)``, for snapshots (shard by shard)."""
         cdef list out = []
-        cdef Py_ssize_t i, j, n, pos
+        cdef Py_ssize_t i, j, n, pos, kpos
         cdef _ocn_cell* cells
+        cdef PyObject* rp
+        cdef PyObject* keys
         cdef PyObject* kp
         cdef PyObject* ep
         cdef Py_ssize_t total
@@ -671,22 +786,24 @@ cdef class CounterTable:
             try:
                 # Sized from the entities themselves, not from the running count.
                 total = pos = 0
-                while PyDict_Next(self._maps[i], &pos, &kp, &ep):
-                    total += _ocn_dict_size(<PyObject*>(<_CounterEntity>ep).slots)
+                while PyDict_Next(self._maps[i], &pos, &rp, &keys):
+                    kpos = 0
+                    while PyDict_Next(<object>keys, &kpos, &kp, &ep):
+                        total += (<_CounterEntity>ep).top
                 cells = <_ocn_cell*>malloc((total + 1) * sizeof(_ocn_cell))
                 if cells != NULL:
                     pos = 0
-                    while PyDict_Next(self._maps[i], &pos, &kp, &ep):
-                        n += _ocn_copy_cells(<_CounterEntity>ep, kp, cells + n)
+                    while PyDict_Next(self._maps[i], &pos, &rp, &keys):
+                        kpos = 0
+                        while PyDict_Next(<object>keys, &kpos, &kp, &ep):
+                            n += _ocn_copy_cells(<_CounterEntity>ep, rp, kp, cells + n)
             finally:
                 pthread_mutex_unlock(&self._locks[i])
             if cells == NULL:
                 raise MemoryError()
             try:
                 for j in range(n):
-                    out.append((<object>_ocn_tuple_get(cells[j].owner, 0),
-                                <object>_ocn_tuple_get(cells[j].owner, 1),
-                                <object>cells[j].field,
+                    out.append((<object>cells[j].route, <object>cells[j].key, <object>cells[j].field,
                                 _ocn_box(cells[j].v, cells[j].tag)))
             finally:
                 _ocn_release_cells(cells, n)
@@ -702,31 +819,34 @@ cdef class CounterTable:
 
     def entity_count(self):
         """How many entities hold at least one counter."""
-        cdef Py_ssize_t i, n = 0
+        cdef Py_ssize_t i, n = 0, pos
+        cdef PyObject* rp
+        cdef PyObject* keys
         for i in range(self.shards):
             _ocn_lock(&self._locks[i])
-            n += _ocn_dict_size(<PyObject*>self._maps[i])
+            pos = 0
+            while PyDict_Next(self._maps[i], &pos, &rp, &keys):
+                n += _ocn_dict_size(keys)
             pthread_mutex_unlock(&self._locks[i])
         return n
 
 
-cdef Py_ssize_t _ocn_copy_cells(_CounterEntity ent, PyObject* owner, _ocn_cell* cells) noexcept:
-    """Copy an entity's counters (field order) into ``cells``, taking references.
+cdef Py_ssize_t _ocn_copy_cells(_CounterEntity ent, PyObject* route, PyObject* key, _ocn_cell* cells) noexcept:
+    """Copy an entity's counters (insertion order) into ``cells``, taking references.
     Plain C under the stripe lock: no object is allocated here."""
-    cdef Py_ssize_t pos = 0, n = 0, s
-    cdef PyObject* f
-    cdef PyObject* sp
-    while PyDict_Next(ent.slots, &pos, &f, &sp):
-        s = _ocn_as_ssize(sp)
-        cells[n].owner = owner
-        cells[n].field = f
-        cells[n].v = ent.vals[s]
-        cells[n].tag = ent.tags[s]
-        Py_INCREF(<object>f)
-        if owner != NULL:
-            Py_INCREF(<object>owner)
-        n += 1
-    return n
+    cdef Py_ssize_t n
+    cdef PyObject** names = ent.names()
+    for n in range(ent.top):
+        cells[n].route = route
+        cells[n].key = key
+        cells[n].field = names[n]
+        cells[n].v = ent.vals()[n]
+        cells[n].tag = ent.tags()[n]
+        Py_INCREF(<object>names[n])
+        if route != NULL:
+            Py_INCREF(<object>route)
+            Py_INCREF(<object>key)
+    return ent.top
 
 
 cdef void _ocn_release_cells(_ocn_cell* cells, Py_ssize_t n) noexcept:
@@ -735,6 +855,7 @@ cdef void _ocn_release_cells(_ocn_cell* cells, Py_ssize_t n) noexcept:
         return
     for j in range(n):
         Py_DECREF(<object>cells[j].field)
-        if cells[j].owner != NULL:
-            Py_DECREF(<object>cells[j].owner)
+        if cells[j].route != NULL:
+            Py_DECREF(<object>cells[j].route)
+            Py_DECREF(<object>cells[j].key)
     free(cells)

@@ -72,6 +72,9 @@ cdef inline long long _now_ms() noexcept nogil:
     return <long long>ts.tv_sec * 1000 + ts.tv_nsec // 1000000
 
 
+cdef dict _NO_FIELDS = {}  # the fields of every entity without plain fields (see Entity.__init__)
+
+
 @cython.final
 @cython.freelist(256)  # PERF: every increment stores a new record and frees the old one
 @cython.no_gc          # holds JSON data only, never itself: it cannot be in a cycle (see below)
@@ -99,7 +102,9 @@ cdef class Entity:
 
     def __init__(self, fields, value, long long created_ms, long long updated_ms, long long version,
                  long long expires_ms):
-        self.fields = fields
+        # memory (issue 14): an entity of counters only shares one empty dict (never changed:
+        # every write copies the fields it starts from)
+        self.fields = _NO_FIELDS if type(fields) is dict and not fields else fields
         self.value = value
         self.created_ms = created_ms
         self.updated_ms = updated_ms
