@@ -210,8 +210,9 @@ cdef class _CounterEntity:
 
     PERF/memory (issue 14): no dict per entity. An entity of up to ``_OCN_SCAN`` counters finds a
     field by a scan (pointer, then hash and bytes); a larger one keeps ``hix``, an open-addressing
-    table of slot numbers keyed by the names' cached hashes. Five counters take 96 bytes here
-    plus this 64-byte object (a dict of five took ~180 and a separate int64 array more).
+    table of slot numbers keyed by the names' cached hashes. Five counters take 112 bytes here
+    plus this 64-byte object (a dict of five took ~180, its values' array 64 more, and the
+    field names were not shared).
     """
     cdef char* block              # [vals: cap x 8][names: cap x 8][tags: cap x 1]
     cdef int* hix                 # slot + 1 per position, 0 empty; NULL while top <= _OCN_SCAN
@@ -243,7 +244,8 @@ cdef class _CounterEntity:
         """Room for one more slot: 0, or -1 when out of memory (nothing changed). PyMem is safe
         under the lock: pymalloc allocates no GC-tracked object and runs no Python code, and
         tracemalloc sees it (bench_counters measures bytes per counter with it)."""
-        cdef int cap = 2 if self.cap == 0 else (self.cap + 2 if self.cap < 8 else self.cap + self.cap // 2)
+        # by two up to _OCN_SCAN (fewest freed blocks left behind: RSS), then by half
+        cdef int cap = 2 if self.cap == 0 else (self.cap + 2 if self.cap < _OCN_SCAN else self.cap + self.cap // 2)
         cdef char* b = <char*>PyMem_Malloc(cap * (sizeof(_ocn_num) + sizeof(PyObject*) + 1))
         if b == NULL:
             return -1
