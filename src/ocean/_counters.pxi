@@ -34,10 +34,11 @@ cdef extern from "<pthread.h>" nogil:
     int pthread_mutex_trylock(pthread_mutex_t* mutex)
     int pthread_mutex_lock(pthread_mutex_t* mutex)
     int pthread_mutex_unlock(pthread_mutex_t* mutex)
-from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF, Py_REFCNT
+from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from cpython.dict cimport PyDict_Next
 from cpython.float cimport PyFloat_FromDouble
 from cpython.long cimport PyLong_FromLongLong
+from cpython.exc cimport PyErr_Clear
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport malloc, free
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
@@ -63,6 +64,7 @@ cdef extern from "Python.h":
     PyObject** _ocn_seq_items "PySequence_Fast_ITEMS"(object o)
     Py_ssize_t _ocn_seq_size "PySequence_Fast_GET_SIZE"(object o)
     void* PyMem_Calloc(size_t nelem, size_t elsize)
+    PyObject* _ocn_long "PyLong_FromSsize_t"(Py_ssize_t v)
 
 cdef extern from *:
     """
@@ -181,25 +183,61 @@ cdef object _ocn_overflow(object field, _ocn_op* op):
         f"counter {field!r} would leave the float64 range ({old} + {amount}); it is unchanged")
 
 
-cdef inline PyObject* _ocn_pooled(PyObject* pool, PyObject* field) noexcept:
-    """The shard's shared copy of a field name (``field`` itself when it is the first), with a new
-    reference for the caller; NULL when out of memory. Plain C under the stripe lock: a dict
-    insert allocates no GC-tracked object."""
-    cdef PyObject* p = _ocn_dict_get(pool, field)
-    if p == NULL:
-        if _ocn_dict_set(pool, field, field) < 0:
+@cython.final
+cdef class _NamePool:
+    """One shard's field names: each held once however many entities count it (memory, issue 14),
+    and let go when the last of them does. ``names`` maps a name to its one copy, ``uses`` that
+    copy to how many counters hold it. Plain C under the stripe lock: dict inserts and int
+    objects allocate nothing the cyclic GC tracks."""
+    cdef dict names
+    cdef dict uses
+
+    def __cinit__(self):
+        self.names = {}
+        self.uses = {}
+
+    cdef PyObject* take(self, PyObject* field) noexcept:
+        """The shared copy of ``field`` with a new reference for the caller; NULL when out of memory."""
+        cdef PyObject* name = _ocn_dict_get(<PyObject*>self.names, field)
+        cdef PyObject* n
+        cdef Py_ssize_t uses = 0
+        if name == NULL:
+            name = field
+        else:
+            uses = _ocn_as_ssize(_ocn_dict_get(<PyObject*>self.uses, name))
+        n = _ocn_long(uses + 1)
+        if n == NULL:
+            PyErr_Clear()
             return NULL
-        p = field
-    Py_INCREF(<object>p)
-    return p
+        if uses == 0 and _ocn_dict_set(<PyObject*>self.names, name, name) < 0:
+            Py_DECREF(<object>n)
+            PyErr_Clear()
+            return NULL
+        if _ocn_dict_set(<PyObject*>self.uses, name, n) < 0:   # replaces an existing key: cannot fail
+            if uses == 0:
+                _ocn_dict_del(<PyObject*>self.names, name)
+            Py_DECREF(<object>n)
+            PyErr_Clear()
+            return NULL
+        Py_DECREF(<object>n)
+        Py_INCREF(<object>name)
+        return name
 
-
-cdef inline void _ocn_unpool(PyObject* pool, PyObject* name) noexcept:
-    """Give back a reference from ``_ocn_pooled``; the pool forgets a name no entity holds
-    (its key and value are two references, the caller's the third)."""
-    if Py_REFCNT(<object>name) == 3 and _ocn_dict_get(pool, name) == name:
-        _ocn_dict_del(pool, name)
-    Py_DECREF(<object>name)
+    cdef void give(self, PyObject* name) noexcept:
+        """Give back a reference from ``take``; the last one forgets the name."""
+        cdef Py_ssize_t uses = _ocn_as_ssize(_ocn_dict_get(<PyObject*>self.uses, name)) - 1
+        cdef PyObject* n
+        if uses <= 0:
+            _ocn_dict_del(<PyObject*>self.uses, name)
+            _ocn_dict_del(<PyObject*>self.names, name)
+        else:
+            n = _ocn_long(uses)
+            if n != NULL:             # out of memory: the name is kept (held once too many)
+                _ocn_dict_set(<PyObject*>self.uses, name, n)
+                Py_DECREF(<object>n)
+            else:
+                PyErr_Clear()
+        Py_DECREF(<object>name)
 
 
 @cython.final
@@ -227,7 +265,7 @@ cdef class _CounterEntity:
         cdef Py_ssize_t s
         cdef PyObject** names = self.names()
         for s in range(self.top):
-            Py_DECREF(<object>names[s])   # (a pooled name's pool entry goes with its shard's map)
+            Py_DECREF(<object>names[s])   # still in a map: its table (and pool) is going too
         PyMem_Free(self.block)
         PyMem_Free(self.hix)
 
@@ -303,7 +341,7 @@ cdef class _CounterEntity:
             h = (h + 1) & m
         return -1
 
-    cdef Py_ssize_t slot_of(self, PyObject* pool, PyObject* field, bint create, unsigned char* inserted) noexcept:
+    cdef Py_ssize_t slot_of(self, _NamePool pool, PyObject* field, bint create, unsigned char* inserted) noexcept:
         """The field's slot; with ``create`` a new zero int slot (``inserted`` set).
         -1: absent, -2: out of memory."""
         cdef Py_ssize_t s = self.find(field)
@@ -313,7 +351,7 @@ cdef class _CounterEntity:
             return s
         if self.top == self.cap and self.grow() < 0:
             return -2
-        name = _ocn_pooled(pool, field)
+        name = pool.take(field)
         if name == NULL:
             return -2
         s = self.top
@@ -335,7 +373,7 @@ cdef class _CounterEntity:
             h = (h + 1) & m
         self.hix[h] = <int>s + 1
 
-    cdef void unset(self, PyObject* pool, Py_ssize_t s) noexcept:
+    cdef void unset(self, _NamePool pool, Py_ssize_t s) noexcept:
         """Remove slot ``s``; the later slots move down one (insertion order is kept)."""
         cdef PyObject* name = self.names()[s]
         cdef Py_ssize_t rest = self.top - s - 1
@@ -344,22 +382,22 @@ cdef class _CounterEntity:
             memmove(self.names() + s, self.names() + s + 1, rest * sizeof(PyObject*))
             memmove(self.tags() + s, self.tags() + s + 1, rest)
         self.top -= 1
-        _ocn_unpool(pool, name)
+        pool.give(name)
         if self.hix != NULL:
             self.reindex()
 
-    cdef void clear(self, PyObject* pool) noexcept:
+    cdef void clear(self, _NamePool pool) noexcept:
         """Give back every name (the entity leaves its shard's map)."""
         cdef Py_ssize_t s
         cdef PyObject** names = self.names()
         for s in range(self.top):
-            _ocn_unpool(pool, names[s])
+            pool.give(names[s])
         self.top = 0
         PyMem_Free(self.hix)
         self.hix = NULL
         self.hcap = 0
 
-    cdef void rollback(self, PyObject* pool, _ocn_op* ops, Py_ssize_t n) noexcept:
+    cdef void rollback(self, _NamePool pool, _ocn_op* ops, Py_ssize_t n) noexcept:
         """Undo the first ``n`` ops, newest first (so duplicates restore correctly)."""
         cdef Py_ssize_t t
         for t in range(n - 1, -1, -1):
@@ -369,7 +407,7 @@ cdef class _CounterEntity:
                 self.vals()[ops[t].slot] = ops[t].old
                 self.tags()[ops[t].slot] = ops[t].otag
 
-    cdef Py_ssize_t apply(self, PyObject* pool, PyObject** fields, _ocn_op* ops, Py_ssize_t n,
+    cdef Py_ssize_t apply(self, _NamePool pool, PyObject** fields, _ocn_op* ops, Py_ssize_t n,
                           Py_ssize_t* created) noexcept:
         """Apply ``n`` staged increments in order. Returns -1 when all applied, the
         failing index on overflow, -2 when out of memory; on failure nothing changed."""
@@ -428,7 +466,7 @@ cdef class CounterTable:
     cdef readonly Py_ssize_t shards
     cdef long long serial             # this table's, set in its entities (see ``_add_ops_at``)
     cdef list _maps                   # per shard: dict route -> dict key -> _CounterEntity
-    cdef list _pools                  # per shard: dict field name -> the one copy its entities share
+    cdef list _pools                  # per shard: its _NamePool
     cdef pthread_mutex_t* _locks
     cdef Py_ssize_t _inited           # mutexes initialised so far (destroyed in __dealloc__)
     cdef Py_ssize_t* _counts          # per shard: number of counters
@@ -457,7 +495,7 @@ cdef class CounterTable:
                 raise MemoryError()
             self._inited = i + 1
         self._maps = [{} for i in range(shards)]
-        self._pools = [{} for i in range(shards)]
+        self._pools = [_NamePool() for i in range(shards)]
         self.shards = shards
 
     def __dealloc__(self):
@@ -477,8 +515,8 @@ cdef class CounterTable:
         h ^= h >> 29
         return <Py_ssize_t>(h % <uint64_t>self.shards)
 
-    cdef inline PyObject* _pool(self, Py_ssize_t i) noexcept:
-        return <PyObject*>self._pools[i]
+    cdef inline _NamePool _pool(self, Py_ssize_t i):
+        return <_NamePool>self._pools[i]
 
     cdef inline _CounterEntity _find(self, Py_ssize_t i, object route, object key):
         """The entity of (route, key) in shard ``i`` or None (the caller holds the lock, or the GIL
