@@ -98,7 +98,7 @@ cdef class Entity:
     cdef public long long version
     cdef public long long expires_ms  # 0: never
     cdef public long long gen         # see the class docstring; 0 for records made in Python
-    cdef _CounterEntity cnt           # its counters' entity in the CounterTable, once the writer found it
+    cdef _KeyTable cnt                # where its counters are in the CounterTable, once the writer found it
 
     def __init__(self, fields, value, long long created_ms, long long updated_ms, long long version,
                  long long expires_ms):
@@ -572,7 +572,7 @@ cdef class Writer:
         _write_incr(self.log._claim(body), seq, ms, route, key, source, names, ops, n)
         self.log._commit(body)
         self.seq = seq
-        if ent.cnt is None or self.counters._add_ops_at(ent.cnt, names, ops, n) != 0:
+        if ent.cnt is None or self.counters._add_ops_at(ent.cnt, key, names, ops, n) != 0:
             self.counters._add_ops(route, key, names, ops, n)
             # a cache on the record (no field a snapshot reads): the next increment skips the look-up
             ent.cnt = self.counters._lookup(route, key)

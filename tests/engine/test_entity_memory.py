@@ -2,6 +2,9 @@
 import gc
 import tracemalloc
 
+import pytest
+
+from ocean.kernels import PURE
 from ocean.settings import Settings
 
 ROUTE = "bench/ents"
@@ -36,13 +39,16 @@ def test_after_a_restart_counters_share_the_entity_key_and_field_names(make_engi
     exported = eng.state.counters.export()
     assert len(exported) == 1000
     assert all(key is keys[key] for _, key, _, _ in exported)
-    assert len({id(field) for _, _, field, _ in exported}) <= 5 * eng.state.counters.shards
+    if not PURE:  # the compiled table holds a field name once per shard (the twin keeps copies)
+        assert len({id(field) for _, _, field, _ in exported}) <= 5 * eng.state.counters.shards
     assert eng.get(ROUTE, "e199")["payload"] == {f"c{j}": 1 for j in range(5)}
 
 
+@pytest.mark.skipif(PURE, reason="the bound is the compiled counter table's (the twin boxes every value)")
 def test_bytes_per_entity_of_five_counters(make_engine):
     """Traced bytes the state grows by per entity (the key, its record, its counters); the replay
-    ring is kept small so it does not count. It was ~800 before issue 14's compact counters."""
+    ring is kept small so it does not count. ~300 with issue 14's compact counters;
+    ~710 before them."""
     eng = make_engine(settings=Settings.load().with_(replay_history=10))
     n = 20_000
     gc.collect()
@@ -55,4 +61,4 @@ def test_bytes_per_entity_of_five_counters(make_engine):
     finally:
         tracemalloc.stop()
     assert eng.state.counters.entity_count() == n and len(eng.state.counters) == 5 * n
-    assert used < 420, used
+    assert used < 340, used
