@@ -72,6 +72,9 @@ cdef inline long long _now_ms() noexcept nogil:
     return <long long>ts.tv_sec * 1000 + ts.tv_nsec // 1000000
 
 
+cdef dict _NO_FIELDS = {}  # the fields of every entity without plain fields (see Entity.__init__)
+
+
 @cython.final
 @cython.freelist(256)  # PERF: every increment stores a new record and frees the old one
 @cython.no_gc          # holds JSON data only, never itself: it cannot be in a cycle (see below)
@@ -95,11 +98,13 @@ cdef class Entity:
     cdef public long long version
     cdef public long long expires_ms  # 0: never
     cdef public long long gen         # see the class docstring; 0 for records made in Python
-    cdef _CounterEntity cnt           # its counters' entity in the CounterTable, once the writer found it
+    cdef _KeyTable cnt                # where its counters are in the CounterTable, once the writer found it
 
     def __init__(self, fields, value, long long created_ms, long long updated_ms, long long version,
                  long long expires_ms):
-        self.fields = fields
+        # memory (issue 14): an entity of counters only shares one empty dict (never changed:
+        # every write copies the fields it starts from)
+        self.fields = _NO_FIELDS if type(fields) is dict and not fields else fields
         self.value = value
         self.created_ms = created_ms
         self.updated_ms = updated_ms
@@ -567,7 +572,7 @@ cdef class Writer:
         _write_incr(self.log._claim(body), seq, ms, route, key, source, names, ops, n)
         self.log._commit(body)
         self.seq = seq
-        if ent.cnt is None or self.counters._add_ops_at(ent.cnt, names, ops, n) != 0:
+        if ent.cnt is None or self.counters._add_ops_at(ent.cnt, key, names, ops, n) != 0:
             self.counters._add_ops(route, key, names, ops, n)
             # a cache on the record (no field a snapshot reads): the next increment skips the look-up
             ent.cnt = self.counters._lookup(route, key)

@@ -16,13 +16,17 @@ from .log import decode_incr
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
+_NO_FIELDS: dict = {}  # never changed: every write copies the fields it starts from
+
+
 class Entity:
     """One entity's stored state; never mutated once stored (snapshots share records)."""
 
     __slots__ = ("fields", "value", "created_ms", "updated_ms", "version", "expires_ms", "gen")
 
     def __init__(self, fields, value, created_ms, updated_ms, version, expires_ms):
-        self.fields = fields          # dict of plain fields, or None for a plain value
+        # dict of plain fields, or None for a plain value; no plain fields share one empty dict
+        self.fields = _NO_FIELDS if type(fields) is dict and not fields else fields
         self.value = value            # the plain value when fields is None
         self.created_ms = created_ms
         self.updated_ms = updated_ms

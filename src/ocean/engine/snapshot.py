@@ -179,6 +179,9 @@ class _Loading:
         self.chunks: dict[str, list] = {}  # format 2: chunks per route
         self._memos: dict[str, dict] = {}  # per route: strings its chunks share
         self._sources: dict = {}
+        # per route: each entity's key, so its counter, history and sketch lines (which come
+        # after the entity lines) share the entity's key string instead of holding copies
+        self._keys: dict[str, dict[str, str]] = {}
 
     def chunk(self, raw: bytes, f) -> None:
         """One event chunk: its header line ``raw``, then its bytes read from ``f``."""
@@ -229,14 +232,23 @@ class _Loading:
                 log = self.events[route] = []
             log.append(item)
         elif tag == "E":
-            state.entities.put(obj[1], obj[2], Entity.from_row(obj[3]))
+            keys = self._keys.get(obj[1])
+            if keys is None:
+                keys = self._keys[obj[1]] = {}
+            key = keys.setdefault(obj[2], obj[2])
+            state.entities.put(obj[1], key, Entity.from_row(obj[3]))
         elif tag == "C":
-            state.counters.set(obj[1], obj[2], obj[3], obj[4])
+            state.counters.set(obj[1], self._key(obj[1], obj[2]), obj[3], obj[4])
         elif tag == "H":
+            key = self._key(obj[1], obj[2])
             for entry in obj[3]:
-                state.entities.record(obj[1], obj[2], *entry)
+                state.entities.record(obj[1], key, *entry)
         elif tag == "S":
-            state.sketches.load(obj[1], obj[2], obj[3], obj[4], obj[5])
+            state.sketches.load(obj[1], self._key(obj[1], obj[2]), obj[3], obj[4], obj[5])
+
+    def _key(self, route: str, key: str) -> str:
+        keys = self._keys.get(route)
+        return key if keys is None else keys.get(key, key)
 
 
 def _damaged(full: str, what: str) -> CorruptLog:
