@@ -46,9 +46,32 @@ def _bits(packed, n: int, idx) -> np.ndarray:
     return bits_at(packed, idx)
 
 
-def created_part(chunk, idx) -> Vec:
+class IntPart:
+    """All rows of a chunk's int column with no NULL, written straight into a query's vector
+    (``fill``): no vector of its own per chunk (PERF: see sealed.py ``assemble``)."""
+    __slots__ = ("col", "n", "kind")
+    valid = None
+
+    def __init__(self, col, n: int, kind: str):
+        self.col, self.n, self.kind = col, n, kind
+
+    def __len__(self) -> int:
+        return self.n
+
+    def fill(self, out: np.ndarray) -> None:
+        if out.dtype == np.int64:
+            out[...] = self.col.data
+            out += self.col.base
+        else:
+            out[...] = self.col.array()
+
+
+def created_part(chunk, idx):
     """``created_at`` of the rows: ``ts`` (ISO text when a time has no 24-character ISO form)."""
-    ms = chunk.ms.array() if idx is None else chunk.ms.take(idx)
+    col = chunk.ms
+    if idx is None and chunk.n and _TS_SAFE[0] <= col.base and col.base + int(col.data.max()) <= _TS_SAFE[1]:
+        return IntPart(col, chunk.n, "ts")
+    ms = col.array() if idx is None else col.take(idx)
     if len(ms) and (ms.min() < _TS_SAFE[0] or ms.max() > _TS_SAFE[1]):
         return from_values([iso_ms(x) for x in ms.tolist()])
     return Vec("ts", ms, None)
@@ -115,6 +138,10 @@ def field_part(chunk, name: str, idx, facts):
         return from_values(col.data if idx is None else [col.data[i] for i in idx.tolist()])
     if kind == "s":
         return _strings(col, idx, m, facts(col.strings))
+    if kind == "i" and idx is None and col.valid is None:
+        return IntPart(col, m, "int")
+    if kind in "fb" and idx is None and col.valid is None:
+        return Vec(_KIND[kind], col.data, None)  # the chunk's own array: read, never written
     valid = None if col.valid is None else _bits(col.valid, chunk.n, idx)
     if valid is not None and not valid.any():
         return Vec.nulls(m)

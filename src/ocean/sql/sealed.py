@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .eventcols import StrFacts, StrPart, created_part, field_part, live_rows, present_fields, size
+from .eventcols import IntPart, StrFacts, StrPart, created_part, field_part, live_rows, present_fields, size
 from .vectors import Dictionary, Vec, as_kind, concat, merge_kinds
 
 
 _EMPTY = Dictionary(np.zeros(0, object))
+_DTYPES = {"bool": bool, "int": np.int64, "float": np.float64, "ts": np.int64}
 
 
 class TableStrings:
@@ -158,8 +159,38 @@ def assemble(sealed: Sealed, name: str, parts: list, n: int) -> Vec:
         return Vec.nulls(n)
     if kind == "str":
         return _strings(sealed, name, parts)
-    vecs = [p.vec(kind) if type(p) is StrPart else p for p in parts]
-    return vecs[0] if len(vecs) == 1 else concat(vecs)
+    if kind == "obj":
+        vecs = [p.vec(kind) if type(p) is StrPart else p for p in parts]
+        return vecs[0] if len(vecs) == 1 else concat(vecs)
+    if len(parts) == 1 and type(parts[0]) is Vec:
+        return parts[0]
+    return _numbers(kind, parts, n)
+
+
+def _numbers(kind: str, parts: list, n: int) -> Vec:
+    """PERF: one output array, each part written into its slice: building a vector per chunk and
+    concatenating them moved every value twice (the issue's group-by-path query at 1M events:
+    ~12 ms of assembly against ~6 ms)."""
+    out = np.empty(n, _DTYPES[kind])
+    valid = None
+    lo = 0
+    for p in parts:
+        if type(p) is StrPart:
+            p = p.vec(kind)
+        hi = lo + len(p)
+        if type(p) is IntPart:
+            p.fill(out[lo:hi])
+        elif p.kind == "null":
+            out[lo:hi] = 0
+        else:
+            out[lo:hi] = p.data
+        pvalid = p.valid if p.kind != "null" else False
+        if pvalid is not None:
+            if valid is None:
+                valid = np.ones(n, bool)
+            valid[lo:hi] = pvalid
+        lo = hi
+    return Vec(kind, out, valid)
 
 
 def _strings(sealed: Sealed, name: str, parts: list) -> Vec:
@@ -169,13 +200,16 @@ def _strings(sealed: Sealed, name: str, parts: list) -> Vec:
         codes = [p.data if held and p is held[0] else np.full(len(p), -1, np.int32) for p in parts]
         return Vec("str", codes[0] if len(codes) == 1 else np.concatenate(codes), None,
                    held[0].dict if held else _EMPTY)
-    out = []
+    out = np.empty(sum(len(p) for p in parts), np.int32)
+    lo = 0
     for p in parts:
+        hi = lo + len(p)
         if p.kind == "null":
-            out.append(np.full(len(p), -1, np.int32))
+            out[lo:hi] = -1
         elif type(p) is StrPart:
-            out.append(sealed.chunk_codes(name, p.strings)[p.codes])
+            np.take(sealed.chunk_codes(name, p.strings), p.codes, out=out[lo:hi])
         else:
             v = as_kind(p, "str")
-            out.append(sealed.own_codes(name, v.dict)[v.data])
-    return Vec("str", np.concatenate(out), None, sealed.strings[name].dictionary())
+            np.take(sealed.own_codes(name, v.dict), v.data, out=out[lo:hi])
+        lo = hi
+    return Vec("str", out, None, sealed.strings[name].dictionary())
