@@ -2,16 +2,23 @@
 
 ``store_for(engine)`` gives the engine's one ``ColumnStore`` (it registers
 itself as an engine listener once). A route's ``Table`` is built from
-``engine.route_entities`` / ``engine.route_event_pages`` (the engine's event chunks;
-``route_events`` records for an engine without them) the first time a query
-reads it; after that the listener callbacks only note what changed (a dirty
-key, a new event record, removed event seqs) and the next query patches just
-those rows. Tables are never rebuilt per query.
+``engine.route_entities`` and ``engine.route_event_view`` (``route_events`` records
+for an engine without chunks) the first time a query reads it; after that the
+listener callbacks only note what changed (a dirty key, a new event record, removed
+event seqs) and the next query patches just those rows. Tables are never rebuilt per query.
+
+The engine's sealed event chunks are not copied: the table keeps references to them
+(``sealed``: sealed.py) and each query assembles the columns it reads from them, besides
+the table's own rows (``StoreColumn``s): entities, and events not sealed yet (the open tail
+at the build, events noted since). Each refresh takes the engine's chunks as they are
+then (a removal makes new chunk objects, so removed events are gone from them) and drops
+its own rows of events that were sealed since.
 
 Rows: entities (``key``, ``created_at``, ``updated_at``, every payload field
 with counters merged) and events (``key`` NULL, ``created_at`` set,
-``updated_at`` NULL), in the order they were first seen. A non-object payload
-is the column ``value``. A payload field named like a system column is hidden by it.
+``updated_at`` NULL): the sealed events first, then the table's own rows in the
+order they were first seen. A non-object payload is the column ``value``. A payload
+field named like a system column is hidden by it.
 
 A sketch field (uniq, dist) reads as its summary, like any field (a uniq field is an integer
 column); beside it the table keeps the sketch objects themselves in ``sketches`` (object
@@ -20,10 +27,11 @@ columns, not in ``*``), which only ``uniq_merge``/``quantile_merge`` read (``Tab
 NOTE: listener callbacks run on the writer's thread right after each write;
 they take one small lock and append, nothing more.
 
-A first build reads the route in pages of ``BUILD_PAGE`` rows and calls the store's
-``turn`` hook (set by the web layer: the event loop's turn) after each, so a route of
-millions of events never holds the other requests for the whole build. Writes that land
-during the build are noted like any other and patched in by the refresh that follows.
+A first build reads the route's entities (and an engine's events without chunks) in pages
+of ``BUILD_PAGE`` rows and calls the store's ``turn`` hook (set by the web layer: the event
+loop's turn) after each, so a big route never holds the other requests for the whole build.
+Writes that land during the build are noted like any other and patched in by the refresh
+that follows.
 """
 from __future__ import annotations
 

@@ -60,8 +60,7 @@ class IntPart:
 
     def fill(self, out: np.ndarray) -> None:
         if out.dtype == np.int64:
-            out[...] = self.col.data
-            out += self.col.base
+            np.add(self.col.data, self.col.base, out=out, dtype=np.int64)
         else:
             out[...] = self.col.array()
 

@@ -207,9 +207,9 @@ def _strings(sealed: Sealed, name: str, parts: list) -> Vec:
         if p.kind == "null":
             out[lo:hi] = -1
         elif type(p) is StrPart:
-            np.take(sealed.chunk_codes(name, p.strings), p.codes, out=out[lo:hi])
+            np.take(sealed.chunk_codes(name, p.strings), p.codes, out=out[lo:hi], mode="clip")  # "raise" buffers `out`
         else:
             v = as_kind(p, "str")
-            np.take(sealed.own_codes(name, v.dict), v.data, out=out[lo:hi])
+            np.take(sealed.own_codes(name, v.dict), v.data, out=out[lo:hi], mode="wrap")  # -1 (NULL): the last entry
         lo = hi
     return Vec("str", out, None, sealed.strings[name].dictionary())
