@@ -572,11 +572,27 @@ class Table:
                 parts.append(mine if mine is not None else Vec.nulls(own))
             return assemble(sealed, name, parts, total)
 
+        def column_at(name, at):
+            # PERF: only the rows a query kept (after WHERE, for ORDER BY's winners) are read from
+            # the chunks, typed as the whole column is
+            system = name in SYSTEM
+            if not system and name not in self.fields:
+                return None
+            mine = _col_vec(cols, name, rows)
+            split = int(np.searchsorted(at, scan.n))
+            kinds = scan.kinds(name, system)
+            parts = scan.parts_at(name, system, at[:split], kinds)
+            if own:
+                mine = mine if mine is not None else Vec.nulls(own)
+                kinds.append(mine.kind)
+                parts.append(mine.take(at[split:] - scan.n) if split < len(at) else None)
+            return assemble(sealed, name, parts, len(at), kinds)
+
         def sketch(name):
             mine = _col_vec(sketches, name, rows)
             return mine if mine is None or not scan.n else concat([Vec.nulls(scan.n), mine])
 
-        return TableView(total, names, column, sketch)
+        return TableView(total, names, column, sketch, column_at)
 
     def held_bytes(self) -> int:
         """Bytes of the arrays this table keeps between queries (never the engine's chunks)."""
@@ -598,11 +614,12 @@ def _col_vec(cols: dict, name: str, rows):
 class TableView:
     """What the executor reads: ``n`` rows, column ``names`` (for ``*``), ``column(name)``."""
 
-    def __init__(self, n: int, names: list, getter, sketch_getter=None):
+    def __init__(self, n: int, names: list, getter, sketch_getter=None, rows_getter=None):
         self.n = n
         self.names = names
         self._getter = getter
         self._sketch_getter = sketch_getter
+        self._rows_getter = rows_getter  # (name, ascending rows) -> the column at those rows only, or None
         self._cache: dict = {}
 
     def sketch(self, name: str) -> Vec | None:
@@ -618,6 +635,18 @@ class TableView:
                 v = Vec.nulls(self.n)
             self._cache[name] = v
         return v
+
+    def column_at(self, name: str, rows: np.ndarray) -> Vec:
+        """``column(name).take(rows)``, without the whole column when the view can read just those rows."""
+        if self._rows_getter is None or name in self._cache:
+            return self.column(name).take(rows)
+        if len(rows) > 1 and not (rows[1:] >= rows[:-1]).all():  # ORDER BY's rows: read in order, then permute
+            order = np.argsort(rows, kind="stable")
+            back = np.empty_like(order)
+            back[order] = np.arange(len(order))
+            return self.column_at(name, rows[order]).take(back)
+        v = self._rows_getter(name, rows)
+        return Vec.nulls(len(rows)) if v is None else v
 
     def has(self, name: str) -> bool:
         return name in self.names

@@ -122,19 +122,23 @@ def _ms_of(strings) -> np.ndarray:
     return ms
 
 
-def field_part(chunk, name: str, idx, facts):
+def field_part(chunk, name: str, idx, facts, whole: str | None = None):
     """Field ``name`` over the chunk's rows ``idx`` (None: all): a ``Vec`` or a ``StrPart``.
 
-    ``facts(strings)`` gives the (cached) ``StrFacts`` of a string column's dictionary."""
+    ``facts(strings)`` gives the (cached) ``StrFacts`` of a string column's dictionary; ``whole``:
+    the kind of the chunk's rows as a whole, which Python values (the fallback column) take as
+    they are: typed alone, some of the rows could type otherwise (0 with 0.0 a real, an int
+    beyond int64 without a real an object)."""
     m = size(chunk, idx)
+    as_is = whole if whole != "null" else None
     if chunk.other is not None and name == "value":
-        return from_values(_payload_values(chunk, name, idx))
+        return from_values(_payload_values(chunk, name, idx), as_is)
     col = chunk.fields.get(name)
     if col is None:
         return Vec.nulls(m)
     kind = col.kind
     if kind == "o":
-        return from_values(col.data if idx is None else [col.data[i] for i in idx.tolist()])
+        return from_values(col.data if idx is None else [col.data[i] for i in idx.tolist()], as_is)
     if kind == "s":
         return _strings(col, idx, m, facts(col.strings))
     if kind == "i" and idx is None and col.valid is None:

@@ -71,6 +71,7 @@ class Sealed:
         self._maps: dict = {}  # (field, id(chunk dictionary)) -> (dictionary, codes in the field's TableStrings)
         self._own: dict = {}  # field -> (Dictionary of the table's own rows, codes in TableStrings)
         self._present: dict = {}  # id(chunk) -> (chunk, fields it holds values in), for chunks all live
+        self._kinds: dict = {}  # id(chunk) -> (chunk, {column: kind of its rows}), for chunks all live
 
     def update(self, chunks: tuple, now_ms: int) -> list:
         """Take the engine's chunks as they are now; returns the ones not seen before."""
@@ -87,6 +88,7 @@ class Sealed:
         self._maps = {k: v for k, v in self._maps.items() if k[1] in held}
         ids = {id(c) for c in chunks}
         self._present = {k: v for k, v in self._present.items() if k in ids}
+        self._kinds = {k: v for k, v in self._kinds.items() if k in ids}
         return new
 
     def facts(self, strings) -> StrFacts:
@@ -102,6 +104,17 @@ class Sealed:
         if hit is None:
             hit = self._present[id(chunk)] = (chunk, present_fields(chunk, None, self.facts))
         return hit[1]
+
+    def kind(self, chunk, idx, name: str, compute) -> str:
+        if idx is not None:
+            return compute(chunk, idx)
+        hit = self._kinds.get(id(chunk))
+        if hit is None:
+            hit = self._kinds[id(chunk)] = (chunk, {})
+        kind = hit[1].get(name)
+        if kind is None:
+            kind = hit[1][name] = compute(chunk, None)
+        return kind
 
     def chunk_codes(self, name: str, strings) -> np.ndarray:
         key = (name, id(strings))
@@ -131,7 +144,9 @@ class Scan:
     def __init__(self, sealed: Sealed):
         self.sealed = sealed
         self.segments = [(c, live_rows(c, sealed.now)) for c in sealed.chunks]
-        self.n = sum(size(c, idx) for c, idx in self.segments)
+        sizes = [size(c, idx) for c, idx in self.segments]
+        self.starts = np.cumsum([0] + sizes)  # where each chunk's rows begin among the scan's
+        self.n = int(self.starts[-1])
 
     def present(self) -> set:
         out: set = set()
@@ -141,29 +156,64 @@ class Scan:
 
     def parts(self, name: str, system: bool) -> list:
         """The vectors (or ``StrPart``s) of column ``name`` over the chunks, one a chunk."""
+        return [self._part(c, idx, name, system) for c, idx in self.segments]
+
+    def parts_at(self, name: str, system: bool, rows: np.ndarray, kinds: list) -> list:
+        """``parts`` of just the scan's rows ``rows`` (ascending): None for a chunk holding none of
+        them; ``kinds``: each chunk's kind as a whole (``kinds``)."""
+        out = []
+        bounds = np.searchsorted(rows, self.starts)
+        for (chunk, idx), start, lo, hi, kind in zip(self.segments, self.starts.tolist(), bounds.tolist(),
+                                                      bounds[1:].tolist(), kinds):
+            local = rows[lo:hi] - start
+            out.append(self._part(chunk, local if idx is None else idx[local], name, system, kind)
+                       if hi > lo else None)
+        return out
+
+    def kinds(self, name: str, system: bool) -> list:
+        """The kind of column ``name`` over each chunk's rows (some of them may type narrower)."""
+        return [self.sealed.kind(chunk, idx, name, lambda c, i: self._part(c, i, name, system).kind)
+                for chunk, idx in self.segments]
+
+    def _part(self, chunk, idx, name: str, system: bool, whole: str | None = None):
         if not system:
-            return [field_part(c, name, idx, self.sealed.facts) for c, idx in self.segments]
+            return field_part(chunk, name, idx, self.sealed.facts, whole)
         if name == "created_at":
-            return [created_part(c, idx) for c, idx in self.segments]
+            return created_part(chunk, idx)
+        m = size(chunk, idx)
         if name == "key":  # text, NULL in every event (a table's ``key`` is a text column)
-            return [Vec("str", np.full(self.n, -1, np.int32), None, _EMPTY)] if self.n else []
-        return [Vec.nulls(self.n)] if self.n else []  # updated_at: events have none
+            return Vec("str", np.full(m, -1, np.int32), None, _EMPTY)
+        return Vec.nulls(m)  # updated_at: events have none
 
 
-def assemble(sealed: Sealed, name: str, parts: list, n: int) -> Vec:
-    """The rows of ``parts`` one after another as one vector (kinds merged as a table's column widens)."""
-    kind = "null"
-    for p in parts:
-        kind = merge_kinds(kind, p.kind)
+def assemble(sealed: Sealed, name: str, parts: list, n: int, kinds: list | None = None) -> Vec:
+    """The rows of ``parts`` one after another as one vector, typed as a table's column widens
+    while it appends them. ``kinds``: the kind of each part's whole chunk when ``parts`` hold some
+    of the rows only (None: a chunk none of whose rows are wanted)."""
+    chain, kind = [], "null"  # the column's kind after each part, as it widened
+    kinds = kinds if kinds is not None else [p.kind for p in parts]
+    for k in kinds:
+        kind = merge_kinds(kind, k)
+        chain.append(kind)
+    held = [(i, p) for i, p in enumerate(parts) if p is not None]
+    parts = [p for _, p in held]
     if kind == "null":
         return Vec.nulls(n)
     if kind == "str":
         return _strings(sealed, name, parts)
-    if kind == "obj":
-        vecs = [p.vec(kind) if type(p) is StrPart else p for p in parts]
-        return vecs[0] if len(vecs) == 1 else concat(vecs)
+    if kind == "obj":  # each part as the column had it: ints a later real widened stay reals
+        vecs = []
+        for i, p in held:
+            if type(p) is StrPart:  # text (timestamps too) -> text: the same strings
+                vecs.append(p.vec("obj"))
+                continue
+            for k in dict.fromkeys([kinds[i]] + chain[i:]):  # its chunk's kind first, then the widenings
+                if k not in (p.kind, "null"):
+                    p = as_kind(p, k)
+            vecs.append(p)
+        return concat(vecs) if vecs else Vec("obj", np.empty(0, object))
     if len(parts) == 1 and type(parts[0]) is Vec:
-        return parts[0]
+        return parts[0] if parts[0].kind == kind else as_kind(parts[0], kind)
     return _numbers(kind, parts, n)
 
 
@@ -195,6 +245,8 @@ def _numbers(kind: str, parts: list, n: int) -> Vec:
 
 def _strings(sealed: Sealed, name: str, parts: list) -> Vec:
     held = [p for p in parts if p.kind != "null" and not (type(p) is Vec and p.kind == "str" and not len(p.dict))]
+    if not parts:
+        return Vec("str", np.zeros(0, np.int32), None, _EMPTY)
     if not held or (len(held) == 1 and type(held[0]) is Vec and held[0].kind == "str"):
         # e.g. ``key``: the own rows' dictionary as it is, NULL in every event
         codes = [p.data if held and p is held[0] else np.full(len(p), -1, np.int32) for p in parts]
