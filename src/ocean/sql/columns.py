@@ -551,7 +551,7 @@ class Table:
         self._pad_sketches()
         sketches = dict(self.sketches)
         own = self.n if rows is None else len(rows)
-        if self.sealed is None:
+        if self.sealed is None or not self.sealed.chunks:  # no sealed events: the table's own rows alone
             return TableView(own, names, lambda name: _col_vec(cols, name, rows),
                              lambda name: _col_vec(sketches, name, rows))
         # the sealed chunks' rows first (events, oldest first), then the table's own rows; a query's

@@ -135,6 +135,7 @@ class Sealed:
         """Bytes this keeps between queries (code maps and dictionaries; the chunks are the engine's)."""
         total = sum(t.nbytes() for t in self.strings.values())
         total += sum(m.nbytes for _, m in self._maps.values()) + sum(m.nbytes for _, m in self._own.values())
+        total += sum(f.ms.nbytes for _, f in self._facts.values() if f.ms is not None)  # 8 B a timestamp text
         return total
 
 
