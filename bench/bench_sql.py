@@ -17,12 +17,17 @@ Every benchmark asserts its answer, and ocean's answer equals sqlite3's. Groups:
   were written (writes not timed): the columns are patched, never rebuilt.
 - ``sql-tutorial-after-1000-incr``: the tutorial query right after 1,000 counter increments
   spread over the 3 years of days (sqlite3: 1,000 UPDATEs), increments not timed.
+- ``sql-issue14-first-query-<n>`` and ``sql-issue14-{count,by-path,since}-<n>``: issue 14's events
+  (``OCEAN_BENCH_SQL_ISSUE14``, default 1M, dropped in batches of 1,000): a route's first query
+  (its table's memory per event in ``extra_info``), then a count, a group by path with a WHERE on
+  status, a time filter; ``ocean-copy`` runs the same plans over a table holding a copy of the
+  events (what SQL kept before it read the engine's chunks in place).
 
 Setup: the data goes through the real engine (``fsync="no"``, no maintenance thread,
-no snapshots): ~35 us a write, then ocean's one-off column build (its first query of the
-route, ~2.5 s per 200k events, mostly the engine producing its event records). The timed
-queries run on the built columns, the way a server answers every query after the first.
-The whole file, 1M events included, runs in about 2.5 minutes on 2 cores.
+no snapshots): ~35 us a write, then ocean's first query of the route (its table: the
+sealed event chunks are read in place by each query, only the open tail becomes rows). The
+timed queries run on the built table, the way a server answers every query after the first.
+The whole file, 1M events included, runs in about 1.5 minutes on 2 cores.
 """
 from __future__ import annotations
 
@@ -89,7 +94,7 @@ class Dataset:
         self.sqlite = sqlite3.connect(":memory:")
         self.sqlite.execute("CREATE TABLE events (key, created_at, updated_at, ts, path, status, latency, bytes)")
         self.insert_sqlite(list(self.engine.route_events("bench/events")))
-        query(self.engine, 'SELECT COUNT(*) FROM "bench/events"')  # ocean's one-off column build
+        query(self.engine, 'SELECT COUNT(*) FROM "bench/events"')  # ocean's first query builds the route's table
 
     def insert_sqlite(self, records: list[dict]) -> None:
         self.sqlite.executemany(
@@ -351,3 +356,114 @@ def test_tutorial_after_1000_incr(benchmark, three_years, engine_name):
         assert table.builds == 1, "the columns were patched with the changed rows, never rebuilt"
         want = {k: r["payload"]["page_views"] for k, r in eng.route_entities("analytics/daily")}
         assert [r[1] for r in rows] == [want[r[0]] for r in rows]
+
+
+# -- issue 14: the issue's events, read from the engine's own chunks ------------------------------
+
+ISSUE_N = int(os.environ.get("OCEAN_BENCH_SQL_ISSUE14", "1000000"))
+ISSUE_ROUTE = "bench/issue14"
+ISSUE_OCEAN = {
+    "count": f'SELECT COUNT(*) AS n FROM "{ISSUE_ROUTE}"',
+    "by-path": (f'SELECT path, COUNT(*) AS n, AVG(ms) AS avg_ms FROM "{ISSUE_ROUTE}" WHERE status = 404 '
+                'GROUP BY path ORDER BY path'),
+    "since": f'SELECT COUNT(*) AS n FROM "{ISSUE_ROUTE}" WHERE created_at >= \'{{since}}\'',
+}
+ISSUE_SQLITE = {
+    "count": "SELECT COUNT(*) AS n FROM issue",
+    "by-path": "SELECT path, COUNT(*) AS n, AVG(ms) AS avg_ms FROM issue WHERE status = 404 GROUP BY path ORDER BY path",
+    "since": "SELECT COUNT(*) AS n FROM issue WHERE created_at >= '{since}'",
+}
+
+
+def _rss() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+
+
+@pytest.fixture(scope="module")
+def issue14():
+    """ISSUE_N of the issue's events (``{"path": "/p/<i % 1000>", "status": 200|404, "ms": 12.5}``)
+    dropped into the engine in batches of 1,000, the same rows in sqlite3; then ocean's first query,
+    with the RSS it added and the bytes its table holds per event."""
+    import gc
+    from ocean.sql import columns_bytes
+    eng = _open_engine()
+    for s in range(0, ISSUE_N, 1000):
+        eng.drop_many([{"route": ISSUE_ROUTE, "payload": {"path": f"/p/{i % 1000}", "status": 200 if i % 4 else 404,
+                                                           "ms": 12.5}} for i in range(s, min(ISSUE_N, s + 1000))])
+    records = list(eng.route_events(ISSUE_ROUTE))
+    con = sqlite3.connect(":memory:")
+    con.execute("CREATE TABLE issue (created_at, path, status, ms)")
+    con.executemany("INSERT INTO issue VALUES (?, ?, ?, ?)",
+                    [(r["created_at"], r["payload"]["path"], r["payload"]["status"], r["payload"]["ms"])
+                     for r in records])
+    since = records[len(records) // 2]["created_at"]
+    del records
+    gc.collect()
+    before = _rss()
+    query(eng, ISSUE_OCEAN["count"])
+    gc.collect()
+    memory = {"rss_growth_per_event": (_rss() - before) / ISSUE_N, "table_bytes_per_event": columns_bytes(eng) / ISSUE_N,
+              "engine_event_bytes_per_event": eng.event_bytes() / ISSUE_N}
+    yield eng, con, since, memory
+    con.close()
+    _close(eng)
+
+
+class _Records:
+    """The engine's read side without its chunks: a table built from it holds a copy of every event."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def route_entities(self, route):
+        return self.engine.route_entities(route)
+
+    def route_events(self, route):
+        return self.engine.route_events(route)
+
+
+@pytest.fixture(scope="module")
+def issue14_copy(issue14):
+    """The route's table as SQL held it before it read the chunks in place: a copy of every event."""
+    from ocean.sql.columns import Table
+    table = Table(ISSUE_ROUTE)
+    table.build(_Records(issue14[0]))
+    return table
+
+
+@pytest.mark.parametrize("engine_name", ["ocean", "sqlite3"])
+def test_issue14_first_query(benchmark, issue14, engine_name):
+    """ocean: a route's first query (its table built anew each round; the memory figures of the
+    fixture's first build in extra_info); sqlite3: the same count, its rows already in a table."""
+    eng, con, _, memory = issue14
+    benchmark.group = f"sql-issue14-first-query-{ISSUE_N}"
+    if engine_name == "ocean":
+        store = store_for(eng)
+
+        def forget():
+            store.tables.pop(ISSUE_ROUTE, None)
+
+        got = benchmark.pedantic(lambda: query(eng, ISSUE_OCEAN["count"]), setup=forget, rounds=5, iterations=1)
+        benchmark.extra_info.update(memory)
+    else:
+        got = benchmark(lambda: con.execute(ISSUE_SQLITE["count"]).fetchall())
+    assert _rows(got) == [(ISSUE_N,)]
+
+
+@pytest.mark.parametrize("name", ["count", "by-path", "since"])
+@pytest.mark.parametrize("engine_name", ["ocean", "ocean-copy", "sqlite3"])
+def test_issue14_queries(benchmark, issue14, name, engine_name, request):
+    """ocean: the route's table reading the engine's chunks in place; ocean-copy: the same query over
+    a table holding a copy of the events (the design before, built from records), in the same run."""
+    eng, con, since, _ = issue14
+    benchmark.group = f"sql-issue14-{name}-{ISSUE_N}"
+    if engine_name == "ocean":
+        got = benchmark(query, eng, ISSUE_OCEAN[name].format(since=since))
+    elif engine_name == "ocean-copy":
+        from ocean.sql import prepare, run_plan
+        table, plan = request.getfixturevalue("issue14_copy"), prepare(ISSUE_OCEAN[name].format(since=since))
+        got = benchmark(lambda: run_plan(plan, table.view()))
+    else:
+        got = benchmark(lambda: con.execute(ISSUE_SQLITE[name].format(since=since)).fetchall())
+    assert _rows(got) == _rows(con.execute(ISSUE_SQLITE[name].format(since=since)).fetchall())

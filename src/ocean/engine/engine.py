@@ -393,13 +393,14 @@ class Engine:
         now = self._now()
         return (self._event(route, e) for e in log_.live(now))
 
-    def route_event_pages(self, route: str, page: int):
-        """Every live event of a route, oldest first, in pages of column parts (events.py ``View.pages``)."""
+    def route_event_view(self, route: str):
+        """``(view, now_ms)``: the route's event log at this moment (events.py ``View``: its sealed
+        chunks, immutable, and its open tail; None when the route holds no events) and the time
+        that decides which of its rows have expired. For readers that keep the chunks themselves
+        between reads instead of a copy of their rows (sql/columns.py)."""
         check_route(route)
         log_ = self.state.events.get(route)
-        if log_ is None:
-            return iter(())
-        return log_.view().pages(page, self._now())
+        return (None if log_ is None else log_.view()), self._now()
 
     def _event(self, route, e) -> dict:
         seq, ms, payload, expires, source = e

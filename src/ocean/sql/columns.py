@@ -2,16 +2,23 @@
 
 ``store_for(engine)`` gives the engine's one ``ColumnStore`` (it registers
 itself as an engine listener once). A route's ``Table`` is built from
-``engine.route_entities`` / ``engine.route_event_pages`` (the engine's event chunks;
-``route_events`` records for an engine without them) the first time a query
-reads it; after that the listener callbacks only note what changed (a dirty
-key, a new event record, removed event seqs) and the next query patches just
-those rows. Tables are never rebuilt per query.
+``engine.route_entities`` and ``engine.route_event_view`` (``route_events`` records
+for an engine without chunks) the first time a query reads it; after that the
+listener callbacks only note what changed (a dirty key, a new event record, removed
+event seqs) and the next query patches just those rows. Tables are never rebuilt per query.
+
+The engine's sealed event chunks are not copied: the table keeps references to them
+(``sealed``: sealed.py) and each query assembles the columns it reads from them, besides
+the table's own rows (``StoreColumn``s): entities, and events not sealed yet (the open tail
+at the build, events noted since). Each refresh takes the engine's chunks as they are
+then (a removal makes new chunk objects, so removed events are gone from them) and drops
+its own rows of events that were sealed since.
 
 Rows: entities (``key``, ``created_at``, ``updated_at``, every payload field
 with counters merged) and events (``key`` NULL, ``created_at`` set,
-``updated_at`` NULL), in the order they were first seen. A non-object payload
-is the column ``value``. A payload field named like a system column is hidden by it.
+``updated_at`` NULL): the sealed events first, then the table's own rows in the
+order they were first seen. A non-object payload is the column ``value``. A payload
+field named like a system column is hidden by it.
 
 A sketch field (uniq, dist) reads as its summary, like any field (a uniq field is an integer
 column); beside it the table keeps the sketch objects themselves in ``sketches`` (object
@@ -20,10 +27,11 @@ columns, not in ``*``), which only ``uniq_merge``/``quantile_merge`` read (``Tab
 NOTE: listener callbacks run on the writer's thread right after each write;
 they take one small lock and append, nothing more.
 
-A first build reads the route in pages of ``BUILD_PAGE`` rows and calls the store's
-``turn`` hook (set by the web layer: the event loop's turn) after each, so a route of
-millions of events never holds the other requests for the whole build. Writes that land
-during the build are noted like any other and patched in by the refresh that follows.
+A first build reads the route's entities (and an engine's events without chunks) in pages
+of ``BUILD_PAGE`` rows and calls the store's ``turn`` hook (set by the web layer: the event
+loop's turn) after each, so a big route never holds the other requests for the whole build.
+Writes that land during the build are noted like any other and patched in by the refresh
+that follows.
 """
 from __future__ import annotations
 
@@ -34,7 +42,8 @@ import weakref
 import numpy as np
 
 from ..model import prefix_matches
-from .eventcols import page_columns
+from .eventcols import chunk_fields, rows_columns
+from .sealed import Scan, Sealed, assemble
 from .vectors import (Dictionary, Vec, as_kind, concat, encode_strings, from_values, kind_of, merge_kinds,
                       parse_ts_canonical)
 
@@ -283,6 +292,7 @@ class Table:
         self.hint = 0  # rows a first build expects (see build)
         self.builds = 0  # full builds (1 for the table's life, unless the engine is replaced)
         self.patched_rows = 0  # rows patched incrementally since the build
+        self.sealed: Sealed | None = None  # the engine's sealed event chunks (an engine that has them)
 
     # -- notes from the listener (cheap) ---------------------------------------
     def note_entity(self, key: str) -> None:
@@ -308,6 +318,13 @@ class Table:
         # one go (a 1.1 s wait for every request); sized once from the route's count, none do.
         count = getattr(engine, "route_size", None)
         self.hint = count(self.route) if count is not None else 0
+        tail = None
+        if getattr(engine, "route_event_view", None) is not None:
+            # PERF: the sealed chunks are read in place by each query (sealed.py), never copied: only
+            # the open tail's rows (under 16,384) become rows of the table, besides the entities
+            self.sealed = Sealed()
+            tail, new = self._take_chunks(engine)
+            self.hint = max(0, self.hint - sum(c.live for c in self.sealed.chunks))
         for col in list(self.columns.values()) + [self.seq]:
             col.hint = self.hint
         entities = engine.route_entities(self.route)
@@ -320,14 +337,11 @@ class Table:
             if turn is not None:
                 turn()
         loaded = -1
-        pages = getattr(engine, "route_event_pages", None)
-        if pages is not None:
-            # PERF: from the engine's column chunks with numpy (eventcols.py), not a dict per event:
-            # in process, 1M of the issue's events built in 0.26 s against 2.50 s, 3M in 0.85 s
-            # against 7.08 s (a page reads only its rows of a chunk: reading the whole chunk for
-            # each page took 0.36 s at 1M and grew faster than the data, 8 s at 10M served)
-            for parts in pages(self.route, BUILD_PAGE):
-                m, seqs, created, fields = page_columns(parts)
+        if tail is not None:
+            self._add_fields(new)  # after the entities' fields, as a build from records orders them
+            loaded = self.sealed.covered
+            for lo in range(0, len(tail), BUILD_PAGE):
+                m, seqs, created, fields = rows_columns(tail[lo:lo + BUILD_PAGE])
                 self._extend(m, [None] * m, created, Vec.nulls(m), seqs, fields)
                 loaded = max(loaded, int(seqs.data.max()))
                 if turn is not None:
@@ -350,8 +364,30 @@ class Table:
         for col in list(self.columns.values()) + list(self.fields.values()) + [self.seq]:
             col.hint = 0  # later growth doubles as before
 
+    def _take_chunks(self, engine) -> tuple[list, list]:
+        """Point ``sealed`` at the engine's chunks of this route as they are now; returns the open
+        tail's live rows and the chunks not seen before."""
+        view, now = engine.route_event_view(self.route)
+        new = self.sealed.update(view.chunks if view is not None else (), now)
+        tail = [] if view is None else [e for e in view.tail[:view.ntail] if not e[3] or e[3] > now]
+        return tail, new
+
+    def _add_fields(self, chunks: list) -> None:
+        """The fields of ``chunks`` join ``fields`` (in the order their rows show them; no rows here)."""
+        for chunk in chunks:
+            for name in chunk_fields(chunk):
+                if name not in self.fields:
+                    self.fields[name] = StoreColumn(self.n)
+
     def refresh(self, engine) -> None:
         """Apply the changes noted since the last query (caller holds ``self.lock``)."""
+        covered = -1
+        if self.sealed is not None:
+            covered = self.sealed.covered
+            self._add_fields(self._take_chunks(engine)[1])
+            if self.sealed.covered > covered:  # events sealed since: read from their chunks, not from rows here
+                self._drop_events_upto(self.sealed.covered)
+            covered = self.sealed.covered
         with self.pending_lock:
             dirty, self.dirty = self.dirty, set()
             new_events, self.new_events = self.new_events, []
@@ -360,7 +396,7 @@ class Table:
             # NOTE: listeners hear of writes outside the engine's lock, so notes may arrive out of
             # seq order; only events the build already read (seq <= loaded_seq, fixed at build
             # time) are duplicates.
-            fresh = [e for e in new_events if e["seq"] > self.loaded_seq]
+            fresh = [e for e in new_events if e["seq"] > max(self.loaded_seq, covered)]
             if fresh:
                 self._append([(None, e["created_at"], None, e["seq"], e["payload"]) for e in fresh])
                 self.patched_rows += len(fresh)
@@ -393,6 +429,18 @@ class Table:
             self.patched_rows += len(dirty)
         if self.dead > 1024 and self.dead * 2 > self.n:
             self._compact()
+
+    def _drop_events_upto(self, seq: int) -> None:
+        """Remove the table's own event rows with a seq up to ``seq`` (sealed chunks hold them now)."""
+        seqs = self.seq.vec()
+        if seqs.kind != "int":
+            return
+        hit = seqs.data <= seq
+        if seqs.valid is not None:
+            hit &= seqs.valid
+        hit &= self.live[:self.n]
+        self.live[:self.n][hit] = False
+        self.dead += int(hit.sum())
 
     def _update(self, changed: list) -> None:
         """Overwrite existing entity rows ``[(row, record)]`` column by column (typed once per column)."""
@@ -502,8 +550,57 @@ class Table:
         rows = None if self.dead == 0 else np.flatnonzero(self.live[:self.n])
         self._pad_sketches()
         sketches = dict(self.sketches)
-        return TableView(self.n if rows is None else len(rows), names, lambda name: _col_vec(cols, name, rows),
-                         lambda name: _col_vec(sketches, name, rows))
+        own = self.n if rows is None else len(rows)
+        if self.sealed is None or not self.sealed.chunks:  # no sealed events: the table's own rows alone
+            return TableView(own, names, lambda name: _col_vec(cols, name, rows),
+                             lambda name: _col_vec(sketches, name, rows))
+        # the sealed chunks' rows first (events, oldest first), then the table's own rows; a query's
+        # vectors are assembled from both when it reads a column, and dropped with the query
+        scan, sealed = Scan(self.sealed), self.sealed
+        present = scan.present()
+        names = list(SYSTEM) + [f for f, col in self.fields.items()
+                                if f not in SYSTEM and (col.nulls < col.n or f in present)]
+        total = scan.n + own
+
+        def column(name):
+            system = name in SYSTEM
+            if not system and name not in self.fields:
+                return None
+            mine = _col_vec(cols, name, rows)
+            parts = scan.parts(name, system)
+            if own:
+                parts.append(mine if mine is not None else Vec.nulls(own))
+            return assemble(sealed, name, parts, total)
+
+        def column_at(name, at):
+            # PERF: only the rows a query kept (after WHERE, for ORDER BY's winners) are read from
+            # the chunks, typed as the whole column is
+            system = name in SYSTEM
+            if not system and name not in self.fields:
+                return None
+            mine = _col_vec(cols, name, rows)
+            split = int(np.searchsorted(at, scan.n))
+            kinds = scan.kinds(name, system)
+            parts = scan.parts_at(name, system, at[:split], kinds)
+            if own:
+                mine = mine if mine is not None else Vec.nulls(own)
+                kinds.append(mine.kind)
+                parts.append(mine.take(at[split:] - scan.n) if split < len(at) else None)
+            return assemble(sealed, name, parts, len(at), kinds)
+
+        def sketch(name):
+            mine = _col_vec(sketches, name, rows)
+            return mine if mine is None or not scan.n else concat([Vec.nulls(scan.n), mine])
+
+        return TableView(total, names, column, sketch, column_at)
+
+    def held_bytes(self) -> int:
+        """Bytes of the arrays this table keeps between queries (never the engine's chunks)."""
+        total = self.live.nbytes
+        for col in list(self.columns.values()) + list(self.fields.values()) + [self.seq] + list(self.sketches.values()):
+            for arr in (col.data, col.valid):
+                total += getattr(arr, "nbytes", 0)
+        return total + (self.sealed.nbytes() if self.sealed is not None else 0)
 
 
 def _col_vec(cols: dict, name: str, rows):
@@ -517,11 +614,12 @@ def _col_vec(cols: dict, name: str, rows):
 class TableView:
     """What the executor reads: ``n`` rows, column ``names`` (for ``*``), ``column(name)``."""
 
-    def __init__(self, n: int, names: list, getter, sketch_getter=None):
+    def __init__(self, n: int, names: list, getter, sketch_getter=None, rows_getter=None):
         self.n = n
         self.names = names
         self._getter = getter
         self._sketch_getter = sketch_getter
+        self._rows_getter = rows_getter  # (name, ascending rows) -> the column at those rows only, or None
         self._cache: dict = {}
 
     def sketch(self, name: str) -> Vec | None:
@@ -537,6 +635,18 @@ class TableView:
                 v = Vec.nulls(self.n)
             self._cache[name] = v
         return v
+
+    def column_at(self, name: str, rows: np.ndarray) -> Vec:
+        """``column(name).take(rows)``, without the whole column when the view can read just those rows."""
+        if self._rows_getter is None or name in self._cache:
+            return self.column(name).take(rows)
+        if len(rows) > 1 and not (rows[1:] >= rows[:-1]).all():  # ORDER BY's rows: read in order, then permute
+            order = np.argsort(rows, kind="stable")
+            back = np.empty_like(order)
+            back[order] = np.arange(len(order))
+            return self.column_at(name, rows[order]).take(back)
+        v = self._rows_getter(name, rows)
+        return Vec.nulls(len(rows)) if v is None else v
 
     def has(self, name: str) -> bool:
         return name in self.names
@@ -684,10 +794,4 @@ def columns_bytes(engine) -> int:
     store = _stores.get(engine)
     if store is None:
         return 0
-    total = 0
-    for table in list(store.tables.values()):
-        for col in list(table.columns.values()) + list(table.fields.values()) + [table.seq]:
-            for arr in (col.data, col.valid):
-                total += getattr(arr, "nbytes", 0)
-        total += table.live.nbytes
-    return total
+    return sum(table.held_bytes() for table in list(store.tables.values()))

@@ -52,9 +52,11 @@ class RowFrame:
         if v is None:
             if not self.view.has(name) and name in self.aliases:
                 return None
-            v = self.view.column(name)
-            if self.rows is not None:
-                v = v.take(self.rows)
+            if self.rows is None:
+                v = self.view.column(name)
+            else:
+                at = getattr(self.view, "column_at", None)
+                v = at(name, self.rows) if at is not None else self.view.column(name).take(self.rows)
             self._cache[name] = v
         return v
 
