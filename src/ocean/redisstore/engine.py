@@ -230,7 +230,7 @@ class RedisEngine:
         args = [kind, route, key or "", source or "", expires_in, self.settings.history_limit,
                 self.settings.event_retention, self.settings.replay_history, "" if at is None else at]
         try:
-            text = _dumps(body)
+            text = "null" if body is None else _dumps(body)  # an incr's (a /drop of increments: no JSON to make)
             if kind in (ops.SAVE, ops.UPDATE):
                 args += [text, len(body)]
                 for name, value in body.items():

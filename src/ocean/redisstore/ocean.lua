@@ -198,13 +198,20 @@ local function ring(ch, id, e, kind, key, data)  -- the doorbell: readers then X
     .. (key and cjson.encode(key) or 'null') .. ',' .. data .. ']')
 end
 
--- Inside ocean_write_many: the last message published (rung once, at the end of the call), else nil.
+-- Inside ocean_write_many: {seq = the route's last seq, last = the last message published}, else nil.
 local batch = nil
 
 -- Take the route's next seq and publish one message (change stream + shard channel). In a batch
--- the route's clock (m.ms) is set and the doorbell rung once, after the last drop (write_many).
+-- the route's seq and clock (m.seq, m.ms) are written and the doorbell rung once, after the last
+-- drop (write_many).
 local function publish(n, route, ms, kind, key, data, cap)
-  local seq = redis.call('HINCRBY', n.m, 'seq', 1)
+  local seq
+  if batch then
+    seq = batch.seq + 1
+    batch.seq = seq
+  else
+    seq = redis.call('HINCRBY', n.m, 'seq', 1)
+  end
   local id, e = num(seq) .. '-' .. num(ms), epoch()
   if key then
     redis.call('XADD', n.x, 'MAXLEN', '~', cap, id, 'o', kind, 'e', e, 'k', key, 'd', data)
@@ -223,6 +230,12 @@ end
 -- Add amounts to counters with every change undone on the first failure (nothing is half-applied).
 -- incs: list of {name, amount text}; base: name -> starting value text for promoted plain fields.
 local function add_counters(c, incs, base)
+  if #incs == 1 and next(base) == nil and is_int(incs[1][2]) then  -- the common case, one command
+    local r = redis.pcall('HINCRBY', c, incs[1][1], incs[1][2])
+    if type(r) == 'number' then  -- else (a float stored, an overflow) nothing changed: the steps below
+      return {{incs[1][1], math.abs(r) >= 2 ^ 53 and redis.call('HGET', c, incs[1][1]) or num(r)}}
+    end
+  end
   local before, totals = {}, {}
   local function undo()
     for name, old in pairs(before) do
@@ -663,15 +676,16 @@ end
 order, each on its own: a refused drop changes nothing and the others still apply. KEYS[1] =
 o:{R}:m. ARGV: route, then for each drop its number of arguments L and ocean_write's L arguments
 (whose route is this one). Done once per call, not per drop: the clock (every drop of the call
-has the same ms), the route clock's update (m.ms) and the doorbell (one SPUBLISH of the last
-message: readers XRANGE the change stream after their position, live.py). Answer: per drop,
-ocean_write's answer (a table) or its error's text ("OCEAN ..." as fail makes them, or Redis's). ]]
+has the same ms), the writes of the route's seq and clock (m.seq, m.ms: the seqs are counted
+here meanwhile) and the doorbell (one SPUBLISH of the last message: readers XRANGE the change
+stream after their position, live.py). Answer: per drop, ocean_write's answer (a table) or its
+error's text ("OCEAN ..." as fail makes them, or Redis's). ]]
 local function write_many(keys, args)
   local route = args[1]
   local meta = names(route, '').m
   local ms = clock(meta)
   local out, i = {}, 2
-  batch = {}
+  batch = {seq = tonumber(redis.call('HGET', meta, 'seq') or '0')}
   while i <= #args do
     local l, a = tonumber(args[i]), {}
     for j = 1, l do a[j] = args[i + j] end
@@ -687,10 +701,10 @@ local function write_many(keys, args)
       end
     end
   end
-  local last = batch.last
+  local last, seq = batch.last, batch.seq
   batch = nil
   if last then
-    redis.call('HSET', meta, 'ms', num(ms))
+    redis.call('HSET', meta, 'seq', num(seq), 'ms', num(ms))
     ring(unpack(last, 1, 6))
   end
   return out
