@@ -2,8 +2,9 @@
 
 The same methods, the same answers and the same ``ocean.errors`` types, so the web layer,
 Drops and SQL can sit on either. Validation is the embedded engine's own (imported, not
-copied); each write is then ONE ``FCALL ocean_write`` on the route's slot, which checks
-what only the stored state can tell (counter or not, overflow), applies, and publishes
+copied); each write is then ONE ``FCALL ocean_write`` on the route's slot (a ``/drop``
+batch: one ``ocean_write_many`` per page of a route's drops, each drop one such step), which
+checks what only the stored state can tell (counter or not, overflow), applies, and publishes
 the live message in the same atomic step (``ocean.lua``). Where this mode differs:
 
 - ``seq`` is per route (SPEC section 8) and ``drop_id`` is derived from route + stream id;
