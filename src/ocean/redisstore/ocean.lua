@@ -37,7 +37,7 @@ them into the same ocean.errors types and messages as the embedded engine.
 Integers are never added in Lua (doubles lose int64 precision): HINCRBY does it in C.
 --]]
 
-local VERSION = 8
+local VERSION = 9
 
 local function fail(code, detail)  -- "OCEAN code TAB detail TAB": detail is a field name, or name TAB old TAB amount
   return error({err = 'OCEAN ' .. code .. '\t' .. (detail or '') .. '\t'})
@@ -61,11 +61,24 @@ local function finite(x)
   return x == x and x ~= math.huge and x ~= -math.huge
 end
 
+-- The key names of a route (n.m, n.k, n.x, n.tmp, n.ev, the channel n.ch) and of one of its
+-- entities (n.e, n.f, n.c, n.h, n.s, n.t; n.u and n.d end with ':', a field's name follows), each
+-- made on its first use: a write uses a few of them (PERF: making all 14 cost ~2.6 us a write).
+local ROUTE_PARTS = {m = 'm', k = 'k', x = 'x', tmp = 'tmp', ev = 'ev'}
+local KEY_PARTS = {e = 'e:', f = 'f:', c = 'c:', h = 'h:', s = 's:', t = 't:'}
+local names_of = {__index = function(n, part)
+  local v
+  if ROUTE_PARTS[part] then v = 'o:{' .. n[1] .. '}:' .. ROUTE_PARTS[part]
+  elseif KEY_PARTS[part] then v = 'o:{' .. n[1] .. '}:' .. KEY_PARTS[part] .. n[2]
+  elseif part == 'u' or part == 'd' then v = 'o:{' .. n[1] .. '}:' .. part .. ':' .. n[2] .. ':'
+  elseif part == 'ch' then v = 'o:{' .. n[1] .. '}'
+  else return nil end
+  rawset(n, part, v)
+  return v
+end}
+
 local function names(route, key)
-  local b = 'o:{' .. route .. '}:'
-  return {m = b .. 'm', k = b .. 'k', e = b .. 'e:' .. key, f = b .. 'f:' .. key, c = b .. 'c:' .. key,
-          h = b .. 'h:' .. key, x = b .. 'x', tmp = b .. 'tmp', ev = b .. 'ev', ch = 'o:{' .. route .. '}',
-          s = b .. 's:' .. key, t = b .. 't:' .. key, u = b .. 'u:' .. key .. ':', d = b .. 'd:' .. key .. ':'}
+  return setmetatable({route, key}, names_of)
 end
 
 -- ---- sketch fields (engine/sketches.py is the embedded store's; docs/scale-out.md) -------------
@@ -180,24 +193,49 @@ local function merged_json(n)  -- plain fields then counters, as State.payload m
   return '{' .. a .. b .. '}'
 end
 
--- Take the route's next seq and publish one message (change stream + shard channel).
+local function ring(ch, id, e, kind, key, data)  -- the doorbell: readers then XRANGE the change stream
+  redis.call('SPUBLISH', ch, '[' .. cjson.encode(id) .. ',' .. cjson.encode(e) .. ',' .. cjson.encode(kind) .. ','
+    .. (key and cjson.encode(key) or 'null') .. ',' .. data .. ']')
+end
+
+-- Inside ocean_write_many: {seq = the route's last seq, last = the last message published}, else nil.
+local batch = nil
+
+-- Take the route's next seq and publish one message (change stream + shard channel). In a batch
+-- the route's seq and clock (m.seq, m.ms) are written and the doorbell rung once, after the last
+-- drop (write_many).
 local function publish(n, route, ms, kind, key, data, cap)
-  local seq = redis.call('HINCRBY', n.m, 'seq', 1)
-  redis.call('HSET', n.m, 'ms', num(ms))
+  local seq
+  if batch then
+    seq = batch.seq + 1
+    batch.seq = seq
+  else
+    seq = redis.call('HINCRBY', n.m, 'seq', 1)
+  end
   local id, e = num(seq) .. '-' .. num(ms), epoch()
   if key then
     redis.call('XADD', n.x, 'MAXLEN', '~', cap, id, 'o', kind, 'e', e, 'k', key, 'd', data)
   else
     redis.call('XADD', n.x, 'MAXLEN', '~', cap, id, 'o', kind, 'e', e, 'd', data)
   end
-  redis.call('SPUBLISH', n.ch, '[' .. cjson.encode(id) .. ',' .. cjson.encode(e) .. ',' .. cjson.encode(kind) .. ','
-    .. (key and cjson.encode(key) or 'null') .. ',' .. data .. ']')
+  if batch then
+    batch.last = {n.ch, id, e, kind, key, data}
+  else
+    redis.call('HSET', n.m, 'ms', num(ms))
+    ring(n.ch, id, e, kind, key, data)
+  end
   return seq, id
 end
 
 -- Add amounts to counters with every change undone on the first failure (nothing is half-applied).
 -- incs: list of {name, amount text}; base: name -> starting value text for promoted plain fields.
 local function add_counters(c, incs, base)
+  if #incs == 1 and next(base) == nil and is_int(incs[1][2]) then  -- the common case, one command
+    local r = redis.pcall('HINCRBY', c, incs[1][1], incs[1][2])
+    if type(r) == 'number' then  -- else (a float stored, an overflow) nothing changed: the steps below
+      return {{incs[1][1], math.abs(r) >= 2 ^ 53 and redis.call('HGET', c, incs[1][1]) or num(r)}}
+    end
+  end
   local before, totals = {}, {}
   local function undo()
     for name, old in pairs(before) do
@@ -450,12 +488,11 @@ end
   then pairs (name, amount text) of increments, then each sketch add as '\1' .. '~' or '%' .. name,
   its number of items M, and M items (uniq_apply, dist_overflow above).
 Answer: {seq, ms, id, totals (flat name, value), payload JSON or false, sketch totals (flat name, JSON)}. ]]
-local function write(keys, args)
+local function write_at(args, ms)  -- ms: the write's time, from clock()
   local kind, route, key, source = args[1], args[2], args[3], args[4]
   local keep, hlimit, retention, cap = tonumber(args[5]), tonumber(args[6]), tonumber(args[7]), tonumber(args[8])
   local body = args[10]
   local n = names(route, key)
-  local ms = clock(n.m)
   if kind == 'e' then
     local seq, id = publish(n, route, ms, 'event', nil, body, cap)
     local f = {'p', body}
@@ -631,6 +668,48 @@ local function write(keys, args)
   return {seq, num(ms), id, numbers, payload, flat(sketched)}
 end
 
+local function write(keys, args)
+  return write_at(args, clock(names(args[2], '').m))
+end
+
+--[[ ocean_write_many: a page of drops of ONE route, each applied as ocean_write applies it, in
+order, each on its own: a refused drop changes nothing and the others still apply. KEYS[1] =
+o:{R}:m. ARGV: route, then for each drop its number of arguments L and ocean_write's L arguments
+(whose route is this one). Done once per call, not per drop: the clock (every drop of the call
+has the same ms), the writes of the route's seq and clock (m.seq, m.ms: the seqs are counted
+here meanwhile) and the doorbell (one SPUBLISH of the last message: readers XRANGE the change
+stream after their position, live.py). Answer: per drop, ocean_write's answer (a table) or its
+error's text ("OCEAN ..." as fail makes them, or Redis's). ]]
+local function write_many(keys, args)
+  local route = args[1]
+  local meta = names(route, '').m
+  local ms = clock(meta)
+  local out, i = {}, 2
+  batch = {seq = tonumber(redis.call('HGET', meta, 'seq') or '0')}
+  while i <= #args do
+    local l, a = tonumber(args[i]), {}
+    for j = 1, l do a[j] = args[i + j] end
+    i = i + 1 + l
+    if a[2] ~= route then
+      out[#out + 1] = 'ERR ocean_write_many: a drop of another route than ' .. route
+    else
+      local ok, r = pcall(write_at, a, ms)
+      if ok then out[#out + 1] = r
+      else  -- pcall hands on fail's text, or Redis's error ('WRONGTYPE ...'), or Lua's (no code)
+        local text = type(r) == 'table' and r.err or tostring(r)
+        out[#out + 1] = string.match(text, '^[A-Z]+ ') and text or 'ERR ' .. text
+      end
+    end
+  end
+  local last, seq = batch.last, batch.seq
+  batch = nil
+  if last then
+    redis.call('HSET', meta, 'seq', num(seq), 'ms', num(ms))
+    ring(unpack(last, 1, 6))
+  end
+  return out
+end
+
 -- An entity as reads show it; with more (an export), also its sketch fields ('~' or '%' .. name,
 -- in the order they came) and its expiry.
 local function entity_reply(n, key, now, more)
@@ -735,6 +814,7 @@ local function version(keys, args)
 end
 
 redis.register_function('ocean_write', write)
+redis.register_function('ocean_write_many', write_many)
 redis.register_function{function_name = 'ocean_get', callback = get, flags = {'no-writes'}}
 redis.register_function{function_name = 'ocean_list', callback = list, flags = {'no-writes'}}
 redis.register_function('ocean_sweep', sweep)
