@@ -90,6 +90,8 @@ def aggregate(name: str, star: bool, distinct: bool, arg: Vec | None, gid: np.nd
     PERCENTILE([DISTINCT] x, fraction) (``param`` is the fraction)."""
     scan = core()
     if star:
+        if ngroups == 1:  # PERF: no GROUP BY (or one group): every row is in it, no scan of gid
+            return Vec("int", np.array([len(gid)], np.int64))
         return Vec("int", np.asarray(scan.group_count(gid, None, ngroups), np.int64))
     if name in ("uniq_merge", "quantile_merge"):
         if distinct:
