@@ -35,6 +35,7 @@ import datetime
 import os
 import shutil
 import sqlite3
+import sys
 import tempfile
 
 import numpy as np
@@ -44,6 +45,9 @@ from ocean import Engine
 from ocean.settings import Settings
 from ocean.sql import query
 from ocean.sql.columns import store_for
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "sql"))
+from sqlcases import RecordsOnly  # noqa: E402  (the records-only engine: a table holding a copy)
 
 SIZES = [int(s) for s in os.environ.get("OCEAN_BENCH_SQL_SIZES", "200000,1000000").split(",") if s]
 PATHS = ["/drop", "/entity/*", "/sql", "/live/*", "/admin", "/exec"]
@@ -410,25 +414,13 @@ def issue14():
     _close(eng)
 
 
-class _Records:
-    """The engine's read side without its chunks: a table built from it holds a copy of every event."""
-
-    def __init__(self, engine):
-        self.engine = engine
-
-    def route_entities(self, route):
-        return self.engine.route_entities(route)
-
-    def route_events(self, route):
-        return self.engine.route_events(route)
-
 
 @pytest.fixture(scope="module")
 def issue14_copy(issue14):
     """The route's table as SQL held it before it read the chunks in place: a copy of every event."""
     from ocean.sql.columns import Table
     table = Table(ISSUE_ROUTE)
-    table.build(_Records(issue14[0]))
+    table.build(RecordsOnly(issue14[0]))
     return table
 
 

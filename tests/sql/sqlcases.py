@@ -237,3 +237,17 @@ def normalize(rows: list, ordered: bool) -> list:
         return v
     out = [tuple((k, norm(v)) for k, v in r.items()) for r in rows]
     return out if ordered else sorted(out, key=repr)
+
+
+class RecordsOnly:
+    """The engine as the SQL layer saw it before chunks: its records only, so a table built from it
+    holds a copy of every event (the oracle of the in-place reading, and the old design in bench_sql)."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def route_entities(self, route):
+        return self.engine.route_entities(route)
+
+    def route_events(self, route):
+        return self.engine.route_events(route)

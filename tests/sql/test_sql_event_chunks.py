@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from ocean.engine import events as events_mod
 from ocean.sql import columns as columns_mod
 from ocean.sql.columns import Table
+from sqlcases import RecordsOnly
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-5, 5), st.integers(-(2 ** 70), 2 ** 70),
@@ -47,18 +48,6 @@ def batches(draw):
 
 _routes = itertools.count()
 
-
-class RecordsOnly:
-    """The engine as the SQL layer saw it before chunks: records only."""
-
-    def __init__(self, engine):
-        self.engine = engine
-
-    def route_entities(self, route):
-        return self.engine.route_entities(route)
-
-    def route_events(self, route):
-        return self.engine.route_events(route)
 
 
 def _state(view, name):

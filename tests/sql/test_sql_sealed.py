@@ -19,6 +19,7 @@ from ocean.settings import Settings
 from ocean.sql import prepare, query, run_plan
 from ocean.sql import columns as columns_mod
 from ocean.sql.columns import Table, columns_bytes, store_for
+from sqlcases import RecordsOnly
 
 ROWS = 12  # rows a sealed chunk holds in these tests
 QUERIES = [
@@ -29,18 +30,6 @@ QUERIES = [
 ]
 _routes = itertools.count()
 
-
-class RecordsOnly:
-    """The engine as a table built from records sees it (no chunks)."""
-
-    def __init__(self, engine):
-        self.engine = engine
-
-    def route_entities(self, route):
-        return self.engine.route_entities(route)
-
-    def route_events(self, route):
-        return self.engine.route_events(route)
 
 
 def _num(v):
