@@ -190,10 +190,8 @@ cdef object _ocn_overflow(object field, _ocn_op* op):
     old = _ocn_box(op.old, op.otag)
     amount = _ocn_box(op.amt, op.atag)
     if op.otag == _OCN_INT and op.atag == _OCN_INT:
-        return _CounterOverflow(
-            f"counter {field!r} would overflow int64 ({old} + {amount}); it is unchanged")
-    return _CounterOverflow(
-        f"counter {field!r} would leave the float64 range ({old} + {amount}); it is unchanged")
+        return _CounterOverflow.int64(field, old, amount)
+    return _CounterOverflow.float64(field, old, amount)
 
 
 @cython.final

@@ -10,6 +10,12 @@ position when known. ``docs/http.md`` lists the codes from ``markdown_table()``.
 from __future__ import annotations
 
 
+def shown(value) -> str:
+    """A value as an error message quotes it: its repr, cut to 40 characters."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 class OceanError(Exception):
     """Any other error ocean raises on purpose (the base of the catalog)."""
 
@@ -56,6 +62,17 @@ class InvalidPayload(ValidationError):
     """A payload is not valid JSON data, or has the wrong shape for the operation."""
     code = "invalid_payload"
 
+    # The write refusals below are worded once here: both stores raise them (the Redis store
+    # from its function's refusal codes, redisstore/replies.py) and must read the same.
+    @classmethod
+    def set_and_incremented(cls, name):
+        return cls(f"field {name!r} is both set and incremented in one write")
+
+    @classmethod
+    def written_and_added(cls, name, how, kind):
+        """``how``: "set" or "incremented"; ``kind``: the sketch kind word (uniq, dist)."""
+        return cls(f"field {name!r} is both {how} and added to as a {kind} field in one write")
+
 
 class PayloadTooLarge(OceanError):
     """A payload, body or script is over its size limit."""
@@ -72,15 +89,60 @@ class NotACounter(ValidationError):
     """A counter field would be set to, or incremented from, a non-number."""
     code = "not_a_counter"
 
+    @classmethod
+    def plain_value(cls, route, key):
+        return cls(f"{route} @{key} holds a plain value, not fields; save an object to replace it")
+
+    @classmethod
+    def counter_set(cls, name, value):
+        return cls(f"field {name!r} is a counter; it can only be set to a number, not {shown(value)}")
+
+    @classmethod
+    def not_a_number(cls, name, value):
+        return cls(f"field {name!r} holds {shown(value)}, not a number; it cannot be incremented")
+
+    @classmethod
+    def sketch_incremented(cls, name, kind, prefix):
+        return cls(f"field {name!r} is a {kind} field, not a counter; add to it with \"{prefix}{name}\"")
+
 
 class NotASketch(ValidationError):
     """A field is written as another type than it holds: a sketch add on a counter, plain field or other sketch, or a plain value on a sketch."""
     code = "not_a_sketch"
 
+    @classmethod
+    def sketch_set(cls, name, kind, prefix):
+        return cls(f"field {name!r} is a {kind} field; add to it with \"{prefix}{name}\", "
+                   f"or remove the entity to start over")
+
+    @classmethod
+    def other_kind(cls, name, held, held_prefix, kind):
+        return cls(f"field {name!r} is a {held} field, not a {kind} field; add to it with \"{held_prefix}{name}\"")
+
+    @classmethod
+    def counter_added(cls, name, kind):
+        return cls(f"field {name!r} is a counter, not a {kind} field")
+
+    @classmethod
+    def plain_added(cls, name, value, kind):
+        return cls(f"field {name!r} holds {shown(value)}, not a {kind} field")
+
 
 class CounterOverflow(ValidationError):
     """An int64 counter (or a dist field's count or sum) would overflow; the value is left unchanged."""
     code = "overflow"
+
+    @classmethod
+    def int64(cls, name, base, amount):
+        return cls(f"counter {name!r} would overflow int64 ({base} + {amount}); it is unchanged")
+
+    @classmethod
+    def float64(cls, name, base, amount):
+        return cls(f"counter {name!r} would leave the float64 range ({base} + {amount}); it is unchanged")
+
+    @classmethod
+    def dist(cls, name, why):
+        return cls(f"dist field {name!r}: {why}; it is unchanged")
 
 
 class InvalidParameter(ValidationError):

@@ -32,9 +32,9 @@ def _name(obj):
 def _added(old, amount, field):
     new = old + amount
     if type(new) is int and not (_MIN <= new <= _MAX):
-        raise CounterOverflow(f"counter {field!r} would overflow int64 ({old} + {amount}); it is unchanged")
+        raise CounterOverflow.int64(field, old, amount)
     if type(new) is float and not math.isfinite(new):
-        raise CounterOverflow(f"counter {field!r} would leave the float64 range ({old} + {amount}); it is unchanged")
+        raise CounterOverflow.float64(field, old, amount)
     return new
 
 

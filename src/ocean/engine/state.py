@@ -119,33 +119,30 @@ class State:
         if incs and ops.has_adds(incs):
             incs, adds = ops.split_adds(incs)
         if ent is not None and ent.fields is None and (incs or adds or not replace):
-            raise NotACounter(f"{route} @{key} holds a plain value, not fields; save an object to replace it")
+            raise NotACounter.plain_value(route, key)
         counts = self.counters.entity(route, key) if ent is not None else {}
         held = self.sketches.of(route, key) if ent is not None else {}
         fields = {} if replace or ent is None else dict(ent.fields)
         sets, promoted = {}, {}
         for name, value in (plain or {}).items():
             if name in held:
-                raise NotASketch(f"field {name!r} is a {kind_of(held[name])} field; add to it with "
-                                 f"\"{_PREFIX[kind_of(held[name])]}{name}\", or remove the entity to start over")
+                raise NotASketch.sketch_set(name, kind_of(held[name]), _PREFIX[kind_of(held[name])])
             if name in counts:
                 if not is_number(value):
-                    raise NotACounter(f"field {name!r} is a counter; it can only be set to a number, "
-                                      f"not {_show(value)}")
+                    raise NotACounter.counter_set(name, value)
                 sets[name] = check_amount(value, name)
             else:
                 fields[name] = value
         if incs:
             for name, amount in incs.items():
                 if name in sets or (plain and name in plain and name not in counts):
-                    raise InvalidPayload(f"field {name!r} is both set and incremented in one write")
+                    raise InvalidPayload.set_and_incremented(name)
                 if name in held:
-                    raise NotACounter(f"field {name!r} is a {kind_of(held[name])} field, not a counter; add to it "
-                                      f"with \"{_PREFIX[kind_of(held[name])]}{name}\"")
+                    raise NotACounter.sketch_incremented(name, kind_of(held[name]), _PREFIX[kind_of(held[name])])
                 if name in fields:
                     base = fields[name]
                     if not is_number(base):
-                        raise NotACounter(f"field {name!r} holds {_show(base)}, not a number; it cannot be incremented")
+                        raise NotACounter.not_a_number(name, base)
                     promoted[name] = _add(base, amount, name)
         marked = _check_adds(adds, plain, incs, counts, fields, held) if adds else ()
         if held and replace:  # a save keeps an entity's sketches, as it keeps its counters
@@ -220,22 +217,20 @@ def _check_adds(adds: dict, plain, incs, counts: dict, fields: dict, held: dict)
     new = []
     for name, (kind, _) in adds.items():
         if (plain and name in plain) or (incs and name in incs):
-            raise InvalidPayload(f"field {name!r} is both {'set' if plain and name in plain else 'incremented'} "
-                                 f"and added to as a {kind} field in one write")
+            raise InvalidPayload.written_and_added(name, "set" if plain and name in plain else "incremented", kind)
         sketch = held.get(name)
         if kind == DIST:
             why = dist_overflow(sketch if sketch is not None and kind_of(sketch) == DIST else None, adds[name][1])
             if why:
-                raise CounterOverflow(f"dist field {name!r}: {why}; it is unchanged")
+                raise CounterOverflow.dist(name, why)
         if sketch is not None:
             if kind_of(sketch) != kind:
-                raise NotASketch(f"field {name!r} is a {kind_of(sketch)} field, not a {kind} field; add to it with "
-                                 f"\"{_PREFIX[kind_of(sketch)]}{name}\"")
+                raise NotASketch.other_kind(name, kind_of(sketch), _PREFIX[kind_of(sketch)], kind)
             continue
         if name in counts:
-            raise NotASketch(f"field {name!r} is a counter, not a {kind} field")
+            raise NotASketch.counter_added(name, kind)
         if name in fields:
-            raise NotASketch(f"field {name!r} holds {_show(fields[name])}, not a {kind} field")
+            raise NotASketch.plain_added(name, fields[name], kind)
         new.append(name)
     return new
 
@@ -246,12 +241,7 @@ def _add(base, amount, name):
     was set, after the write's other increments were applied)."""
     new = base + amount
     if type(new) is int and not (MIN_INT64 <= new <= MAX_INT64):
-        raise CounterOverflow(f"counter {name!r} would overflow int64 ({base} + {amount}); it is unchanged")
+        raise CounterOverflow.int64(name, base, amount)
     if type(new) is float and new - new != 0.0:
-        raise CounterOverflow(f"counter {name!r} would leave the float64 range ({base} + {amount}); it is unchanged")
+        raise CounterOverflow.float64(name, base, amount)
     return new
-
-
-def _show(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."

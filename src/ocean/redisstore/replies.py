@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 
-from ..engine.state import _show
 from ..errors import CounterOverflow, InvalidPayload, NotACounter, NotFound, OceanError
 from ..model import MAX_INT64, MIN_INT64, check_amount, iso_ms
 from . import layout
@@ -42,28 +41,25 @@ def ocean_error(text: str, route, key, body) -> OceanError:
     if code == "not_found":
         return NotFound(f"{route} @{key} does not exist")
     if code == "plain_value":
-        return NotACounter(f"{route} @{key} holds a plain value, not fields; save an object to replace it")
+        return NotACounter.plain_value(route, key)
     if code == "not_a_counter_set":
-        return NotACounter(f"field {name!r} is a counter; it can only be set to a number, not {_show(body[name])}")
+        return NotACounter.counter_set(name, body[name])
     if code == "invalid_amount":
         try:
             check_amount(body[name], name)
         except OceanError as exc:
             return exc
     if code == "both":
-        return InvalidPayload(f"field {name!r} is both set and incremented in one write")
+        return InvalidPayload.set_and_incremented(name)
     if code == "not_a_number":
-        return NotACounter(f"field {name!r} holds {_show(json.loads(detail[1]))}, not a number; "
-                           f"it cannot be incremented")
+        return NotACounter.not_a_number(name, json.loads(detail[1]))
     if code == "overflow":
-        return CounterOverflow(f"counter {name!r} would overflow int64 ({layout.number(detail[1])} + "
-                               f"{layout.number(detail[2])}); it is unchanged")
+        return CounterOverflow.int64(name, layout.number(detail[1]), layout.number(detail[2]))
     if code.startswith("sketch_"):
         from .sketches import error
         return error(code, detail)
     if code == "float_overflow":
-        return CounterOverflow(f"counter {name!r} would leave the float64 range ({layout.number(detail[1])} + "
-                               f"{layout.number(detail[2])}); it is unchanged")
+        return CounterOverflow.float64(name, layout.number(detail[1]), layout.number(detail[2]))
     return OceanError(f"Redis refused the write: {text[:200]}")
 
 

@@ -20,7 +20,6 @@ import base64
 import json
 
 from .._reference import sketch as ref
-from ..engine.state import _show
 from ..errors import CounterOverflow, InvalidPayload, NotACounter, NotASketch
 from ..kernels import core
 from . import layout
@@ -193,23 +192,19 @@ def error(code: str, detail: list):
     name = detail[0]
     if code == "sketch_set":
         kind = detail[1]
-        return NotASketch(f"field {name!r} is a {KIND_WORD[kind]} field; add to it with \"{kind}{name}\", "
-                          f"or remove the entity to start over")
+        return NotASketch.sketch_set(name, KIND_WORD[kind], kind)
     if code == "sketch_incr":
         kind = detail[1]
-        return NotACounter(f"field {name!r} is a {KIND_WORD[kind]} field, not a counter; add to it with "
-                           f"\"{kind}{name}\"")
+        return NotACounter.sketch_incremented(name, KIND_WORD[kind], kind)
     if code == "sketch_both":
-        return InvalidPayload(f"field {name!r} is both {detail[1]} and added to as a {KIND_WORD[detail[2]]} "
-                              f"field in one write")
+        return InvalidPayload.written_and_added(name, detail[1], KIND_WORD[detail[2]])
     if code == "sketch_overflow":
-        return CounterOverflow(f"dist field {name!r}: {detail[1]}; it is unchanged")
+        return CounterOverflow.dist(name, detail[1])
     if code == "sketch_kind":
         held, kind = detail[1], detail[2]
-        return NotASketch(f"field {name!r} is a {KIND_WORD[held]} field, not a {KIND_WORD[kind]} field; add to it "
-                          f"with \"{held}{name}\"")
+        return NotASketch.other_kind(name, KIND_WORD[held], held, KIND_WORD[kind])
     if code == "sketch_counter":
-        return NotASketch(f"field {name!r} is a counter, not a {KIND_WORD[detail[1]]} field")
+        return NotASketch.counter_added(name, KIND_WORD[detail[1]])
     if code == "sketch_plain":
-        return NotASketch(f"field {name!r} holds {_show(json.loads(detail[2]))}, not a {KIND_WORD[detail[1]]} field")
+        return NotASketch.plain_added(name, json.loads(detail[2]), KIND_WORD[detail[1]])
     return None
