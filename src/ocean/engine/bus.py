@@ -92,10 +92,14 @@ class Subscription:
                 bell = Subscription._bells[key] = Subscription._Bell()
         self._bell = bell  # the subscription (which holds the bus) keeps it, and so the key's id, alive
 
+    def _leave(self) -> None:
+        """Unregister from whatever feeds this queue (the bus; the Redis store's hub overrides it)."""
+        self.bus._remove(self)
+
     def push(self, msg: Message) -> None:
         if len(self._queue) >= self.maxsize:
             self.overflowed = True
-            self.bus._remove(self)
+            self._leave()
         else:
             self._queue.append(msg)
         if self._waiting:
@@ -145,7 +149,7 @@ class Subscription:
         """Stop receiving; wakes a blocked ``get``. Safe to call twice."""
         if not self.closed:
             self.closed = True
-            self.bus._remove(self)
+            self._leave()
             if self._waiting:
                 self._bell.ring()
 

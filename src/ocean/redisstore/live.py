@@ -23,8 +23,8 @@ import json
 import logging
 import threading
 import time
-from collections import deque
 
+from ..engine.bus import Subscription as BusSubscription
 from ..errors import BadRequest
 from ..model import iso_ms, prefix_matches
 from . import layout, replies
@@ -104,22 +104,17 @@ def decode_cursor(text: str) -> dict:
                          f"opaque strings: echo back the last one received)") from None
 
 
-class Subscription:
-    """One SSE client's queue (the interface ``web/sse.py`` uses: get, pending, wake, close, gap, backlog)."""
-
-    GROUPS = 16
-    _made = 0
+class Subscription(BusSubscription):
+    """One SSE client's queue: the embedded bus's (get, pending, wake, close, its shared bells), fed by
+    the hub, which hands it each route's entries with the client's position per route (``positions``)."""
 
     def __init__(self, hub: "Hub", prefix: str, positions: dict, maxsize: int):
-        self.hub, self.prefix, self.maxsize = hub, prefix, maxsize
+        super().__init__(hub, prefix, maxsize)
+        self.hub = hub
         self.positions = positions  # route -> "<seq>-<ms>.<epoch>" of the last message this client got
-        self.backlog: list = []
-        self.gap = False
-        self.overflowed = self.closed = self._woken = False
-        self._queue: deque = deque()
-        self._event = threading.Event()
-        self.group = Subscription._made % self.GROUPS
-        Subscription._made += 1
+
+    def _leave(self) -> None:
+        self.hub.remove(self)
 
     def _take(self, msg: LiveMessage):
         """The ``_Out`` for ``msg``, or None when this client has it already (its position covers it)."""
@@ -133,52 +128,16 @@ class Subscription:
 
     def push(self, msg: LiveMessage) -> None:
         out = self._take(msg)
-        if out is None:
-            return
-        if len(self._queue) >= self.maxsize:
-            self.overflowed = True
-            self.hub.remove(self)
-        else:
-            self._queue.append(out)
-        self._event.set()
+        if out is not None:
+            super().push(out)
 
     def push_gap(self, route: str) -> None:
         """This worker's reader missed entries of ``route`` (trimmed, or a failover's new epoch): say so."""
         reason = f"some drops of {route} were lost or trimmed before this node read them"
         raw = f"event: gap\ndata: {json.dumps({'reason': reason, 'route': route})}\n\n".encode()
-        self._queue.append(_Out(None, "", raw))
-        self._event.set()
-
-    def get(self, timeout: float | None = None):
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            if self.overflowed or self.closed:
-                return None
-            if self._queue:
-                return self._queue.popleft()
-            if self._woken:
-                self._woken = False
-                return None
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return None
-            self._event.clear()
-            if self._queue or self._woken or self.closed:
-                continue
-            self._event.wait(left)
-
-    def pending(self) -> int:
-        return len(self._queue)
-
-    def wake(self) -> None:
-        self._woken = True
-        self._event.set()
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self.hub.remove(self)
-            self._event.set()
+        self._queue.append(_Out(None, "", raw))  # past the bound: a gap is never dropped
+        if self._waiting:
+            self._bell.ring()
 
 
 class Hub:
