@@ -6,11 +6,16 @@
 # ---------------------------------------------------------------------------
 #
 # ``Writer.incr`` takes the common case only: an existing entity of plain
-# counters (no expiry, no plain field of the same name), valid names and
-# amounts, a record that fits the payload limit. Anything else -- a new
-# entity, a field to promote, any error to report -- goes to the engine's
-# Python path (``slow``), which is the reference semantics; the fast path
-# changes nothing before it decides. Both paths hold the engine's write lock,
+# counters (no expiry, no plain field of the same name), or a new one on a
+# route that has entities, under a key ``check_key`` passes as written (no
+# placeholder); valid names and amounts, a record that fits the payload limit.
+# Anything else -- a route's first entity, a field to promote, any error to
+# report -- goes to the engine's Python path (``slow``), which is the reference
+# semantics; the fast path changes nothing before it decides.
+#
+# PERF (new entities): bench_drops ``drops-post-1000``, one session, medians: 1000 drops each
+# making its entity 7.62 ms (the Python path, State._write and _prepare_drop a drop) -> 2.20 ms,
+# against 1.75 ms for 1000 increments to existing entities. Both paths hold the engine's write lock,
 # take seqs from ``Writer.seq`` and write through the same ``LogFile``.
 #
 # Sketch adds (``Writer._sketch_write``): a drop / ``uniq`` / ``observe`` adding plain values to
@@ -995,7 +1000,8 @@ cdef class Writer:
 
     def drop_many(self, list drops, Py_ssize_t start, list results, source=None):
         """``Engine.drop_many``'s counting case: from ``start``, take each drop that increments an
-        existing entity of counters (``{route, key, payload: {"+f": n, ...}}``), putting its
+        existing entity of counters, or makes one (``_creatable``), (``{route, key, payload: {"+f": n,
+        ...}}``), putting its
         receipt in ``results``; stop at the first other drop and return its index.
 
         Returns ``(next_index, ticket, count)``: ``ticket`` for the fsync wait, ``count`` drops taken.

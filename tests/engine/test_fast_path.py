@@ -504,7 +504,8 @@ def test_a_snapshot_while_counting_holds_entities_the_compiled_path_made(make_en
 
     def write_while_counting(path, view):
         eng.incr("c", "k", {"n": 1})
-        eng.drop_many([{"route": "c", "key": "k2", "payload": {"+n": 1}}, {"route": "c", "key": "k", "payload": {"+n": 1}}])
+        eng.drop_many([{"route": "c", "key": "k2", "payload": {"+n": 1}},
+                       {"route": "c", "key": "k", "payload": {"+n": 1}}])
         return real(path, view)
 
     monkeypatch.setattr(snapshot, "write", write_while_counting)

@@ -103,12 +103,13 @@ class Engine:
         """Increment fields of one entity atomically; returns ``{field: new value}``.
 
         Each engine replaces this with its compiled ``Writer.incr``, which takes the
-        common case (an existing entity of counters) itself and everything else here.
+        common case (an entity of counters, existing or new on a route that has entities)
+        itself and everything else here.
         """
         return self._writer.incr(route, key, amounts, source)
 
     def _incr_python(self, route: str, key: str, amounts: dict, source: str | None = None) -> dict:
-        """``incr`` in Python: new entities, fields becoming counters, and every error."""
+        """``incr`` in Python: a route's first entity, placeholder keys, fields becoming counters, every error."""
         if timekeys.has_placeholder(key):  # never an entity's key, so never the compiled path's
             return self._writer.incr(route, self.expand_key(key), amounts, source)
         check_route(route)
@@ -171,7 +172,8 @@ class Engine:
         clock's. The clock still decides expiry and retention (see ``ops.event_ms``).
 
         Returns one receipt (as ``drop``) or one ``OceanError`` per drop, in order. Runs of
-        increments to existing counter entities go through the compiled path under one lock;
+        increments to counter entities (existing ones, and new ones on a route that has entities)
+        go through the compiled path under one lock;
         the drops between them go through ``_drop_run`` (one lock, one log write). Under
         ``always`` the batch waits for one fsync at the end.
         PERF: bench/bench_engine.py::test_drop_many_1000.
