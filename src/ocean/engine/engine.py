@@ -669,6 +669,11 @@ _DROP_FIELDS = frozenset(("route", "key", "payload", "keep"))
 def _prepare_drop(item, expand_key=None) -> tuple:
     """Validate one ``POST /drop`` object into ``(kind, route, key, body, incs, expires_in)``;
     ``expand_key`` (the engine's) replaces a key's placeholders."""
+    if type(item) is dict and len(item) == 2 and type(item.get("payload")) is dict and "route" in item:
+        # PERF: an event object ({route, payload}), the common drop: the checks below in short
+        route, payload = check_route(item["route"]), item["payload"]
+        _check_event_object(payload)
+        return ops.EVENT, route, None, payload, None, 0
     if not isinstance(item, dict):
         raise InvalidPayload("a drop is an object {route, key?, payload, keep?}")
     if not _DROP_FIELDS.issuperset(item):
