@@ -213,7 +213,8 @@ def test_post_1000_events(benchmark, fresh_engine):
 
 @pytest.mark.benchmark(group="drops-post-1000")
 def test_post_1000_new_counter_entities(benchmark, fresh_engine):
-    """bench_scale's counter batches, first pass: each drop creates its entity (the Python path)."""
+    """bench_scale's counter batches, first pass: each drop creates its entity (the compiled path, but
+    for the first batch, which makes the route)."""
     engine, batches = fresh_engine(), iter([_counter_batch(first, "+c0") for first in range(0, BATCH * 40, BATCH)])
     out = benchmark.pedantic(lambda: _post(engine, next(batches)), rounds=30, iterations=1, warmup_rounds=2)
     assert out.count(b'"ok":true') == BATCH and engine.route_size("bench/ents") == BATCH * 32

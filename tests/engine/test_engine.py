@@ -244,9 +244,11 @@ def test_a_batch_creating_counter_entities_is_one_run(engine, monkeypatch):
     items.append({"route": "c", "key": "k7", "payload": {"+n": 1}})  # created by this batch: compiled
     items.append({"route": "c", "key": "k0", "payload": {"+n": 1, "s": "x"}})  # an update: Python
     out = engine.drop_many(items)
-    # new entities in two runs around the existing one's increments (which the pure twin's
-    # Writer also leaves to _drop_run, a run each), not one run a drop
-    assert runs[0] == 100 and sorted(runs)[-2:] in ([100, 200], [100, 201]) and len(runs) <= 9
+    if engine._writer.makes_entities:  # the compiled path takes every increment; the update is Python's
+        assert runs == [1]
+    else:  # new entities in two runs around the existing one's increments (the twin's Writer leaves
+        # these to _drop_run too, a run each), not one run a drop
+        assert runs[0] == 100 and sorted(runs)[-2:] in ([100, 200], [100, 201]) and len(runs) <= 9
     assert [r["seq"] for r in out] == list(range(2, 2 + len(items)))
     assert engine.get("c", "old")["payload"] == {"n": 6}
     assert engine.get("c", "k7")["payload"] == {"n": 8}

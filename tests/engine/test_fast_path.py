@@ -4,6 +4,7 @@ state rebuilt from the log."""
 from __future__ import annotations
 
 import random
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -425,3 +426,92 @@ def test_listeners_and_subscribers_hear_compiled_sketch_writes(engine):
     got = [sub.get(0) for _ in range(3)]
     assert [m.fields["visitors"] for m in got] == [2, 3, 4] and got[-1].seq == engine.seq
     assert got[1].fields["views"] == 2 and got[1].fields["ms"]["count"] == 2
+
+
+def test_new_counter_entities_made_by_the_compiled_path_are_the_python_paths(tmp_path):
+    """An increment making its entity (on a route that has entities) takes the compiled path: the same
+    receipts, records, messages, log, times, list order and counts as the Python path, and after replay."""
+    fast = Engine(str(tmp_path / "fast"), fsync="no", maintenance=False)
+    slow = _python_only(Engine(str(tmp_path / "slow"), fsync="no", maintenance=False))
+    slow.instance = slow._writer.instance = fast.instance
+    ahead = time.time_ns() // 1_000_000 + 10 ** 9
+    for eng in (fast, slow):
+        eng._writer.last_ms = ahead  # one clock for both: the clock never goes back, so every write is at this time
+    batch = [{"route": "c", "key": "a", "payload": {"+n": 2, "+m": 1.5}},
+             {"route": "c", "key": "a", "payload": {"+n": 1}},
+             {"route": "c", "key": "b-{day}", "payload": {"+n": 1}},     # a placeholder: Python expands it
+             {"route": "c", "key": "bad key", "payload": {"+n": 1}},     # refused: InvalidKey
+             {"route": "c", "key": "x" * 257, "payload": {"+n": 1}},     # refused: too long
+             {"route": "c", "key": "z", "payload": {"+n": True}},        # refused: InvalidAmount
+             {"route": "c", "key": "v", "payload": {"+n\x01": 1}},      # refused: a control character
+             {"route": "c", "key": "w", "payload": {"+n": 1}},
+             {"route": "c", "key": "kept", "payload": {"+n": 1}, "keep": "1d"},  # refused: keep on increments
+             {"route": "c", "key": "A.b_9", "payload": {"+n": 2 ** 63 - 1}},
+             {"route": "_sys", "key": "k", "payload": {"+n": 1}}]
+    try:
+        for eng in (fast, slow):
+            eng.drop_many([{"route": "c", "key": "old", "payload": {"+n": 1}}])  # a new route: Python
+            eng.list("c", limit=10)  # a cached sorted key list the new keys must reach
+        sub_fast, sub_slow = fast.subscribe("*"), slow.subscribe("*")
+        by_python, real = [], fast.store.write_many
+        fast.store.write_many = lambda ops_, *a: by_python.extend(op[4] for op in ops_) or real(ops_, *a)
+        out_fast, out_slow = fast.drop_many(batch), slow.drop_many(batch)
+        if fast._writer.makes_entities:  # else the pure twin: everything is the Python path's
+            assert "k" in by_python and not {"a", "w", "A.b_9"} & set(by_python)  # _sys's first: Python
+        shown = lambda out: [r if isinstance(r, dict) else (type(r).__name__, str(r)) for r in out]
+        assert shown(out_fast) == shown(out_slow)
+        assert [type(r).__name__ for r in out_fast[3:9]] == ["InvalidKey", "InvalidKey", "InvalidAmount",
+                                                             "InvalidField", "dict", "InvalidPayload"]
+        assert fast.incr("c", "q", {"n": 3}) == slow.incr("c", "q", {"n": 3}) == {"n": 3}  # Engine.incr too
+        for eng in (fast, slow):
+            eng.drop_many([{"route": "c", "key": "w", "payload": {"+n": 1}}])
+        recs = [[fast.get("c", k), slow.get("c", k)] for k in ("a", "w", "q", "A.b_9")]
+        for rec_fast, rec_slow in recs:
+            assert rec_fast == rec_slow and rec_fast["created_at"] == out_fast[1]["created_at"]
+        assert recs[0][0]["version"] == 2 and recs[1][0]["version"] == 2 and recs[2][0]["version"] == 1
+        assert [r["key"] for r in fast.list("c", limit=20)] == [r["key"] for r in slow.list("c", limit=20)]
+        assert fast.stats()["entities"] == slow.stats()["entities"] == 7
+        assert _drain(sub_fast) == _drain(sub_slow)
+        assert _published(fast) == _published(slow) and _logged(fast) == _logged(slow)
+        live = {k: fast.get("c", k) for k in ("a", "w", "q", "A.b_9", "old")}
+    finally:
+        fast.close()
+        slow.close()
+    again = Engine(str(tmp_path / "fast"), maintenance=False)
+    try:
+        assert {k: again.get("c", k) for k in live} == live  # times and versions too
+    finally:
+        again.close()
+
+
+def _drain(sub) -> list:
+    out = []
+    while sub.pending():
+        m = sub.get(0)
+        out.append((m.seq, m.route, m.key, m.op, m.fields, m.ms))
+    return out
+
+
+def test_a_snapshot_while_counting_holds_entities_the_compiled_path_made(make_engine, monkeypatch):
+    """A record the compiled path made is changed in place only until a snapshot's capture."""
+    from ocean.engine import snapshot
+
+    eng = make_engine()
+    eng.incr("c", "first", {"n": 1})  # the route's first entity: the Python path
+    eng.drop_many([{"route": "c", "key": "k", "payload": {"+n": 1}}])  # made compiled
+    eng.incr("c", "k", {"n": 1})  # changed in place
+    real = snapshot.write
+
+    def write_while_counting(path, view):
+        eng.incr("c", "k", {"n": 1})
+        eng.drop_many([{"route": "c", "key": "k2", "payload": {"+n": 1}},
+                       {"route": "c", "key": "k", "payload": {"+n": 1}}])
+        return real(path, view)
+
+    monkeypatch.setattr(snapshot, "write", write_while_counting)
+    eng.snapshot()
+    live = {k: eng.get("c", k) for k in ("k", "k2")}
+    assert live["k"]["payload"] == {"n": 4} and live["k"]["version"] == 4 and live["k2"]["version"] == 1
+    eng.close()
+    again = make_engine()
+    assert {k: again.get("c", k) for k in ("k", "k2")} == live

@@ -141,6 +141,7 @@ class Writer:
 
     def __init__(self, seq: int, instance: str):
         self.seq = seq
+        self.makes_entities = False  # its drop_many takes no drop (the compiled one makes entities of counters)
         self.last_ms = 0
         self.closed = False
         self.instance = instance
@@ -151,7 +152,7 @@ class Writer:
         self.extend_lease = None
         self._slow = None
 
-    def attach(self, counters, routes, log, ring, system_ring, bus, subscribed, lock, slow, after, listeners):
+    def attach(self, counters, entities, log, ring, system_ring, bus, subscribed, lock, slow, after, listeners):
         self._slow, self._ring, self._system_ring = slow, ring, system_ring
         self._bus, self._subscribed, self._lock = bus, subscribed, lock
 

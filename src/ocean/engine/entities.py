@@ -42,6 +42,11 @@ class EntityTable:
         if ent.expires_ms:
             heapq.heappush(self._expiring, (ent.expires_ms, route, key))
 
+    def added(self, route: str) -> None:
+        """The compiled writer put a new key (no expiry) into ``routes[route]`` itself (``_writer.pxi``)."""
+        self.count += 1
+        self._sorted.pop(route, None)
+
     def delete(self, route: str, key: str) -> Entity | None:
         table = self.routes.get(route)
         ent = table.pop(key, None) if table else None
