@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import ocean._core as compiled
@@ -511,20 +511,28 @@ def test_dist_rejects_bad_bytes(impl):
 finite = st.floats(allow_nan=False, allow_infinity=False)
 
 
+def _same(xs, ys) -> bool:
+    """Equal item by item, a NaN equal to a NaN."""
+    return len(xs) == len(ys) and all(x == y or (x != x and y != y) for x, y in zip(xs, ys))
+
+
 @settings(max_examples=200, deadline=None)
 @given(adds=st.lists(st.tuples(st.one_of(finite, st.integers(-1000, 1000),
                                           st.floats(min_value=1e-6, max_value=1e6)),
                                st.integers(1, 5)), max_size=80),
        qs=st.lists(st.floats(0, 1), max_size=5))
+@example(adds=[(1.7e308, 1), (-1.7e308, 5), (1.7e308, 3)], qs=[])  # a NaN sum (CI once drew one)
 def test_dist_twins_agree(adds, qs):
     c, p = compiled.Dist(), pure.Dist()
     for v, n in adds:
         c.add(v, n)
         p.add(v, n)
     assert c.to_bytes() == p.to_bytes()
-    assert (c.count, c.sum, c.min, c.max, c.nbytes) == (p.count, p.sum, p.min, p.max, p.nbytes)
+    # huge finite values can sum to inf, or inf - inf = NaN (the engine refuses such an add before it
+    # reaches the kernel, state.py): the twins must still agree, and NaN != NaN, so compare as floats
+    assert _same((c.count, c.sum, c.min, c.max, c.nbytes), (p.count, p.sum, p.min, p.max, p.nbytes))
     for q in qs + [0, 0.5, 1]:
-        assert c.quantile(q) == p.quantile(q)
+        assert _same([c.quantile(q)], [p.quantile(q)])
     assert compiled.Dist(p.to_bytes()).to_bytes() == p.to_bytes()
     half = len(adds) // 2
     c1, c2, p1, p2 = compiled.Dist(), compiled.Dist(), pure.Dist(), pure.Dist()
