@@ -14,7 +14,7 @@
 # semantics; the fast path changes nothing before it decides.
 #
 # PERF (new entities): bench_drops ``drops-post-1000``, one session, medians: 1000 drops each
-# making its entity 7.62 ms (the Python path, State._write and _prepare_drop a drop) -> 2.20 ms,
+# making its entity 7.62 ms (the Python path, State._write and prepare_drop a drop) -> 2.20 ms,
 # against 1.75 ms for 1000 increments to existing entities. Both paths hold the engine's write lock,
 # take seqs from ``Writer.seq`` and write through the same ``LogFile``.
 #

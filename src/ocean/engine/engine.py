@@ -211,7 +211,7 @@ class Engine:
         prepared = []
         for item in drops[start:end]:
             try:
-                prepared.append(_prepare_drop(item, expand))
+                prepared.append(prepare_drop(item, expand))
             except OceanError as exc:
                 prepared.append(exc)
         written = []
@@ -667,7 +667,7 @@ def prepare_update(route, key, fields, expand_key) -> tuple:
 _DROP_FIELDS = frozenset(("route", "key", "payload", "keep"))
 
 
-def _prepare_drop(item, expand_key=None) -> tuple:
+def prepare_drop(item, expand_key=None) -> tuple:
     """Validate one ``POST /drop`` object into ``(kind, route, key, body, incs, expires_in)``;
     ``expand_key`` (the engine's) replaces a key's placeholders."""
     if type(item) is dict and len(item) == 2 and type(item.get("payload")) is dict and "route" in item:

@@ -19,7 +19,7 @@ import time
 
 from .. import timekeys
 from ..engine import ops
-from ..engine.engine import _prepare_drop, prepare_save, prepare_update
+from ..engine.engine import prepare_drop, prepare_save, prepare_update
 from ..errors import (EngineClosed, InvalidAmount, InvalidParameter, InvalidPayload, NotFound, NotReplicated,
                       NotSupported, OceanError, PayloadTooLarge)
 from ..model import check_field, check_increments, check_key, check_route, check_sketch_values, iso_ms, now_ms
@@ -175,7 +175,7 @@ class RedisEngine:
         by_route: dict = {}
         for i, item in enumerate(drops):
             try:
-                kind, route, key, body, incs, expires_in = _prepare_drop(item, self.expand_key)
+                kind, route, key, body, incs, expires_in = prepare_drop(item, self.expand_key)
                 at = times[i] if times is not None and kind == ops.EVENT and type(times[i]) is int else None
                 args = self._args(kind, route, key, body, incs, expires_in, source, at)
                 self._register(route)
