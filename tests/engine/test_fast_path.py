@@ -178,24 +178,30 @@ def test_an_overflow_on_the_compiled_path_spends_its_seq_and_replays_the_same(ma
     assert again.get("c", "k")["payload"] == {"n": 2 ** 63 - 2, "m": 1} and again.seq == seq + 3
 
 
+class _EntityListener:
+    """Records the (route, key) of every entity change it hears; the rest it ignores."""
+
+    def __init__(self, heard: list):
+        self.heard = heard
+
+    def entity_changed(self, route, key):
+        self.heard.append((route, key))
+
+    def entity_removed(self, route, key):
+        pass
+
+    def event_added(self, route, record):
+        pass
+
+    def events_removed(self, route, seqs):
+        pass
+
+
 def test_listeners_hear_of_compiled_writes(engine):
     heard = []
 
-    class Listener:
-        def entity_changed(self, route, key):
-            heard.append((route, key))
-
-        def entity_removed(self, route, key):
-            pass
-
-        def event_added(self, route, record):
-            pass
-
-        def events_removed(self, route, seqs):
-            pass
-
     engine.incr("c", "k", {"n": 1})
-    engine.add_listener(Listener())
+    engine.add_listener(_EntityListener(heard))
     engine.incr("c", "k", {"n": 1})
     assert heard == [("c", "k")]
     engine.drop_many([{"route": "c", "key": "k", "payload": {"+n": 1}}] * 3)
@@ -402,21 +408,8 @@ def test_a_counter_overflow_beside_sketch_adds_spends_its_seq_and_changes_nothin
 def test_listeners_and_subscribers_hear_compiled_sketch_writes(engine):
     heard = []
 
-    class Listener:
-        def entity_changed(self, route, key):
-            heard.append((route, key))
-
-        def entity_removed(self, route, key):
-            pass
-
-        def event_added(self, route, record):
-            pass
-
-        def events_removed(self, route, seqs):
-            pass
-
     engine.drop_many([_visit(0)])
-    engine.add_listener(Listener())
+    engine.add_listener(_EntityListener(heard))
     sub = engine.subscribe("a/daily")
     assert engine.uniq("a/daily", "d1", {"visitors": "z"}) == {"visitors": 2}
     engine.drop_many([_visit(1), _visit(2)])
