@@ -46,36 +46,6 @@ class View(NamedTuple):
                 yield from chunk.rows(lo, min(chunk.n, lo + page))
         yield from self.tail[:self.ntail]
 
-    def pages(self, page: int, now_ms: int):
-        """The rows live at ``now_ms`` in pages of ``page`` rows (the last one shorter), each a list
-        of parts: ``(chunk, positions)`` or ``(None, rows)`` (the tail, or a chunk holding a
-        payload that is not an object, decoded). For readers of the columns (sql/eventcols.py)."""
-        parts, size = [], 0
-
-        def add(chunk, items):
-            nonlocal parts, size
-            pos = 0
-            while pos < len(items):
-                take = items[pos:pos + page - size]
-                parts.append((chunk, take))
-                size += len(take)
-                pos += len(take)
-                if size == page:
-                    yield parts
-                    parts, size = [], 0
-
-        for chunk in self.chunks:
-            if chunk.other is not None:
-                yield from add(None, [e for e in chunk.rows(0, chunk.n) if not e[3] or e[3] > now_ms])
-                continue
-            alive = chunk.alive()
-            if chunk.expiring:
-                alive &= (chunk.expires == 0) | (chunk.expires > now_ms)
-            yield from add(chunk, np.flatnonzero(alive))
-        yield from add(None, [e for e in self.tail[:self.ntail] if not e[3] or e[3] > now_ms])
-        if parts:
-            yield parts
-
 
 class EventLog:
     """The events of one route, oldest first."""
